@@ -1,0 +1,234 @@
+"""The `diffhw` command line. Its names and JSON keys are a public contract."""
+
+import argparse
+import json
+import math
+import sys
+
+from ._errors import InputError, check_positive
+
+DEFAULT_HARDWARE = "h100-sxm"
+DEFAULT_MODEL = "llama-3.1-70b"
+DEFAULT_BATCH = 64
+DEFAULT_INPUT = 2048
+DEFAULT_OUTPUT = 256
+
+
+def _common(p):
+    p.add_argument("--hardware", default=DEFAULT_HARDWARE, help="preset name or TOML file (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="preset name or HF config.json (default: %(default)s)")
+    p.add_argument("--profile", default=None, help="calibration profile name or TOML file (default: the hardware's, 'default')")
+    p.add_argument("--chips", type=float, default=None, help="chips in the system (default: tp*pp*dp, else the hardware's scale-up unit)")
+    p.add_argument("--tp", type=float, default=None, help="tensor-parallel degree (default: chips / (pp*dp))")
+    p.add_argument("--pp", type=float, default=None, help="pipeline-parallel degree (default: 1)")
+    p.add_argument("--dp", type=float, default=None, help="data-parallel replicas (default: 1)")
+    p.add_argument("--ep", type=float, default=None, help="expert-parallel degree (default: 1)")
+    p.add_argument("--input-tokens", type=float, default=DEFAULT_INPUT, help="prompt tokens per request (default: %(default)s)")
+    p.add_argument("--output-tokens", type=float, default=DEFAULT_OUTPUT, help="generated tokens per request (default: %(default)s)")
+    p.add_argument("--precision", default="bf16", help="weights and activations: fp32, bf16, fp16, fp8, int8, fp4, int4, or bits (default: %(default)s)")
+    p.add_argument("--weight-precision", default=None, help="weights only (e.g. int4 for W4A16); default: --precision")
+    p.add_argument("--kv-precision", default=None, help="KV cache (default: --precision)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _parser():
+    ap = argparse.ArgumentParser(prog="diffhw", description="Differentiable cost model of LLM inference hardware.")
+    sub = ap.add_subparsers(dest="command")
+    ev = sub.add_parser("evaluate", help="latency, throughput and memory of one design")
+    _common(ev)
+    ev.add_argument("--batch", type=float, default=None, help=f"concurrent requests (default: {DEFAULT_BATCH}, lowered to what fits)")
+    mt = sub.add_parser("max-throughput", help="the batch that maximises tokens/s under memory and latency limits")
+    _common(mt)
+    mt.add_argument("--tpot-slo-ms", type=float, default=None, help="limit on time per output token, ms")
+    mt.add_argument("--ttft-slo-ms", type=float, default=None, help="limit on time to first token, ms")
+    pr = sub.add_parser("presets", help="list hardware, model and profile presets")
+    pr.add_argument("kind", nargs="?", choices=["hardware", "models", "profiles"], default=None)
+    pr.add_argument("--json", action="store_true")
+    return ap
+
+
+def _positive_int(field, value):
+    v = check_positive(field, value)
+    if v != int(v):
+        raise InputError(field, value, "a whole number")
+    return int(v)
+
+
+def _design(args, batch):
+    from . import presets
+    from ._workload import parallelism, validate_parallelism, workload
+
+    hw = presets.hardware(args.hardware, profile=args.profile)
+    model = presets.model(args.model)
+    pp = _positive_int("--pp", args.pp) if args.pp is not None else 1
+    dp = _positive_int("--dp", args.dp) if args.dp is not None else 1
+    ep = _positive_int("--ep", args.ep) if args.ep is not None else 1
+    if args.tp is not None:
+        tp = _positive_int("--tp", args.tp)
+        if args.chips is not None and _positive_int("--chips", args.chips) != tp * pp * dp:
+            raise InputError("--chips", args.chips, f"tp*pp*dp = {tp}*{pp}*{dp} = {tp * pp * dp}")
+    else:
+        chips = _positive_int("--chips", args.chips) if args.chips is not None else hw.default_chips
+        if chips % (pp * dp):
+            raise InputError("--chips", chips, f"a multiple of pp*dp = {pp * dp}")
+        tp = chips // (pp * dp)
+    par = parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
+    validate_parallelism(model, par)
+    wl = workload(
+        batch=batch,
+        input_tokens=args.input_tokens,
+        output_tokens=args.output_tokens,
+        precision_=args.precision,
+        kv_precision=args.kv_precision,
+        weight_precision=args.weight_precision,
+    )
+    return hw, model, wl, par
+
+
+def _fit_error(hw, model, m, par):
+    need = float(m.weight_bytes) / 1e9
+    usable = float(m.memory_usable_bytes) / 1e9
+    return InputError(
+        "--chips", int(round(float(par.chips))),
+        f"enough chips to hold {model.name}: its weights need {need:.1f} GB per chip but "
+        f"{hw.name} offers {usable:.1f} GB usable",
+        "try more chips (--chips/--tp/--pp) or a narrower --precision",
+    )
+
+
+def _cmd_evaluate(args):
+    from ._evaluate import evaluate
+    from ._report import metrics_dict
+
+    batch_given = args.batch is not None
+    batch = args.batch if batch_given else DEFAULT_BATCH
+    hw, model, wl, par = _design(args, batch)
+    m = evaluate(hw, model, wl, par)
+    notes = []
+    if not bool(m.fits):
+        if batch_given:
+            raise InputError(
+                "--batch", args.batch,
+                f"at most {int(m.max_batch)} (the largest batch whose KV cache fits on "
+                f"{int(round(float(par.chips)))} x {hw.name})"
+                if float(m.max_batch) >= 1 else "a batch that fits, but the weights alone do not fit",
+            )
+        if float(m.max_batch) < 1:
+            raise _fit_error(hw, model, m, par)
+        notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(m.max_batch)}, the largest that fits")
+        hw, model, wl, par = _design(args, float(m.max_batch))
+        m = evaluate(hw, model, wl, par)
+    d = metrics_dict(m, hw, model, wl, par)
+    d["notes"] = notes
+    _emit(args, d, "evaluate")
+
+
+def _cmd_max_throughput(args):
+    from ._evaluate import max_throughput
+    from ._report import metrics_dict
+
+    hw, model, wl, par = _design(args, 1.0)
+    tpot = check_positive("--tpot-slo-ms", args.tpot_slo_ms) / 1e3 if args.tpot_slo_ms is not None else math.inf
+    ttft = check_positive("--ttft-slo-ms", args.ttft_slo_ms) / 1e3 if args.ttft_slo_ms is not None else math.inf
+    r = max_throughput(hw, model, wl, par, tpot_limit_s=tpot, ttft_limit_s=ttft)
+    if float(r.metrics.max_batch) < 1:
+        raise _fit_error(hw, model, r.metrics, par)
+    import equinox as eqx
+
+    wl_b = eqx.tree_at(lambda w: w.batch, wl, max(float(r.batch), 1.0))
+    d = metrics_dict(r.metrics, hw, model, wl_b, par)
+    d["batch"] = int(float(r.batch))
+    d["batch_continuous"] = float(r.batch_continuous)
+    d["feasible"] = bool(r.feasible)
+    d["tpot_slo_s"] = None if math.isinf(tpot) else tpot
+    d["ttft_slo_s"] = None if math.isinf(ttft) else ttft
+    d["notes"] = [] if bool(r.feasible) else ["no batch meets the limits: metrics shown at batch 1"]
+    _emit(args, d, "max-throughput")
+
+
+def _cmd_presets(args):
+    from . import presets
+
+    out = {}
+    if args.kind in (None, "hardware"):
+        out["hardware"] = {n: presets.hardware_description(n) for n in presets.list_hardware()}
+    if args.kind in (None, "models"):
+        out["models"] = {n: presets.model_description(n) for n in presets.list_models()}
+    if args.kind in (None, "profiles"):
+        out["profiles"] = {n: presets.profile_description(n) for n in presets.list_profiles()}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for kind, items in out.items():
+        print(f"{kind}:")
+        width = max(len(n) for n in items)
+        for n, desc in items.items():
+            print(f"  {n:<{width}}  {desc}")
+
+
+def _emit(args, d, command):
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return
+    print(_table(d, command))
+
+
+def _fmt_s(x):
+    if x < 1e-3:
+        return f"{x * 1e6:.1f} us"
+    if x < 1:
+        return f"{x * 1e3:.2f} ms"
+    return f"{x:.3f} s"
+
+
+def _table(d, command):
+    gb = 1e9
+    lines = [
+        f"diffhw {command}: {d['model']} on {d['chips']} x {d['hardware']} "
+        f"(tp={d['tp']} pp={d['pp']} dp={d['dp']} ep={d['ep']}, profile {d['profile']})",
+        f"  batch {d['batch']:g}, {d['input_tokens']:g} in / {d['output_tokens']:g} out tokens, "
+        f"weights {d['weight_precision']}, activations {d['activation_precision']}, KV {d['kv_precision']}",
+        "",
+    ]
+    rows = [
+        ("time per output token (TPOT)", _fmt_s(d["tpot_s"])),
+        ("time to first token (TTFT)", _fmt_s(d["ttft_s"])),
+        ("end-to-end latency", _fmt_s(d["e2e_latency_s"])),
+        ("output tokens/s (system, incl. prefill)", f"{d['output_tokens_per_s']:,.0f}"),
+        ("decode tokens/s (system)", f"{d['decode_tokens_per_s']:,.0f}"),
+        ("tokens/s per user", f"{d['per_user_tokens_per_s']:,.1f}"),
+        ("memory per chip: required / usable", f"{d['memory_required_bytes'] / gb:,.1f} / {d['memory_usable_bytes'] / gb:,.1f} GB"),
+        ("  weights / KV cache / activations", " / ".join(f"{v / gb:,.1f}" for v in d["memory_breakdown_bytes"].values()) + " GB"),
+        ("fits", "yes" if d["fits"] else "NO"),
+        ("largest batch that fits", f"{d['max_batch']:,}"),
+        ("decode step bound by", d["bound"]),
+    ]
+    if command == "max-throughput":
+        rows.insert(0, ("best batch", f"{d['batch']} (continuous optimum {d['batch_continuous']:.1f})"))
+    w = max(len(r[0]) for r in rows)
+    lines += [f"  {k:<{w}}  {v}" for k, v in rows]
+    lines.append("")
+    lines.append("  decode step breakdown:  " + ", ".join(
+        f"{k} {_fmt_s(v)}" for k, v in d["step_time_breakdown_s"].items()))
+    lines.append("  prefill breakdown:      " + ", ".join(
+        f"{k} {_fmt_s(v)}" for k, v in d["prefill_time_breakdown_s"].items()))
+    for n in d.get("notes", []):
+        lines.append(f"  note: {n}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    try:
+        {"evaluate": _cmd_evaluate, "max-throughput": _cmd_max_throughput, "presets": _cmd_presets}[args.command](args)
+    except InputError as e:
+        print(f"diffhw: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Public entry points: `evaluate` a design and find its `max_throughput` batch."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from . import _smooth
+from ._hardware import Hardware
+from ._latency import COMPONENTS, StepTime, memory_per_chip, tpot, ttft
+from ._model import Transformer
+from ._workload import Parallelism, Workload
+
+Scalar = Float[Array, ""]
+
+
+class Metrics(eqx.Module):
+    """Everything `evaluate` reports, in SI units (per chip where it says so).
+
+    - `tpot_s`: time per output token, averaged over the generated tokens.
+    - `ttft_s`: time to first token (Prefill of the batch's prompts).
+    - `e2e_latency_s`: ``ttft + (output_tokens - 1) * tpot``.
+    - `output_tokens_per_s`: system output tokens per second over a whole request
+      (``batch * output_tokens / e2e``, Prefill included).
+    - `decode_tokens_per_s`: system tokens per second while decoding (``batch / tpot``).
+    - `per_user_tokens_per_s`: ``1 / tpot``.
+    - `memory_required_bytes`, `weight_bytes`, `kv_cache_bytes`, `activation_bytes`:
+      per chip.
+    - `memory_capacity_bytes`, `memory_usable_bytes`: per chip (usable =
+      capacity * memory_utilization).
+    - `memory_margin`: ``usable / required - 1`` (>= 0 when it fits).
+    - `max_batch`: the largest whole batch whose KV cache fits (system-wide).
+    - `decode`, `prefill`: `StepTime` breakdowns of one Decode step (averaged over the
+      context) and of the whole Prefill pass.
+    - `chips`: chips in the system.
+    """
+
+    tpot_s: Scalar
+    ttft_s: Scalar
+    e2e_latency_s: Scalar
+    output_tokens_per_s: Scalar
+    decode_tokens_per_s: Scalar
+    per_user_tokens_per_s: Scalar
+    memory_required_bytes: Scalar
+    weight_bytes: Scalar
+    kv_cache_bytes: Scalar
+    activation_bytes: Scalar
+    memory_capacity_bytes: Scalar
+    memory_usable_bytes: Scalar
+    memory_margin: Scalar
+    max_batch: Scalar
+    decode: StepTime
+    prefill: StepTime
+    chips: Scalar
+
+    @property
+    def fits(self):
+        return self.memory_margin >= 0.0
+
+    @property
+    def bound_index(self):
+        parts = jnp.stack(
+            [self.decode.compute_s, self.decode.memory_s, self.decode.communication_s, self.decode.overhead_s]
+        )
+        return jnp.argmax(parts, axis=0)
+
+
+def _checked(hw: Hardware, wl: Workload, par: Parallelism):
+    """Value checks that survive `jit`: every rate, size and count must be positive and
+    finite, and efficiencies in (0, 1]. Raises (via `eqx.branched_error_if`) naming the
+    first offending field."""
+    positive = [
+        ("hardware.flop_per_s_fp32", hw.flop_per_s_fp32),
+        ("hardware.flop_per_s_bf16", hw.flop_per_s_bf16),
+        ("hardware.flop_per_s_fp8", hw.flop_per_s_fp8),
+        ("hardware.flop_per_s_int8", hw.flop_per_s_int8),
+        ("hardware.flop_per_s_fp4", hw.flop_per_s_fp4),
+        ("hardware.memory_capacity_bytes", hw.memory_capacity_bytes),
+        ("hardware.memory_bandwidth_bytes_per_s", hw.memory_bandwidth_bytes_per_s),
+        ("hardware.link_bandwidth_bytes_per_s", hw.link_bandwidth_bytes_per_s),
+        ("hardware.profile.max_batched_tokens", hw.profile.max_batched_tokens),
+        ("workload.batch", wl.batch),
+        ("workload.input_tokens", wl.input_tokens),
+        ("workload.output_tokens", wl.output_tokens),
+        ("parallelism.tp", par.tp),
+        ("parallelism.pp", par.pp),
+        ("parallelism.dp", par.dp),
+        ("parallelism.ep", par.ep),
+    ]
+    nonneg = [
+        ("hardware.link_latency_s", hw.link_latency_s),
+        ("hardware.message_latency_s", hw.message_latency_s),
+        ("hardware.profile.step_overhead_s", hw.profile.step_overhead_s),
+        ("hardware.profile.layer_overhead_s", hw.profile.layer_overhead_s),
+        ("hardware.profile.compute_half_rows", hw.profile.compute_half_rows),
+    ]
+    fractions = [
+        ("hardware.profile.bandwidth_efficiency", hw.profile.bandwidth_efficiency),
+        ("hardware.profile.compute_efficiency", hw.profile.compute_efficiency),
+        ("hardware.profile.network_efficiency", hw.profile.network_efficiency),
+        ("hardware.profile.memory_utilization", hw.profile.memory_utilization),
+    ]
+    bad = (
+        [~(jnp.isfinite(v) & (v > 0)) for _, v in positive]
+        + [~(jnp.isfinite(v) & (v >= 0)) for _, v in nonneg]
+        + [~((v > 0) & (v <= 1)) for _, v in fractions]
+    )
+    names = [n for n, _ in positive] + [n for n, _ in nonneg] + [n for n, _ in fractions]
+    msgs = [f"{n} must be {'> 0' if i < len(positive) else '>= 0' if i < len(positive) + len(nonneg) else 'in (0, 1]'} and finite" for i, n in enumerate(names)]
+    bad = jnp.stack([jnp.any(b) for b in bad])
+    index = jnp.argmax(bad)
+    return eqx.branched_error_if(hw, jnp.any(bad), index, msgs)
+
+
+def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, tau) -> Metrics:
+    hw = _checked(hw, wl, par)
+    dec = tpot(hw, model, wl, par, tau)
+    pre = ttft(hw, model, wl, par, tau)
+    t_tok, t_first = dec.total_s, pre.total_s
+    e2e = t_first + (wl.output_tokens - 1.0) * t_tok
+    w, kv, act = memory_per_chip(hw, model, wl, par)
+    required = w + kv + act
+    usable = hw.memory_capacity_bytes * hw.profile.memory_utilization
+    # Largest batch: the KV cache and logits grow linearly in batch, the rest does not.
+    _, kv1, act1 = memory_per_chip(hw, model, wl, par, batch=par.dp)
+    _, _, act0 = memory_per_chip(hw, model, wl, par, batch=par.dp * 1e-6)
+    per_replica_seq = kv1 + (act1 - act0)
+    free = usable - w - act0
+    max_batch = jnp.floor(_smooth.exact_max(free / per_replica_seq, 0.0)) * par.dp
+    return Metrics(
+        tpot_s=t_tok,
+        ttft_s=t_first,
+        e2e_latency_s=e2e,
+        output_tokens_per_s=wl.batch * wl.output_tokens / e2e,
+        decode_tokens_per_s=wl.batch / t_tok,
+        per_user_tokens_per_s=1.0 / t_tok,
+        memory_required_bytes=required,
+        weight_bytes=w,
+        kv_cache_bytes=kv,
+        activation_bytes=act,
+        memory_capacity_bytes=hw.memory_capacity_bytes,
+        memory_usable_bytes=usable,
+        memory_margin=usable / required - 1.0,
+        max_batch=max_batch,
+        decode=dec,
+        prefill=pre,
+        chips=par.chips,
+    )
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests read the count)
+def evaluate(
+    hardware: Hardware,
+    model: Transformer,
+    workload: Workload,
+    parallelism: Parallelism,
+    tau: float = _smooth.DEFAULT_TAU,
+) -> Metrics:
+    """Evaluate a design: latency, throughput, memory and the step-time breakdown.
+
+    Differentiable in every float leaf of `hardware` (and its profile), `workload`
+    and `parallelism`; `jax.vmap` it over stacked designs for sweeps.
+
+    **Arguments:**
+
+    - `hardware`: a `Hardware` (e.g. ``diffhw.presets.hardware("h100-sxm")``).
+    - `model`: a `Transformer` (e.g. ``diffhw.presets.model("llama-3.1-70b")``).
+    - `workload`: a `Workload` (batch, lengths, precisions).
+    - `parallelism`: a `Parallelism` (tp, pp, dp, ep).
+    - `tau`: smoothing temperature of every smooth max (see `diffhw.smooth_max`).
+
+    **Returns:** a `Metrics`.
+    """
+    return _metrics(hardware, model, workload, parallelism, tau)
+
+
+class ThroughputResult(eqx.Module):
+    """`max_throughput`'s answer.
+
+    - `batch`: the chosen whole batch (feasible: fits, meets the limits), 0 if none is.
+    - `batch_continuous`: the best batch of the continuous search.
+    - `feasible`: whether `batch` meets every constraint (False if even batch 1 fails).
+    - `metrics`: the `Metrics` at `batch` (at batch 1 when nothing is feasible).
+    """
+
+    batch: Scalar
+    batch_continuous: Scalar
+    feasible: Array
+    metrics: Metrics
+
+
+def _feasible(m: Metrics, tpot_limit_s, ttft_limit_s):
+    return (m.memory_margin >= 0.0) & (m.tpot_s <= tpot_limit_s) & (m.ttft_s <= ttft_limit_s)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def max_throughput(
+    hardware: Hardware,
+    model: Transformer,
+    workload: Workload,
+    parallelism: Parallelism,
+    tpot_limit_s=jnp.inf,
+    ttft_limit_s=jnp.inf,
+    tau: float = _smooth.DEFAULT_TAU,
+) -> ThroughputResult:
+    """The batch that maximises output tokens/s under memory, TPOT and TTFT limits.
+
+    As in MLPerf's Server and Interactive scenarios, a design is judged by the
+    throughput it reaches while every request meets the latency limits. The batch of
+    `workload` is ignored. The search is continuous (a log-spaced scan of the batch
+    between 1 and the memory limit, then a finer scan around the best point), then
+    rounded: the neighbouring whole batches are re-evaluated and the best feasible
+    one is kept.
+
+    **Arguments:** as `evaluate`, plus `tpot_limit_s` and `ttft_limit_s` (seconds;
+    ``inf`` for none).
+
+    **Returns:** a `ThroughputResult`.
+    """
+    hw, model, wl, par = hardware, model, workload, parallelism
+
+    def run(batch):
+        return _metrics(hw, model, eqx.tree_at(lambda w: w.batch, wl, batch), par, tau)
+
+    def score(batch):
+        m = run(batch)
+        ok = _feasible(m, tpot_limit_s, ttft_limit_s)
+        return jnp.where(ok, m.output_tokens_per_s, -1.0)
+
+    upper = _smooth.exact_max(run(par.dp).max_batch, 1.0)
+    grid = jnp.exp(jnp.linspace(0.0, 1.0, 48) * jnp.log(upper))
+    s = jax.vmap(score)(grid)
+    i = jnp.argmax(s)
+    lo = grid[_smooth.exact_max(i - 1, 0)]
+    hi = grid[_smooth.exact_min(i + 1, grid.shape[0] - 1)]
+    fine = jnp.exp(jnp.linspace(jnp.log(lo), jnp.log(hi), 32))
+    sf = jax.vmap(score)(fine)
+    best = fine[jnp.argmax(sf)]
+    # Round: whole batches near the continuous optimum, and whole multiples of dp.
+    cands = jnp.floor(best) + jnp.arange(-2.0, 3.0)
+    cands = _smooth.exact_clip(cands, 1.0, upper)
+    sc = jax.vmap(score)(cands)
+    j = jnp.argmax(sc)
+    ok = sc[j] > 0.0
+    batch = jnp.where(ok, cands[j], 0.0)
+    metrics = run(jnp.where(ok, cands[j], 1.0))
+    return ThroughputResult(batch, best, ok, metrics)
+
+
+def bound_name(metrics: Metrics) -> str:
+    """Which resource binds the Decode step: one of `COMPONENTS` (outside `jit`)."""
+    return COMPONENTS[int(metrics.bound_index)]

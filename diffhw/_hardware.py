@@ -1,0 +1,127 @@
+"""Hardware as an Equinox module of float leaves, and its calibration profile."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._precision import FLOAT_COLUMNS, Precision
+
+
+def _f(x):
+    return jnp.asarray(x, dtype=float)
+
+
+Scalar = Float[Array, ""]
+
+#: Topologies the collectives know (richer ones come with the interconnect work).
+TOPOLOGIES = ("switch", "ring", "torus2d", "torus3d", "mesh", "none")
+
+
+class Profile(eqx.Module):
+    """Software efficiency: the "calibration profile" of a hardware + serving stack.
+
+    These terms say how close a serving stack gets to the hardware's peaks. They are
+    part of `Hardware` (as ``hardware.profile``) so a user can swap them, and they are
+    float leaves so they can be fitted by gradient descent.
+
+    **Fields:**
+
+    - `bandwidth_efficiency`: achievable fraction of peak memory bandwidth, in (0, 1].
+    - `compute_efficiency`: achievable fraction of peak FLOP/s on large matrices, (0, 1].
+    - `compute_half_rows`: rows M of a matrix multiply at which its efficiency is half
+      of `compute_efficiency`: ``eff(M) = compute_efficiency * M / (M + half_rows)``
+      (tile quantisation and launch tails of skinny GEMMs), >= 0.
+    - `network_efficiency`: achievable fraction of link bandwidth in collectives, (0, 1].
+    - `step_overhead_s`: fixed time per Decode step or Prefill pass (scheduling,
+      sampling, host synchronisation), >= 0.
+    - `layer_overhead_s`: fixed time per layer per step (kernel launches, norms,
+      small ops the roofline does not see), >= 0.
+    - `memory_utilization`: fraction of memory capacity the stack may use, (0, 1].
+    - `max_batched_tokens`: tokens per Prefill chunk (sets activation memory and
+      pipeline micro-batching of Prefill), > 0.
+    """
+
+    bandwidth_efficiency: Scalar = eqx.field(converter=_f)
+    compute_efficiency: Scalar = eqx.field(converter=_f)
+    compute_half_rows: Scalar = eqx.field(converter=_f)
+    network_efficiency: Scalar = eqx.field(converter=_f)
+    step_overhead_s: Scalar = eqx.field(converter=_f)
+    layer_overhead_s: Scalar = eqx.field(converter=_f)
+    memory_utilization: Scalar = eqx.field(converter=_f)
+    max_batched_tokens: Scalar = eqx.field(converter=_f)
+    name: str = eqx.field(static=True, default="custom")
+
+
+class Hardware(eqx.Module):
+    """One accelerator chip (GPU, TPU, SoC, wafer) and the fabric that joins several.
+
+    All continuous quantities are float leaves in SI units, so every output of diffhw is
+    differentiable with respect to them. A chip with no native support for a format
+    carries the peak of the next wider format it falls back to (set by the loaders).
+
+    **Fields:**
+
+    - `flop_per_s_fp32`, `flop_per_s_bf16`, `flop_per_s_fp8`, `flop_per_s_int8`,
+      `flop_per_s_fp4`: dense peak FLOP/s (OP/s for int8) per chip.
+    - `memory_capacity_bytes`, `memory_bandwidth_bytes_per_s`: main memory per chip.
+    - `sram_bytes`: on-chip SRAM / last-level cache per chip.
+    - `link_bandwidth_bytes_per_s`: unidirectional scale-up bandwidth per chip.
+    - `link_latency_s`: latency per network hop.
+    - `message_latency_s`: fixed latency per message / collective step (endpoint).
+    - `tdp_w`: thermal design power per chip (reported; energy comes later).
+    - `profile`: the `Profile` of software efficiency terms.
+    - `topology`: ``"switch" | "ring" | "torus2d" | "torus3d" | "mesh" | "none"`` (static).
+    - `default_chips`: chips in the natural scale-up unit (static, used by the CLI).
+    """
+
+    flop_per_s_fp32: Scalar = eqx.field(converter=_f)
+    flop_per_s_bf16: Scalar = eqx.field(converter=_f)
+    flop_per_s_fp8: Scalar = eqx.field(converter=_f)
+    flop_per_s_int8: Scalar = eqx.field(converter=_f)
+    flop_per_s_fp4: Scalar = eqx.field(converter=_f)
+    memory_capacity_bytes: Scalar = eqx.field(converter=_f)
+    memory_bandwidth_bytes_per_s: Scalar = eqx.field(converter=_f)
+    sram_bytes: Scalar = eqx.field(converter=_f)
+    link_bandwidth_bytes_per_s: Scalar = eqx.field(converter=_f)
+    link_latency_s: Scalar = eqx.field(converter=_f)
+    message_latency_s: Scalar = eqx.field(converter=_f)
+    tdp_w: Scalar = eqx.field(converter=_f)
+    profile: Profile
+    topology: str = eqx.field(static=True, default="switch")
+    default_chips: int = eqx.field(static=True, default=1)
+    name: str = eqx.field(static=True, default="custom")
+    description: str = eqx.field(static=True, default="")
+
+    def peak_flop_per_s(self, p: Precision):
+        """Dense peak FLOP/s per chip for matrix work in format `p`.
+
+        A named format reads its column; a custom bit width interpolates the float
+        columns linearly in ``log2(bits)`` (and is flat beyond fp4 and fp32).
+        """
+        if p.column != "interp":
+            return getattr(self, f"flop_per_s_{p.column}")
+        xs = jnp.log2(jnp.asarray([b for _, b in FLOAT_COLUMNS]))
+        ys = jnp.stack([jnp.log(getattr(self, f"flop_per_s_{c}")) for c, _ in FLOAT_COLUMNS])
+        return jnp.exp(jnp.interp(jnp.log2(p.bits), xs, ys))
+
+    def replace(self, **changes):
+        """A copy with some fields changed (float fields by value, or the profile)."""
+        names = list(changes)
+        return eqx.tree_at(
+            lambda h: [getattr(h, n) for n in names],
+            self,
+            [changes[n] if n == "profile" else _f(changes[n]) for n in names],
+        )
+
+
+def hops_per_step(topology: str, chips):
+    """Average link hops one message of a collective step crosses.
+
+    Ring neighbours are one hop apart; through a single switch a message crosses two
+    links (chip -> switch -> chip); in a full mesh one. Tori (until the interconnect work
+    models them) are treated as rings embedded in the torus (one hop per step).
+    """
+    del chips
+    return {"switch": 2.0, "mesh": 1.0, "ring": 1.0, "torus2d": 1.0, "torus3d": 1.0, "none": 1.0}[
+        topology
+    ]

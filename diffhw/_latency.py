@@ -1,0 +1,188 @@
+"""Latency composition: roofline per operator, exposed communication, overheads.
+
+A step's time is, for every operator group ``i`` of every layer,
+``smooth_max(compute_i, memory_i)``, summed, plus the exposed communication of the
+step and the fixed overheads of the calibration profile. Decode's time per output token
+(TPOT) averages the step time over the contexts the generated tokens see; time to first
+token (TTFT) is the Prefill pass of the batch's prompts, chunked and pipelined.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from . import _collectives, _smooth
+from ._hardware import Hardware
+from ._model import Transformer, kv_bytes_per_chip, shards_for, step_ops, weight_bytes_per_chip
+from ._workload import Parallelism, Workload
+
+Scalar = Float[Array, ""]
+
+# Gauss-Legendre nodes and weights on [0, 1] for averaging Decode over the context.
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
+_GL_X = (_GL_X + 1.0) / 2.0
+_GL_W = _GL_W / 2.0
+
+#: Names of the step-time components, in the order of `bound_index`.
+COMPONENTS = ("compute", "memory", "communication", "overhead")
+
+
+class StepTime(eqx.Module):
+    """One step's time and where it goes (seconds). ``total`` is the sum of the parts."""
+
+    compute_s: Scalar
+    memory_s: Scalar
+    communication_s: Scalar
+    overhead_s: Scalar
+
+    @property
+    def total_s(self):
+        return self.compute_s + self.memory_s + self.communication_s + self.overhead_s
+
+    def scale(self, factor):
+        return jax.tree_util.tree_map(lambda x: x * factor, self)
+
+
+def _add(a: StepTime, b: StepTime) -> StepTime:
+    return jax.tree_util.tree_map(jnp.add, a, b)
+
+
+def roofline(hw: Hardware, ops, peak_flop_per_s, tau=_smooth.DEFAULT_TAU):
+    """Sum over operator groups of ``smooth_max(compute, memory)``, split by binding side.
+
+    Compute time of a group is ``flops / (peak * eff(rows))`` with
+    ``eff(M) = compute_efficiency * M / (M + compute_half_rows)``; memory time is
+    ``bytes / (bandwidth * bandwidth_efficiency)``. Each group's smooth maximum is split
+    between compute and memory by the softmax weights of the smooth max, so the two parts
+    add up to the roofline time and say which side binds.
+
+    **Returns:** ``(compute_s, memory_s)``.
+    """
+    prof = hw.profile
+    bw = hw.memory_bandwidth_bytes_per_s * prof.bandwidth_efficiency
+    compute_s = memory_s = 0.0
+    for _, count, op in ops:
+        eff = prof.compute_efficiency * op.rows / (op.rows + prof.compute_half_rows)
+        tc = _smooth.safe_div(op.flops, peak_flop_per_s * eff)
+        tm = op.bytes / bw
+        t = _smooth.smooth_max(tc, tm, tau=tau)
+        lc, lm = _smooth.safe_log(tc) / tau, _smooth.safe_log(tm) / tau
+        w_compute = jax.nn.sigmoid(lc - lm)
+        compute_s = compute_s + count * t * w_compute
+        memory_s = memory_s + count * t * (1.0 - w_compute)
+    return compute_s, memory_s
+
+
+def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes):
+    """Exposed communication of one pass of `tokens` tokens through every layer.
+
+    Tensor parallel: one all-reduce of ``tokens * d_model`` activations after attention
+    and one after each dense FFN (and after each MoE block when ``ep == 1``). Expert
+    parallel (``ep > 1``): an all-to-all dispatch and combine per MoE layer, each chip
+    sending its ``tokens / tp`` tokens to ``experts_per_token`` experts. Pipeline: one
+    send of the activations between each pair of stages.
+    """
+    msg = tokens * model.d_model * abytes
+    ar = _collectives.allreduce_time(hw, msg, par.tp)
+    n_ar = model.n_layers + model.n_dense_layers
+    t = n_ar * ar
+    if model.n_moe_layers:
+        a2a_bytes = tokens / par.tp * model.experts_per_token * model.d_model * abytes
+        a2a = 2.0 * _collectives.alltoall_time(hw, a2a_bytes, par.ep)
+        t = t + model.n_moe_layers * jnp.where(par.ep > 1.0, a2a, ar)
+    p2p = _collectives.p2p_time(hw, msg)
+    return t + jnp.where(par.pp > 1.0, (par.pp - 1.0) * p2p, 0.0)
+
+
+def decode_step(hw, model, wl: Workload, par, context, tau=_smooth.DEFAULT_TAU) -> StepTime:
+    """Time of one Decode step of a micro-batch at a given context (seconds).
+
+    The chain of all layers runs on a micro-batch of ``batch / (dp * pp)`` sequences,
+    one token each; with ``pp`` stages, ``pp`` micro-batches are in flight, so this
+    chain time is also the time per output token.
+    """
+    m = wl.batch / (par.dp * par.pp)
+    shards = shards_for(model, par.tp, par.ep)
+    ops = step_ops(
+        model, shards, m, m, context,
+        wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
+        decode=True,
+    )
+    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), tau)
+    comm = communication_time(hw, model, par, m, wl.activation_precision.bytes)
+    over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
+    return StepTime(c, mem, comm, over * jnp.ones(()))
+
+
+def tpot(hw, model, wl, par, tau=_smooth.DEFAULT_TAU) -> StepTime:
+    """Decode time per output token, averaged over the generated tokens.
+
+    The context grows from ``input_tokens`` to ``input_tokens + output_tokens``; the step
+    time is averaged over it by 4-point Gauss-Legendre quadrature (exact for a step time
+    that is a cubic in the context; the roofline is piecewise linear and smooth).
+    """
+    total = None
+    for x, w in zip(_GL_X, _GL_W):
+        ctx = wl.input_tokens + x * wl.output_tokens
+        s = decode_step(hw, model, wl, par, ctx, tau).scale(w)
+        total = s if total is None else _add(total, s)
+    return total
+
+
+def prefill_chunks(hw, wl, par):
+    """Relaxed number of Prefill chunks per replica: ``tokens / max_batched_tokens``, >= 1."""
+    tokens = wl.batch / par.dp * wl.input_tokens
+    return _smooth.smooth_max(tokens / hw.profile.max_batched_tokens, 1.0)
+
+
+def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU) -> StepTime:
+    """Time to first token: the Prefill pass of the batch's prompts (seconds).
+
+    All ``batch / dp`` prompts of a replica arrive together (static batching, as in
+    TensorRT-LLM's and SplitwiseSim's measurements) and are processed in ``n`` chunks of
+    at most ``max_batched_tokens`` tokens. Chunks flow through the ``pp`` pipeline
+    stages: ``time = chain(chunk) * (n + pp - 1) / pp``. Queries attend on average to
+    half the prompt (causal mask).
+    """
+    b = wl.batch / par.dp
+    n = prefill_chunks(hw, wl, par)
+    tokens = b * wl.input_tokens / n
+    shards = shards_for(model, par.tp, par.ep)
+    ops = step_ops(
+        model, shards, tokens, b / n, (wl.input_tokens + 1.0) / 2.0,
+        wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
+        decode=False,
+    )
+    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), tau)
+    comm = communication_time(hw, model, par, tokens, wl.activation_precision.bytes)
+    over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
+    chain = StepTime(c, mem, comm, over * jnp.ones(()))
+    return chain.scale((n + par.pp - 1.0) / par.pp)
+
+
+def memory_per_chip(hw, model, wl, par, batch=None):
+    """Bytes one chip needs: ``(weights, kv_cache, activations)``.
+
+    KV: every sequence of the replica at its full length ``input + output``. Activations:
+    the working set of one Prefill chunk (residual stream, attention and FFN
+    intermediates) plus fp32 logits of the Decode batch.
+    """
+    b = (wl.batch if batch is None else batch) / par.dp
+    shards = shards_for(model, par.tp, par.ep)
+    w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes)
+    kv = kv_bytes_per_chip(
+        model, shards, par.pp, b, wl.input_tokens + wl.output_tokens, wl.kv_precision.bytes
+    )
+    return w, kv, activation_bytes_per_chip(hw, model, wl, par, b)
+
+
+def activation_bytes_per_chip(hw, model, wl, par, replica_batch):
+    chunk = _smooth.smooth_min(replica_batch * wl.input_tokens, hw.profile.max_batched_tokens)
+    ffn_width = _smooth.smooth_max(
+        model.ffn_dim, model.experts_per_token * model.expert_ffn_dim + 1.0
+    )
+    per_token = (4.0 * model.d_model + 2.0 * ffn_width / par.tp) * wl.activation_precision.bytes
+    logits = replica_batch / par.pp * model.vocab_size / par.tp * 4.0
+    return chunk * per_token + logits

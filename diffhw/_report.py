@@ -1,0 +1,106 @@
+"""Plain-Python reports: FLOPs and bytes by operator, and the CLI's JSON dictionary."""
+
+import jax.numpy as jnp
+
+from ._evaluate import Metrics, bound_name
+from ._model import shards_for, step_ops
+
+_COST_FIELDS = ("flops", "weight_bytes", "kv_read_bytes", "kv_write_bytes", "act_bytes")
+
+
+def workload_costs(model, workload, parallelism=None):
+    """FLOPs and bytes of one Decode step and one Prefill pass, per layer and in total.
+
+    Decode is taken at the mean context ``input + output / 2`` with the whole batch;
+    Prefill processes every prompt of the batch. ``"model"`` is the whole model on one
+    chip (no sharding); ``"per_chip"`` is one chip's share under `parallelism` (for the
+    chip's micro-batch: ``batch / (dp * pp)``; summed over all layers, i.e. over the
+    pipeline stages).
+
+    **Returns:** ``{"decode_step": {...}, "prefill_pass": {...}}``, each with
+    ``"model"`` and ``"per_chip"`` entries holding ``"ops"`` (one row per operator group:
+    name, layers, and per-layer flops / weight_bytes / kv_read_bytes / kv_write_bytes /
+    act_bytes) and ``"total"``.
+    """
+    from ._workload import parallelism as _par
+
+    wl = workload
+    par = parallelism if parallelism is not None else _par()
+    out = {}
+    for phase, decode in (("decode_step", True), ("prefill_pass", False)):
+        entry = {}
+        for scope, p in (("model", _par()), ("per_chip", par)):
+            seqs = wl.batch / (p.dp * (p.pp if decode else 1.0))
+            tokens = seqs if decode else seqs * wl.input_tokens
+            ctx = wl.input_tokens + wl.output_tokens / 2 if decode else (wl.input_tokens + 1) / 2
+            ops = step_ops(
+                model, shards_for(model, p.tp, p.ep), tokens, seqs, ctx,
+                wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
+                decode=decode,
+            )
+            rows, total = [], dict.fromkeys(_COST_FIELDS, 0.0)
+            for name, count, op in ops:
+                row = {"name": name, "layers": int(count)}
+                for f in _COST_FIELDS:
+                    v = float(getattr(op, f))
+                    row[f] = v
+                    total[f] += count * v
+                rows.append(row)
+            total["bytes"] = sum(total[f] for f in _COST_FIELDS[1:])
+            entry[scope] = {"ops": rows, "total": total}
+        out[phase] = entry
+    return out
+
+
+def metrics_dict(m: Metrics, hw, model, wl, par) -> dict:
+    """The JSON dictionary of the CLI (a public contract: keys and units are stable)."""
+
+    def f(x):
+        return float(jnp.asarray(x))
+
+    def steps(s):
+        return {
+            "compute": f(s.compute_s),
+            "memory": f(s.memory_s),
+            "communication": f(s.communication_s),
+            "overhead": f(s.overhead_s),
+            "total": f(s.total_s),
+        }
+
+    return {
+        "hardware": hw.name,
+        "model": model.name,
+        "profile": hw.profile.name,
+        "chips": int(round(f(par.chips))),
+        "tp": int(round(f(par.tp))),
+        "pp": int(round(f(par.pp))),
+        "dp": int(round(f(par.dp))),
+        "ep": int(round(f(par.ep))),
+        "batch": f(wl.batch),
+        "input_tokens": f(wl.input_tokens),
+        "output_tokens": f(wl.output_tokens),
+        "weight_precision": wl.weight_precision.name,
+        "activation_precision": wl.activation_precision.name,
+        "kv_precision": wl.kv_precision.name,
+        "tpot_s": f(m.tpot_s),
+        "ttft_s": f(m.ttft_s),
+        "e2e_latency_s": f(m.e2e_latency_s),
+        "output_tokens_per_s": f(m.output_tokens_per_s),
+        "decode_tokens_per_s": f(m.decode_tokens_per_s),
+        "per_user_tokens_per_s": f(m.per_user_tokens_per_s),
+        "memory_required_bytes": f(m.memory_required_bytes),
+        "memory_capacity_bytes": f(m.memory_capacity_bytes),
+        "memory_usable_bytes": f(m.memory_usable_bytes),
+        "memory_breakdown_bytes": {
+            "weights": f(m.weight_bytes),
+            "kv_cache": f(m.kv_cache_bytes),
+            "activations": f(m.activation_bytes),
+        },
+        "fits": bool(m.fits),
+        "max_batch": int(f(m.max_batch)),
+        "bound": bound_name(m),
+        "step_time_breakdown_s": steps(m.decode),
+        "prefill_time_breakdown_s": steps(m.prefill),
+        "total_params": f(model.total_params()),
+        "active_params": f(model.active_params()),
+    }

@@ -1,0 +1,103 @@
+"""All non-smooth maths of diffhw lives here.
+
+Every other module composes times, bytes and margins through these helpers so that the
+whole model stays differentiable. Smoothing is done in log space so that results do not
+depend on units: ``smooth_max(a, b)`` of two times in seconds and of the same times in
+milliseconds differ by exactly the factor 1000.
+
+The ``exact_*`` helpers are hard (non-smooth) operations, used only for discrete choices
+(shard counts, rounding of a relaxed batch) and for exact re-checks, never on times.
+"""
+
+import jax.numpy as jnp
+from jax.nn import softplus as _softplus
+from jax.scipy.special import logsumexp as _jax_logsumexp
+
+
+#: Default sharpness of :func:`smooth_max`/:func:`smooth_min`, as a temperature in log
+#: space. With ``tau = 0.02`` two equal times are overestimated by ``2**0.02 - 1 = 1.4%``
+#: and a time 10% below the other adds ``0.7%``; lower values approach the hard max.
+DEFAULT_TAU = 0.02
+
+_TINY = 1e-30
+
+
+def safe_log(x):
+    """``log(x)`` that is finite for ``x <= 0`` (in value and in gradient).
+
+    Uses the double-``where`` trick so the gradient of the unused branch is never NaN.
+    """
+    x = jnp.asarray(x)
+    positive = x > _TINY
+    return jnp.where(positive, jnp.log(jnp.where(positive, x, 1.0)), jnp.log(_TINY))
+
+
+def safe_div(num, den):
+    """``num / den`` with ``0`` where ``den == 0`` (value and gradient finite)."""
+    den = jnp.asarray(den)
+    nonzero = den != 0
+    return jnp.where(nonzero, num / jnp.where(nonzero, den, 1.0), 0.0)
+
+
+def safe_sqrt(x):
+    """``sqrt(x)`` with a finite gradient at ``x = 0`` and ``0`` for ``x < 0``."""
+    x = jnp.asarray(x)
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
+def softplus(x, sharpness=1.0):
+    """Smooth ReLU, ``log(1 + exp(sharpness * x)) / sharpness``.
+
+    Tends to ``max(x, 0)`` as ``sharpness`` grows; ``x`` should be dimensionless.
+    """
+    return _softplus(sharpness * jnp.asarray(x)) / sharpness
+
+
+def smooth_max(*xs, tau=DEFAULT_TAU):
+    """Smooth maximum of positive quantities, in log space.
+
+    ``smooth_max(t_1..t_n) = exp(tau * logsumexp(log(t_i) / tau))``.
+
+    It is never below the hard maximum and at most ``n**tau`` times it; it tends to the
+    hard maximum as ``tau -> 0``. Inputs broadcast against each other. Zero inputs are
+    treated as negligible (their log is clamped), so gradients stay finite at zero and at
+    ties (where they split evenly).
+
+    **Arguments:**
+
+    - `*xs`: positive arrays of one unit (seconds, bytes, ...).
+    - `tau`: temperature in log space (dimensionless); see `DEFAULT_TAU`.
+
+    **Returns:** an array of the broadcast shape, in the unit of the inputs.
+    """
+    logs = jnp.stack(jnp.broadcast_arrays(*[safe_log(x) for x in xs]))
+    return jnp.exp(tau * _logsumexp(logs / tau))
+
+
+def smooth_min(*xs, tau=DEFAULT_TAU):
+    """Smooth minimum of positive quantities: ``1 / smooth_max(1 / x_i)``.
+
+    Never above the hard minimum and at least ``n**-tau`` times it.
+    """
+    logs = jnp.stack(jnp.broadcast_arrays(*[safe_log(x) for x in xs]))
+    return jnp.exp(-tau * _logsumexp(-logs / tau))
+
+
+def _logsumexp(a):
+    return _jax_logsumexp(a, axis=0)
+
+
+def exact_max(a, b):
+    """Hard maximum, for discrete structure (shard counts) and exact re-checks only."""
+    return jnp.maximum(a, b)
+
+
+def exact_min(a, b):
+    """Hard minimum, for discrete structure and exact re-checks only."""
+    return jnp.minimum(a, b)
+
+
+def exact_clip(x, lo, hi):
+    """Hard clip, for discrete structure and exact re-checks only."""
+    return jnp.clip(x, lo, hi)

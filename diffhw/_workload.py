@@ -1,0 +1,126 @@
+"""What is asked of the hardware: batch, sequence lengths, precisions, parallelism."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._errors import InputError, check_positive
+from ._precision import Precision, precision
+
+Scalar = Float[Array, ""]
+
+
+def _f(x):
+    return jnp.asarray(x, dtype=float)
+
+
+class Workload(eqx.Module):
+    """A serving workload. Counts are float leaves (relaxed), so they can be swept and
+    differentiated without retracing.
+
+    - `batch`: concurrent requests in the whole system (split over data-parallel
+      replicas and pipeline micro-batches).
+    - `input_tokens`, `output_tokens`: prompt and generated tokens per request.
+    - `weight_precision`, `activation_precision`, `kv_precision`: `Precision`s. Matrix
+      work runs at the activation precision (weights narrower than activations are
+      dequantised on the fly, as in W4A16 kernels).
+    """
+
+    batch: Scalar = eqx.field(converter=_f)
+    input_tokens: Scalar = eqx.field(converter=_f)
+    output_tokens: Scalar = eqx.field(converter=_f)
+    weight_precision: Precision
+    activation_precision: Precision
+    kv_precision: Precision
+
+
+def workload(
+    batch=1,
+    input_tokens=2048,
+    output_tokens=256,
+    precision_="bf16",
+    kv_precision=None,
+    weight_precision=None,
+    activation_precision=None,
+) -> Workload:
+    """Build a `Workload`, checking values (for use outside `jit`).
+
+    `precision_` sets weights and activations; `weight_precision` and
+    `activation_precision` override one of them; `kv_precision` defaults to the
+    activation precision.
+    """
+    check_positive("batch", batch)
+    check_positive("input_tokens", input_tokens)
+    check_positive("output_tokens", output_tokens)
+    if not isinstance(output_tokens, jax.core.Tracer) and float(output_tokens) < 1:
+        raise InputError("output_tokens", output_tokens, ">= 1")
+    w = precision(weight_precision if weight_precision is not None else precision_)
+    a = precision(activation_precision if activation_precision is not None else precision_)
+    kv = precision(kv_precision) if kv_precision is not None else a
+    return Workload(batch, input_tokens, output_tokens, w, a, kv)
+
+
+class Parallelism(eqx.Module):
+    """How the model is spread over chips. Degrees are float leaves (relaxed for sizing);
+    `validate_parallelism` checks integer values against the model.
+
+    - `tp`: tensor parallel (attention heads, FFN, vocabulary).
+    - `pp`: pipeline parallel (layers split into `pp` stages; the batch into `pp`
+      micro-batches).
+    - `dp`: data-parallel replicas (the batch is split over them).
+    - `ep`: expert parallel: a stage's routed experts are spread over `ep` ranks. With
+      ``ep <= tp`` the ranks sit inside the tensor-parallel group; with ``ep > tp`` the
+      group spans ``ep / tp`` data-parallel replicas, which then share their experts.
+
+    Chips in the system: ``tp * pp * dp``.
+    """
+
+    tp: Scalar = eqx.field(converter=_f)
+    pp: Scalar = eqx.field(converter=_f)
+    dp: Scalar = eqx.field(converter=_f)
+    ep: Scalar = eqx.field(converter=_f)
+
+    @property
+    def chips(self):
+        return self.tp * self.pp * self.dp
+
+
+def parallelism(tp=1, pp=1, dp=1, ep=1) -> Parallelism:
+    return Parallelism(tp, pp, dp, ep)
+
+
+def _as_int(field, value):
+    v = check_positive(field, value)
+    if v != int(v):
+        raise InputError(field, value, "a whole number")
+    return int(v)
+
+
+def validate_parallelism(model, par: Parallelism):
+    """Check integer parallel degrees against a model (outside `jit`).
+
+    Raises `InputError` naming the degree, its value and what is allowed.
+    """
+    tp, pp, dp, ep = (_as_int(n, getattr(par, n)) for n in ("tp", "pp", "dp", "ep"))
+    if model.n_heads % tp:
+        divisors = [t for t in range(1, model.n_heads + 1) if model.n_heads % t == 0]
+        raise InputError(
+            "tp", tp, f"a divisor of the model's {model.n_heads} attention heads",
+            "e.g. " + ", ".join(map(str, divisors[:8])),
+        )
+    kv = model.n_kv_heads
+    if not model.mla and kv % tp and tp % kv:
+        raise InputError("tp", tp, f"a divisor or multiple of the model's {kv} KV heads")
+    if pp > model.n_layers:
+        raise InputError("pp", pp, f"at most the model's {model.n_layers} layers")
+    if ep > 1:
+        if model.n_experts == 0:
+            raise InputError("ep", ep, "1 for a dense model (it has no experts)")
+        if model.n_experts % ep:
+            raise InputError("ep", ep, f"a divisor of the model's {model.n_experts} experts")
+        if not (tp % ep == 0 or (ep % tp == 0 and (tp * dp) % ep == 0)):
+            raise InputError(
+                "ep", ep, f"a divisor of tp={tp}, or a multiple of tp that divides tp*dp={tp * dp}"
+            )
+    return tp, pp, dp, ep

@@ -1,0 +1,33 @@
+"""Shipped presets: hardware, models and calibration profiles.
+
+Each is data under ``diffhw/data/`` with its sources; a user's own TOML (hardware,
+profile) or Hugging Face ``config.json`` (model) loads the same way by path.
+"""
+
+from ._config import (
+    MODEL_ALIASES,
+    hardware_description,
+    list_hardware,
+    list_models,
+    list_profiles,
+    load_hardware as hardware,
+    load_model as model,
+    load_profile as profile,
+    model_description,
+    model_from_hf_config,
+    profile_description,
+)
+
+__all__ = [
+    "MODEL_ALIASES",
+    "hardware",
+    "hardware_description",
+    "list_hardware",
+    "list_models",
+    "list_profiles",
+    "model",
+    "model_description",
+    "model_from_hf_config",
+    "profile",
+    "profile_description",
+]
