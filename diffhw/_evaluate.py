@@ -1,5 +1,7 @@
 """Public entry points: `evaluate` a design and find its `max_throughput` batch."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -112,6 +114,27 @@ def _checked(hw: Hardware, wl: Workload, par: Parallelism):
     return eqx.branched_error_if(hw, jnp.any(bad), index, msgs)
 
 
+def _max_batch(hw, model, wl, par, usable):
+    """Largest whole (system) batch whose memory fits: bisection on the monotone
+    ``required(batch) = usable``, then floor. 0 when even the weights do not fit."""
+
+    def required(b):
+        return sum(memory_per_chip(hw, model, wl, par, batch=b))
+
+    w = required(par.dp * 1e-9)
+    _, kv1, _ = memory_per_chip(hw, model, wl, par, batch=par.dp)
+    hi = _smooth.exact_max((usable - w) / kv1 * par.dp, 0.0) + par.dp  # KV alone bound
+
+    def body(_, lo_hi):
+        lo, hi = lo_hi
+        mid = 0.5 * (lo + hi)
+        ok = required(mid) <= usable
+        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+
+    lo, _ = jax.lax.fori_loop(0, 64, body, (jnp.zeros_like(hi), hi))
+    return jax.lax.stop_gradient(jnp.floor(lo))
+
+
 def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, tau) -> Metrics:
     hw = _checked(hw, wl, par)
     dec = tpot(hw, model, wl, par, tau)
@@ -121,12 +144,7 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
     w, kv, act = memory_per_chip(hw, model, wl, par)
     required = w + kv + act
     usable = hw.memory_capacity_bytes * hw.profile.memory_utilization
-    # Largest batch: the KV cache and logits grow linearly in batch, the rest does not.
-    _, kv1, act1 = memory_per_chip(hw, model, wl, par, batch=par.dp)
-    _, _, act0 = memory_per_chip(hw, model, wl, par, batch=par.dp * 1e-6)
-    per_replica_seq = kv1 + (act1 - act0)
-    free = usable - w - act0
-    max_batch = jnp.floor(_smooth.exact_max(free / per_replica_seq, 0.0)) * par.dp
+    max_batch = _max_batch(hw, model, wl, par, usable)
     return Metrics(
         tpot_s=t_tok,
         ttft_s=t_first,
@@ -148,8 +166,15 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
     )
 
 
-@eqx.filter_jit
-@eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests read the count)
+def _anonymous(hw: Hardware, model: Transformer):
+    """Drop names and descriptions (static metadata) so that designs differing only in
+    them share one compiled trace."""
+    hw = dataclasses.replace(
+        hw, name="", description="", profile=dataclasses.replace(hw.profile, name="")
+    )
+    return hw, dataclasses.replace(model, name="", description="")
+
+
 def evaluate(
     hardware: Hardware,
     model: Transformer,
@@ -160,7 +185,8 @@ def evaluate(
     """Evaluate a design: latency, throughput, memory and the step-time breakdown.
 
     Differentiable in every float leaf of `hardware` (and its profile), `workload`
-    and `parallelism`; `jax.vmap` it over stacked designs for sweeps.
+    and `parallelism`; `jax.vmap` it over stacked designs for sweeps. Compiled once per
+    structure (model shape, topology): new values never retrace.
 
     **Arguments:**
 
@@ -172,6 +198,19 @@ def evaluate(
 
     **Returns:** a `Metrics`.
     """
+    hardware, model = _anonymous(hardware, model)
+    return _evaluate_jit(hardware, model, workload, parallelism, tau)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests read the count)
+def _evaluate_jit(
+    hardware: Hardware,
+    model: Transformer,
+    workload: Workload,
+    parallelism: Parallelism,
+    tau: float = _smooth.DEFAULT_TAU,
+) -> Metrics:
     return _metrics(hardware, model, workload, parallelism, tau)
 
 
@@ -194,8 +233,6 @@ def _feasible(m: Metrics, tpot_limit_s, ttft_limit_s):
     return (m.memory_margin >= 0.0) & (m.tpot_s <= tpot_limit_s) & (m.ttft_s <= ttft_limit_s)
 
 
-@eqx.filter_jit
-@eqx.debug.assert_max_traces(max_traces=None)
 def max_throughput(
     hardware: Hardware,
     model: Transformer,
@@ -219,6 +256,22 @@ def max_throughput(
 
     **Returns:** a `ThroughputResult`.
     """
+    hardware, model = _anonymous(hardware, model)
+    limits = jnp.asarray(tpot_limit_s, dtype=float), jnp.asarray(ttft_limit_s, dtype=float)
+    return _max_throughput_jit(hardware, model, workload, parallelism, *limits, tau)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _max_throughput_jit(
+    hardware: Hardware,
+    model: Transformer,
+    workload: Workload,
+    parallelism: Parallelism,
+    tpot_limit_s=jnp.inf,
+    ttft_limit_s=jnp.inf,
+    tau: float = _smooth.DEFAULT_TAU,
+) -> ThroughputResult:
     hw, model, wl, par = hardware, model, workload, parallelism
 
     def run(batch):

@@ -1,0 +1,137 @@
+"""The CLI contract: names, JSON keys, and one clear line + exit 2 for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from diffhw._cli import main
+
+REQUIRED_KEYS = {
+    "tpot_s", "ttft_s", "e2e_latency_s", "output_tokens_per_s", "per_user_tokens_per_s",
+    "memory_required_bytes", "memory_capacity_bytes", "fits", "max_batch", "bound",
+    "step_time_breakdown_s",
+}
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_defaults_table(capsys):
+    code, out, err = run(capsys, "evaluate")
+    assert code == 0, err
+    assert "llama-3.1-70b on 8 x h100-sxm" in out
+    assert "batch 64, 2048 in / 256 out" in out
+    assert "time per output token" in out
+
+
+def test_evaluate_json_keys(capsys):
+    code, out, _ = run(capsys, "evaluate", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert REQUIRED_KEYS <= set(d)
+    assert d["fits"] is True and d["bound"] in ("compute", "memory", "communication", "overhead")
+    parts = d["step_time_breakdown_s"]
+    assert parts["total"] == pytest.approx(d["tpot_s"])
+    assert sum(parts[k] for k in ("compute", "memory", "communication", "overhead")) == pytest.approx(parts["total"])
+    assert d["e2e_latency_s"] == pytest.approx(d["ttft_s"] + 255 * d["tpot_s"])
+
+
+def test_evaluate_options(capsys):
+    code, out, _ = run(
+        capsys, "evaluate", "--hardware", "mi300x", "--model", "mixtral-8x7b", "--tp", "2", "--ep", "2",
+        "--pp", "2", "--batch", "16", "--input-tokens", "512", "--output-tokens", "64",
+        "--precision", "fp8", "--kv-precision", "fp8", "--json",
+    )
+    assert code == 0
+    d = json.loads(out)
+    assert (d["chips"], d["tp"], d["pp"], d["ep"]) == (4, 2, 2, 2)
+    assert d["activation_precision"] == "fp8" and d["kv_precision"] == "fp8"
+
+
+def test_max_throughput_respects_slo(capsys):
+    code, out, _ = run(capsys, "max-throughput", "--tpot-slo-ms", "25", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert "batch" in d and d["batch"] >= 1 and d["feasible"]
+    assert d["tpot_s"] <= 0.025
+
+
+def test_presets_listing(capsys):
+    code, out, _ = run(capsys, "presets", "hardware")
+    assert code == 0 and "h100-sxm" in out and "cerebras-wse-3" in out
+    code, out, _ = run(capsys, "presets", "models", "--json")
+    assert "deepseek-r1" in json.loads(out)["models"]
+
+
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["evaluate", "--hardware", "h100-sxn"], "did you mean h100-sxm"),
+        (["evaluate", "--model", "llama-3.1-70"], "did you mean"),
+        (["evaluate", "--batch", "-4"], "batch = -4.0 is not allowed: > 0"),
+        (["evaluate", "--batch", "nan"], "a finite number"),
+        (["evaluate", "--input-tokens", "0"], "input_tokens"),
+        (["evaluate", "--tp", "3"], "a divisor of the model's 64 attention heads"),
+        (["evaluate", "--chips", "7", "--tp", "8"], "--chips"),
+        (["evaluate", "--ep", "2"], "dense model"),
+        (["evaluate", "--hardware", "rtx-4090", "--batch", "1"], "weights alone do not fit"),
+        (["evaluate", "--batch", "100000"], "at most"),
+        (["evaluate", "--hardware", "rtx-4090"], "weights need"),
+        (["evaluate", "--precision", "fp7"], "precision"),
+        (["max-throughput", "--tpot-slo-ms", "-1"], "--tpot-slo-ms"),
+        (["evaluate", "--hardware", "/nonexistent/x.toml"], "existing file"),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys, argv, expect):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert expect in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_hardware_files(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[compute]\nbf16_tflops = 100\n[memory]\ncapacity_gb = 80\nbandwidth_tb_s = -2\n"
+                   "[network]\nlink_bandwidth_gb_s = 100\n")
+    code, _, err = run(capsys, "evaluate", "--hardware", str(bad))
+    assert code == 2 and "bandwidth_tb_s = -2 is not allowed" in err
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = \n")
+    code, _, err = run(capsys, "evaluate", "--hardware", str(broken))
+    assert code == 2 and "valid TOML" in err
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[compute]\nbf16_tflop = 1\n")
+    code, _, err = run(capsys, "evaluate", "--hardware", str(typo))
+    assert code == 2 and "did you mean bf16_tflops" in err
+
+
+def test_user_hardware_file_works(tmp_path, capsys):
+    f = tmp_path / "mychip.toml"
+    f.write_text(
+        "name = 'mychip'\ndefault_chips = 8\n[compute]\nbf16_tflops = 2000\n"
+        "[memory]\ncapacity_gb = 192\nbandwidth_tb_s = 8\n[network]\nlink_bandwidth_gb_s = 900\n"
+    )
+    code, out, _ = run(capsys, "evaluate", "--hardware", str(f), "--json")
+    assert code == 0 and json.loads(out)["hardware"] == "mychip"
+
+
+def test_bad_model_file(tmp_path, capsys):
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+                             "num_attention_heads": 32, "num_key_value_heads": 5, "vocab_size": 32000}))
+    code, _, err = run(capsys, "evaluate", "--model", str(f))
+    assert code == 2 and "num_key_value_heads" in err
+    f.write_text("{not json")
+    code, _, err = run(capsys, "evaluate", "--model", str(f))
+    assert code == 2 and "valid config.json" in err
+
+
+def test_console_script_entry_point():
+    r = subprocess.run([sys.executable, "-m", "diffhw._cli", "evaluate", "--tp", "5"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
