@@ -12,7 +12,10 @@ from ._hardware import hops_per_step
 
 
 def _alpha(hw, steps):
-    return steps * (hw.message_latency_s + hops_per_step(hw.topology, None) * hw.link_latency_s)
+    """Latency of a collective of `steps` sequential steps, plus the software's fixed
+    cost per call (`Profile.collective_latency_s`)."""
+    per_step = hw.message_latency_s + hops_per_step(hw.topology, None) * hw.link_latency_s
+    return hw.profile.collective_latency_s + steps * per_step
 
 
 def _bandwidth(hw):

@@ -88,6 +88,7 @@ _PROFILE_KEYS = {
     "compute_efficiency": (True, False, True),
     "compute_half_rows": (True, True, False),
     "network_efficiency": (True, False, True),
+    "collective_latency_s": (True, True, False),
     "step_overhead_s": (True, True, False),
     "layer_overhead_s": (True, True, False),
     "memory_utilization": (True, False, True),

@@ -32,6 +32,9 @@ class Profile(eqx.Module):
       of `compute_efficiency`: ``eff(M) = compute_efficiency * M / (M + half_rows)``
       (tile quantisation and launch tails of skinny GEMMs), >= 0.
     - `network_efficiency`: achievable fraction of link bandwidth in collectives, (0, 1].
+    - `collective_latency_s`: software time per collective call (kernel launch and
+      synchronisation of the communication library), on top of the fabric's latency,
+      >= 0.
     - `step_overhead_s`: fixed time per Decode step or Prefill pass (scheduling,
       sampling, host synchronisation), >= 0.
     - `layer_overhead_s`: fixed time per layer per step (kernel launches, norms,
@@ -45,6 +48,7 @@ class Profile(eqx.Module):
     compute_efficiency: Scalar = eqx.field(converter=_f)
     compute_half_rows: Scalar = eqx.field(converter=_f)
     network_efficiency: Scalar = eqx.field(converter=_f)
+    collective_latency_s: Scalar = eqx.field(converter=_f)
     step_overhead_s: Scalar = eqx.field(converter=_f)
     layer_overhead_s: Scalar = eqx.field(converter=_f)
     memory_utilization: Scalar = eqx.field(converter=_f)

@@ -24,6 +24,7 @@ def ideal_profile(**overrides):
         compute_efficiency=1.0,
         compute_half_rows=0.0,
         network_efficiency=1.0,
+        collective_latency_s=0.0,
         step_overhead_s=0.0,
         layer_overhead_s=0.0,
         memory_utilization=1.0,
