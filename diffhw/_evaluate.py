@@ -167,13 +167,24 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
     )
 
 
+def _with_static(module, **changes):
+    """A copy of `module` with some static fields changed, without re-running field
+    converters (they already ran; this keeps the per-call dispatch cheap)."""
+    old = {k: getattr(module, k) for k in changes}
+    if all(old[k] is v or (isinstance(v, str) and old[k] == v) for k, v in changes.items()):
+        return module
+    new = object.__new__(type(module))
+    for f in dataclasses.fields(module):
+        object.__setattr__(new, f.name, changes.get(f.name, getattr(module, f.name)))
+    return new
+
+
 def _anonymous(hw: Hardware, model: Transformer):
     """Drop names and descriptions (static metadata) so that designs differing only in
     them share one compiled trace."""
-    hw = dataclasses.replace(
-        hw, name="", description="", profile=dataclasses.replace(hw.profile, name="")
-    )
-    return hw, dataclasses.replace(model, name="", description="")
+    profile = _with_static(hw.profile, name="")
+    hw = _with_static(hw, name="", description="", profile=profile)
+    return hw, _with_static(model, name="", description="")
 
 
 def evaluate(
