@@ -109,7 +109,7 @@ def published_points():
         p = dict(id=r["id"], hardware=hw, model=model, tp=tp, pp=1, dp=max(chips // tp, 1),
                  weight_precision=w, activation_precision=a, source=r["source_url"])
         batch, isl, osl = _f(r["batch_or_concurrency"]), _f(r["isl_tokens"]), _f(r["osl_tokens"])
-        if scen.startswith("batch-1 decode") or scen.startswith("light load"):
+        if scen.startswith(("batch-1 decode", "light load")):
             tpot = _f(r["tpot_ms_mean"])
             if tpot is None:
                 skipped.append((r["id"], "no step time reported (only a ratio)"))

@@ -25,7 +25,7 @@ import optax
 import diffhw
 
 sys.path.insert(0, str(Path(__file__).parent))
-import accuracy  # noqa: E402
+import accuracy
 
 FRACTIONS = ("bandwidth_efficiency", "compute_efficiency", "network_efficiency")
 POSITIVE = ("compute_half_rows", "collective_latency_s", "step_overhead_s", "layer_overhead_s")
@@ -47,7 +47,7 @@ def _to_theta(profile, names):
 def _apply(profile, theta):
     for n, t in theta.items():
         v = jax.nn.sigmoid(t) if n in FRACTIONS else jnp.exp(t)
-        profile = eqx.tree_at(lambda p: getattr(p, n), profile, v)
+        profile = eqx.tree_at(lambda p, n=n: getattr(p, n), profile, v)
     return profile
 
 
@@ -65,7 +65,7 @@ def groups_of(points):
             _, m, wl, par = accuracy._design(p, "default")
             wls.append(wl)
             pars.append(par)
-        stack = lambda xs: jax.tree_util.tree_map(lambda *v: jnp.stack(v), *xs)  # noqa: E731
+        stack = lambda xs: jax.tree_util.tree_map(lambda *v: jnp.stack(v), *xs)
         metric_index = jnp.asarray([("tpot_s", "ttft_s", "output_tokens_per_s").index(p["metric"]) for p in ps])
         measured = jnp.asarray([p["measured"] for p in ps])
         out.append((diffhw.presets.hardware(hw), m, stack(wls), stack(pars), metric_index, measured))

@@ -89,7 +89,7 @@ def diffhw_single(repeats):
     jitted = jax.jit(lambda h: diffhw.evaluate(h, model, wl, par))
     out = {}
     for key, fn in [("", lambda: diffhw.evaluate(hw, model, wl, par)), ("jit_", lambda: jitted(hw))]:
-        call = lambda fn=fn: jax.block_until_ready(fn())  # noqa: E731
+        call = lambda fn=fn: jax.block_until_ready(fn())
         t0 = time.perf_counter()
         m = call()
         out[key + "compile_s"] = time.perf_counter() - t0
@@ -114,7 +114,7 @@ def diffhw_gradient(repeats):
     """Latency of one jitted `jax.grad` of TPOT w.r.t. all hardware float leaves."""
     hw, model, wl, par = _setup()
     grad = jax.jit(jax.grad(lambda h: diffhw.evaluate(h, model, wl, par).tpot_s))
-    call = lambda: jax.block_until_ready(grad(hw))  # noqa: E731
+    call = lambda: jax.block_until_ready(grad(hw))
     t0 = time.perf_counter()
     g = call()
     compile_s = time.perf_counter() - t0
@@ -161,7 +161,7 @@ def diffhw_vmap(sizes, repeats, chunk, seed=0):
             compile_s = time.perf_counter() - t0
             ok = bool(np.isfinite(np.asarray(out.tpot_s)).all())
             del out
-            run_s = _median_time(lambda: jax.block_until_ready(fn(*args)), repeats(n))
+            run_s = _median_time(lambda fn=fn, args=args: jax.block_until_ready(fn(*args)), repeats(n))
             rows.append({"n": n, "mode": mode, "run_s": run_s, "compile_s": compile_s,
                          "designs_per_s": n / run_s, "all_finite": ok})
     return rows
@@ -234,7 +234,7 @@ def peer_llm_analysis(repeats):
     kwargs = dict(model_name=model, gpu_name="h100-sxm-80gb", dtype_name="w16a16e16", log_level="ERROR",
                   batch_size_per_gpu=BATCH, tp_size=TP, seq_len=INPUT_TOKENS,
                   num_tokens_to_generate=OUTPUT_TOKENS)
-    evaluate = lambda: infer(**kwargs)  # noqa: E731
+    evaluate = lambda: infer(**kwargs)
     try:
         with _quiet():
             summary = evaluate()  # warm-up

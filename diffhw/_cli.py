@@ -184,10 +184,15 @@ def _fmt_s(x):
 def _table(d, command):
     gb = 1e9
     lines = [
-        f"diffhw {command}: {d['model']} on {d['chips']} x {d['hardware']} "
-        f"(tp={d['tp']} pp={d['pp']} dp={d['dp']} ep={d['ep']}, profile {d['profile']})",
-        f"  batch {d['batch']:g}, {d['input_tokens']:g} in / {d['output_tokens']:g} out tokens, "
-        f"weights {d['weight_precision']}, activations {d['activation_precision']}, KV {d['kv_precision']}",
+        (
+            f"diffhw {command}: {d['model']} on {d['chips']} x {d['hardware']} "
+            f"(tp={d['tp']} pp={d['pp']} dp={d['dp']} ep={d['ep']}, profile {d['profile']})"
+        ),
+        (
+            f"  batch {d['batch']:g}, {d['input_tokens']:g} in / {d['output_tokens']:g} out tokens, "
+            f"weights {d['weight_precision']}, activations {d['activation_precision']}, "
+            f"KV {d['kv_precision']}"
+        ),
         "",
     ]
     rows = [

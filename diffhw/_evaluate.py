@@ -284,7 +284,7 @@ def _max_throughput_jit(
     ttft_limit_s=jnp.inf,
     tau: float = _smooth.DEFAULT_TAU,
 ) -> ThroughputResult:
-    hw, model, wl, par = hardware, model, workload, parallelism
+    hw, wl, par = hardware, workload, parallelism
 
     def run(batch):
         return _metrics(hw, model, eqx.tree_at(lambda w: w.batch, wl, batch), par, tau)

@@ -123,11 +123,10 @@ class Transformer(eqx.Module):
         """Input embedding plus (if untied) output head (elements)."""
         return self.vocab_size * self.d_model * (1.0 if self.tied_embeddings else 2.0)
 
-    def total_params(self):
-        """All weights (elements), counting every expert."""
+    def _params(self, experts):
         norms = 2 * self.d_model * self.n_layers + self.d_model
         moe = self.n_moe_layers * (
-            self.n_experts * self.expert_params() + self.shared_expert_params() + self.router_params()
+            experts * self.expert_params() + self.shared_expert_params() + self.router_params()
         )
         return (
             self.n_layers * self.attention_params()
@@ -137,21 +136,13 @@ class Transformer(eqx.Module):
             + norms
         )
 
+    def total_params(self):
+        """All weights (elements), counting every expert."""
+        return self._params(self.n_experts)
+
     def active_params(self):
         """Weights one token touches (elements), including both embedding tables."""
-        norms = 2 * self.d_model * self.n_layers + self.d_model
-        moe = self.n_moe_layers * (
-            self.experts_per_token * self.expert_params()
-            + self.shared_expert_params()
-            + self.router_params()
-        )
-        return (
-            self.n_layers * self.attention_params()
-            + self.n_dense_layers * self.ffn_params()
-            + moe
-            + self.embedding_params()
-            + norms
-        )
+        return self._params(self.experts_per_token)
 
     def kv_elements_per_token_per_layer(self, kv_shard=1.0):
         """KV-cache elements one token adds to one layer (on one chip).

@@ -13,7 +13,6 @@ import jax.numpy as jnp
 from jax.nn import softplus as _softplus
 from jax.scipy.special import logsumexp as _jax_logsumexp
 
-
 #: Default sharpness of :func:`smooth_max`/:func:`smooth_min`, as a temperature in log
 #: space. With ``tau = 0.02`` two equal times are overestimated by ``2**0.02 - 1 = 1.4%``
 #: and a time 10% below the other adds ``0.7%``; lower values approach the hard max.

@@ -10,12 +10,18 @@ from ._config import (
     list_hardware,
     list_models,
     list_profiles,
-    load_hardware as hardware,
-    load_model as model,
-    load_profile as profile,
     model_description,
     model_from_hf_config,
     profile_description,
+)
+from ._config import (
+    load_hardware as hardware,
+)
+from ._config import (
+    load_model as model,
+)
+from ._config import (
+    load_profile as profile,
 )
 
 __all__ = [

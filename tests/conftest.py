@@ -4,7 +4,7 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
-import diffhw  # noqa: E402
+import diffhw
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,7 @@ def test_presets_listing(capsys):
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, argv, expect):
-    code, out, err = run(capsys, *argv)
+    code, _, err = run(capsys, *argv)
     assert code == 2
     assert expect in err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -133,5 +133,5 @@ def test_bad_model_file(tmp_path, capsys):
 
 def test_console_script_entry_point():
     r = subprocess.run([sys.executable, "-m", "diffhw._cli", "evaluate", "--tp", "5"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -1,10 +1,12 @@
 """Hand-computed rooflines: numbers you can check on paper."""
 
+import itertools
+
 import jax.numpy as jnp
 import pytest
+from conftest import ideal_profile
 
 import diffhw
-from conftest import ideal_profile
 
 
 def _no_network(hw):
@@ -105,4 +107,4 @@ def test_more_bandwidth_never_slower(h100, llama70b):
     par = diffhw.parallelism(tp=8)
     bws = jnp.array([1e12, 2e12, 4e12, 8e12, 16e12])
     ts = [float(diffhw.evaluate(h100.replace(memory_bandwidth_bytes_per_s=b), llama70b, wl, par).tpot_s) for b in bws]
-    assert all(b <= a for a, b in zip(ts, ts[1:]))
+    assert all(b <= a for a, b in itertools.pairwise(ts))

@@ -1,3 +1,5 @@
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +19,7 @@ def test_smooth_max_bounds(a, b):
 
 def test_smooth_max_tends_to_hard_max():
     errs = [abs(float(smooth_max(2.0, 3.0, 2.9, tau=t)) - 3.0) for t in (0.1, 0.03, 0.01, 0.001)]
-    assert all(e2 < e1 for e1, e2 in zip(errs, errs[1:]))
+    assert all(e2 < e1 for e1, e2 in itertools.pairwise(errs))
     assert errs[-1] < 1e-3
 
 
