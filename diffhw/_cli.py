@@ -28,6 +28,10 @@ def _common(p):
     p.add_argument("--precision", default="bf16", help="weights and activations: fp32, bf16, fp16, fp8, int8, fp4, int4, or bits (default: %(default)s)")
     p.add_argument("--weight-precision", default=None, help="weights only (e.g. int4 for W4A16); default: --precision")
     p.add_argument("--kv-precision", default=None, help="KV cache (default: --precision)")
+    p.add_argument("--electricity-usd-per-kwh", type=float, default=None, help="electricity price (default: 0.08, US industrial)")
+    p.add_argument("--pue", type=float, default=None, help="datacenter power usage effectiveness, >= 1 (default: 1.10)")
+    p.add_argument("--grid-gco2e-per-kwh", type=float, default=None, help="grid carbon intensity (default: 369, US 2023)")
+    p.add_argument("--lifetime-years", type=float, default=None, help="hardware lifetime for amortisation (default: 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -52,6 +56,26 @@ def _positive_int(field, value):
     if v != int(v):
         raise InputError(field, value, "a whole number")
     return int(v)
+
+
+def _technology(args):
+    from . import presets
+    from ._technology import KWH_J, YEAR_S
+
+    over = {}
+    if args.electricity_usd_per_kwh is not None:
+        over["electricity_usd_per_j"] = check_positive(
+            "--electricity-usd-per-kwh", args.electricity_usd_per_kwh, allow_zero=True) / KWH_J
+    if args.pue is not None:
+        if check_positive("--pue", args.pue) < 1.0:
+            raise InputError("--pue", args.pue, ">= 1 (facility power over IT power)")
+        over["pue"] = float(args.pue)
+    if args.grid_gco2e_per_kwh is not None:
+        over["grid_kgco2e_per_j"] = check_positive(
+            "--grid-gco2e-per-kwh", args.grid_gco2e_per_kwh, allow_zero=True) / 1e3 / KWH_J
+    if args.lifetime_years is not None:
+        over["lifetime_s"] = check_positive("--lifetime-years", args.lifetime_years) * YEAR_S
+    return presets.technology_for(args.hardware, over)
 
 
 def _design(args, batch):
@@ -103,7 +127,8 @@ def _cmd_evaluate(args):
     batch_given = args.batch is not None
     batch = args.batch if batch_given else DEFAULT_BATCH
     hw, model, wl, par = _design(args, batch)
-    m = evaluate(hw, model, wl, par)
+    tech = _technology(args)
+    m = evaluate(hw, model, wl, par, technology=tech)
     notes = []
     if not bool(m.fits):
         if batch_given:
@@ -117,7 +142,7 @@ def _cmd_evaluate(args):
             raise _fit_error(hw, model, m, par)
         notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(m.max_batch)}, the largest that fits")
         hw, model, wl, par = _design(args, float(m.max_batch))
-        m = evaluate(hw, model, wl, par)
+        m = evaluate(hw, model, wl, par, technology=tech)
     d = metrics_dict(m, hw, model, wl, par)
     d["notes"] = notes
     _emit(args, d, "evaluate")
@@ -130,7 +155,7 @@ def _cmd_max_throughput(args):
     hw, model, wl, par = _design(args, 1.0)
     tpot = check_positive("--tpot-slo-ms", args.tpot_slo_ms) / 1e3 if args.tpot_slo_ms is not None else math.inf
     ttft = check_positive("--ttft-slo-ms", args.ttft_slo_ms) / 1e3 if args.ttft_slo_ms is not None else math.inf
-    r = max_throughput(hw, model, wl, par, tpot_limit_s=tpot, ttft_limit_s=ttft)
+    r = max_throughput(hw, model, wl, par, tpot_limit_s=tpot, ttft_limit_s=ttft, technology=_technology(args))
     if float(r.metrics.max_batch) < 1:
         raise _fit_error(hw, model, r.metrics, par)
     import equinox as eqx
@@ -210,6 +235,18 @@ def _table(d, command):
     ]
     if command == "max-throughput":
         rows.insert(0, ("best batch", f"{d['batch']} (continuous optimum {d['batch_continuous']:.1f})"))
+    if "energy_per_token_j" in d:
+        rows += [
+            ("energy per output token", f"{d['energy_per_token_j']:.3f} J"),
+            ("power per chip: average / peak (model)", f"{d['average_power_w']:,.0f} / {d['peak_power_w']:,.0f} W"),
+            ("chip area (logic) / dies", f"{d['chip_area_mm2']:,.0f} mm2 / {d['chiplets']:.2f}"),
+            ("chip cost (manufacturing)", f"${d['chip_cost_usd']:,.0f}"),
+            ("system capex / TCO per year", f"${d['system_capex_usd']:,.0f} / ${d['tco_usd_per_year']:,.0f}"),
+            ("$ per million output tokens", f"${d['usd_per_million_tokens']:.3f}"),
+            ("kgCO2e per million output tokens", f"{d['kgco2e_per_million_tokens']:.4f}"),
+            ("embodied kgCO2e / operational per year", f"{d['embodied_kgco2e']:,.0f} / {d['operational_kgco2e_per_year']:,.0f}"),
+            ("tokens/s per facility W / per $ of TCO/yr", f"{d['tokens_per_s_per_watt']:.3f} / {d['tokens_per_s_per_usd']:.2e}"),
+        ]
     w = max(len(r[0]) for r in rows)
     lines += [f"  {k:<{w}}  {v}" for k, v in rows]
     lines.append("")

@@ -22,6 +22,18 @@ def _bandwidth(hw):
     return hw.link_bandwidth_bytes_per_s * hw.profile.network_efficiency
 
 
+def allreduce_bytes(message_bytes, chips):
+    """Bytes each chip sends in a bandwidth-optimal all-reduce: ``2 (p-1)/p * bytes``."""
+    p = jnp.asarray(chips, dtype=float)
+    return 2.0 * (p - 1.0) / p * message_bytes
+
+
+def alltoall_bytes(message_bytes, chips):
+    """Bytes each chip sends in an all-to-all: the ``(p-1)/p`` that leave the chip."""
+    p = jnp.asarray(chips, dtype=float)
+    return (p - 1.0) / p * message_bytes
+
+
 def allreduce_time(hw, message_bytes, chips):
     """All-reduce of `message_bytes` (per chip) among `chips` chips, in seconds.
 
@@ -35,7 +47,7 @@ def allreduce_time(hw, message_bytes, chips):
         steps = 2.0 * jnp.log2(p)
     else:
         steps = 2.0 * (p - 1.0)
-    t = _alpha(hw, steps) + 2.0 * (p - 1.0) / p * message_bytes / _bandwidth(hw)
+    t = _alpha(hw, steps) + allreduce_bytes(message_bytes, p) / _bandwidth(hw)
     return jnp.where(p > 1.0, t, 0.0)
 
 
@@ -47,7 +59,7 @@ def alltoall_time(hw, message_bytes, chips):
     """
     p = jnp.asarray(chips, dtype=float)
     steps = 1.0 if hw.topology in ("switch", "mesh") else p / 2.0
-    t = _alpha(hw, steps) + (p - 1.0) / p * message_bytes / _bandwidth(hw)
+    t = _alpha(hw, steps) + alltoall_bytes(message_bytes, p) / _bandwidth(hw)
     return jnp.where(p > 1.0, t, 0.0)
 
 

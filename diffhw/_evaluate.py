@@ -8,9 +8,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from . import _smooth
+from ._cost import Economics, economics
 from ._hardware import Hardware
 from ._latency import COMPONENTS, StepTime, memory_per_chip, tpot, ttft
 from ._model import Transformer
+from ._technology import Technology
 from ._workload import Parallelism, Workload
 
 Scalar = Float[Array, ""]
@@ -35,6 +37,8 @@ class Metrics(eqx.Module):
     - `decode`, `prefill`: `StepTime` breakdowns of one Decode step (averaged over the
       context) and of the whole Prefill pass.
     - `chips`: chips in the system.
+    - `economics`: `Economics` (energy, power, area, cost, TCO, carbon) when a
+      `Technology` was given, else None.
     """
 
     tpot_s: Scalar
@@ -54,6 +58,7 @@ class Metrics(eqx.Module):
     decode: StepTime
     prefill: StepTime
     chips: Scalar
+    economics: Economics | None = None
 
     @property
     def fits(self):
@@ -136,21 +141,25 @@ def _max_batch(hw, model, wl, par, usable):
     return jax.lax.stop_gradient(jnp.floor(lo))
 
 
-def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, tau) -> Metrics:
+def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, tau, tech=None) -> Metrics:
     hw = _checked(hw, wl, par)
-    dec = tpot(hw, model, wl, par, tau)
-    pre = ttft(hw, model, wl, par, tau)
+    dec, dec_work = tpot(hw, model, wl, par, tau)
+    pre, pre_work = ttft(hw, model, wl, par, tau)
     t_tok, t_first = dec.total_s, pre.total_s
     e2e = t_first + (wl.output_tokens - 1.0) * t_tok
     w, kv, act = memory_per_chip(hw, model, wl, par)
     required = w + kv + act
     usable = hw.memory_capacity_bytes * hw.profile.memory_utilization
     max_batch = _max_batch(hw, model, wl, par, usable)
+    thru = wl.batch * wl.output_tokens / e2e
+    econ = None
+    if tech is not None:
+        econ = economics(hw, tech, wl, par, t_tok, t_first, e2e, thru, dec_work, pre_work, tau)
     return Metrics(
         tpot_s=t_tok,
         ttft_s=t_first,
         e2e_latency_s=e2e,
-        output_tokens_per_s=wl.batch * wl.output_tokens / e2e,
+        output_tokens_per_s=thru,
         decode_tokens_per_s=wl.batch / t_tok,
         per_user_tokens_per_s=1.0 / t_tok,
         memory_required_bytes=required,
@@ -164,6 +173,7 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
         decode=dec,
         prefill=pre,
         chips=par.chips,
+        economics=econ,
     )
 
 
@@ -193,6 +203,7 @@ def evaluate(
     workload: Workload,
     parallelism: Parallelism,
     tau: float = _smooth.DEFAULT_TAU,
+    technology: Technology | None = None,
 ) -> Metrics:
     """Evaluate a design: latency, throughput, memory and the step-time breakdown.
 
@@ -207,11 +218,13 @@ def evaluate(
     - `workload`: a `Workload` (batch, lengths, precisions).
     - `parallelism`: a `Parallelism` (tp, pp, dp, ep).
     - `tau`: smoothing temperature of every smooth max (see `diffhw.smooth_max`).
+    - `technology`: a `Technology` (e.g. ``diffhw.presets.technology_for("h100-sxm")``);
+      when given, `Metrics.economics` holds energy, power, area, cost, TCO and carbon.
 
     **Returns:** a `Metrics`.
     """
     hardware, model = _anonymous(hardware, model)
-    return _evaluate_jit(hardware, model, workload, parallelism, tau)
+    return _evaluate_jit(hardware, model, workload, parallelism, tau, technology)
 
 
 @eqx.filter_jit
@@ -222,8 +235,9 @@ def _evaluate_jit(
     workload: Workload,
     parallelism: Parallelism,
     tau: float = _smooth.DEFAULT_TAU,
+    technology: Technology | None = None,
 ) -> Metrics:
-    return _metrics(hardware, model, workload, parallelism, tau)
+    return _metrics(hardware, model, workload, parallelism, tau, technology)
 
 
 class ThroughputResult(eqx.Module):
@@ -253,6 +267,7 @@ def max_throughput(
     tpot_limit_s=jnp.inf,
     ttft_limit_s=jnp.inf,
     tau: float = _smooth.DEFAULT_TAU,
+    technology: Technology | None = None,
 ) -> ThroughputResult:
     """The batch that maximises output tokens/s under memory, TPOT and TTFT limits.
 
@@ -264,13 +279,13 @@ def max_throughput(
     one is kept.
 
     **Arguments:** as `evaluate`, plus `tpot_limit_s` and `ttft_limit_s` (seconds;
-    ``inf`` for none).
+    ``inf`` for none). With `technology`, the chosen design's metrics carry economics.
 
     **Returns:** a `ThroughputResult`.
     """
     hardware, model = _anonymous(hardware, model)
     limits = jnp.asarray(tpot_limit_s, dtype=float), jnp.asarray(ttft_limit_s, dtype=float)
-    return _max_throughput_jit(hardware, model, workload, parallelism, *limits, tau)
+    return _max_throughput_jit(hardware, model, workload, parallelism, *limits, tau, technology)
 
 
 @eqx.filter_jit
@@ -283,11 +298,12 @@ def _max_throughput_jit(
     tpot_limit_s=jnp.inf,
     ttft_limit_s=jnp.inf,
     tau: float = _smooth.DEFAULT_TAU,
+    technology: Technology | None = None,
 ) -> ThroughputResult:
     hw, wl, par = hardware, workload, parallelism
 
-    def run(batch):
-        return _metrics(hw, model, eqx.tree_at(lambda w: w.batch, wl, batch), par, tau)
+    def run(batch, tech=None):
+        return _metrics(hw, model, eqx.tree_at(lambda w: w.batch, wl, batch), par, tau, tech)
 
     def score(batch):
         m = run(batch)
@@ -310,7 +326,7 @@ def _max_throughput_jit(
     j = jnp.argmax(sc)
     ok = sc[j] > 0.0
     batch = jnp.where(ok, cands[j], 0.0)
-    metrics = run(jnp.where(ok, cands[j], 1.0))
+    metrics = run(jnp.where(ok, cands[j], 1.0), technology)
     return ThroughputResult(batch, best, ok, metrics)
 
 

@@ -45,10 +45,6 @@ class StepTime(eqx.Module):
         return jax.tree_util.tree_map(lambda x: x * factor, self)
 
 
-def _add(a: StepTime, b: StepTime) -> StepTime:
-    return jax.tree_util.tree_map(jnp.add, a, b)
-
-
 def roofline(hw: Hardware, ops, peak_flop_per_s, tau=_smooth.DEFAULT_TAU):
     """Sum over operator groups of ``smooth_max(compute, memory)``, split by binding side.
 
@@ -75,7 +71,7 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, tau=_smooth.DEFAULT_TAU):
     return compute_s, memory_s
 
 
-def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes):
+def communication(hw, model: Transformer, par: Parallelism, tokens, abytes):
     """Exposed communication of one pass of `tokens` tokens through every layer.
 
     Tensor parallel: one all-reduce of ``tokens * d_model`` activations after attention
@@ -83,51 +79,97 @@ def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes)
     parallel (``ep > 1``): an all-to-all dispatch and combine per MoE layer, each chip
     sending its ``tokens / tp`` tokens to ``experts_per_token`` experts. Pipeline: one
     send of the activations between each pair of stages.
+
+    **Returns:** ``(seconds, bytes each chip sends)``.
     """
     msg = tokens * model.d_model * abytes
-    ar = _collectives.allreduce_time(hw, msg, par.tp)
     n_ar = model.n_layers + model.n_dense_layers
-    t = n_ar * ar
+    t = n_ar * _collectives.allreduce_time(hw, msg, par.tp)
+    sent = n_ar * _collectives.allreduce_bytes(msg, par.tp)
     if model.n_moe_layers:
-        a2a_bytes = tokens / par.tp * model.experts_per_token * model.d_model * abytes
-        a2a = 2.0 * _collectives.alltoall_time(hw, a2a_bytes, par.ep)
-        t = t + model.n_moe_layers * jnp.where(par.ep > 1.0, a2a, ar)
-    p2p = _collectives.p2p_time(hw, msg)
-    return t + jnp.where(par.pp > 1.0, (par.pp - 1.0) * p2p, 0.0)
+        a2a_msg = tokens / par.tp * model.experts_per_token * model.d_model * abytes
+        use_a2a = par.ep > 1.0
+        t_moe = jnp.where(
+            use_a2a,
+            2.0 * _collectives.alltoall_time(hw, a2a_msg, par.ep),
+            _collectives.allreduce_time(hw, msg, par.tp),
+        )
+        b_moe = jnp.where(
+            use_a2a,
+            2.0 * _collectives.alltoall_bytes(a2a_msg, par.ep),
+            _collectives.allreduce_bytes(msg, par.tp),
+        )
+        t = t + model.n_moe_layers * t_moe
+        sent = sent + model.n_moe_layers * b_moe
+    has_pp = par.pp > 1.0
+    t = t + jnp.where(has_pp, (par.pp - 1.0) * _collectives.p2p_time(hw, msg), 0.0)
+    # stage-to-stage sends along the chain, each TP rank sending its 1/tp share
+    sent = sent + jnp.where(has_pp, (par.pp - 1.0) * msg / par.tp, 0.0)
+    return t, sent
 
 
-def decode_step(hw, model, wl: Workload, par, context, tau=_smooth.DEFAULT_TAU) -> StepTime:
-    """Time of one Decode step of a micro-batch at a given context (seconds).
+def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes):
+    """Seconds of `communication` (see there)."""
+    return communication(hw, model, par, tokens, abytes)[0]
+
+
+class Work(eqx.Module):
+    """What one pass of the layer chain does on one tensor-parallel rank per stage:
+    `flops`, `memory_bytes` (main memory traffic) and `network_bytes` (sent)."""
+
+    flops: Scalar
+    memory_bytes: Scalar
+    network_bytes: Scalar
+
+    def scale(self, factor):
+        return jax.tree_util.tree_map(lambda x: x * factor, self)
+
+
+def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DEFAULT_TAU):
+    """Time and work of `tokens` tokens (of `sequences` sequences at `context`) passing
+    through every layer on one tensor-parallel rank per pipeline stage.
+
+    **Returns:** ``(StepTime, Work)``.
+    """
+    shards = shards_for(model, par.tp, par.ep)
+    ops = step_ops(
+        model, shards, tokens, sequences, context,
+        wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
+        decode=decode,
+    )
+    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), tau)
+    comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
+    over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
+    flops = sum(count * op.flops for _, count, op in ops)
+    traffic = sum(count * op.bytes for _, count, op in ops)
+    return StepTime(c, mem, comm, over * jnp.ones(())), Work(flops, traffic, sent)
+
+
+def decode_step(hw, model, wl: Workload, par, context, tau=_smooth.DEFAULT_TAU):
+    """Time and work of one Decode step of a micro-batch at a given context.
 
     The chain of all layers runs on a micro-batch of ``batch / (dp * pp)`` sequences,
     one token each; with ``pp`` stages, ``pp`` micro-batches are in flight, so this
     chain time is also the time per output token.
     """
     m = wl.batch / (par.dp * par.pp)
-    shards = shards_for(model, par.tp, par.ep)
-    ops = step_ops(
-        model, shards, m, m, context,
-        wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
-        decode=True,
-    )
-    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), tau)
-    comm = communication_time(hw, model, par, m, wl.activation_precision.bytes)
-    over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
-    return StepTime(c, mem, comm, over * jnp.ones(()))
+    return chain(hw, model, wl, par, m, m, context, True, tau)
 
 
-def tpot(hw, model, wl, par, tau=_smooth.DEFAULT_TAU) -> StepTime:
-    """Decode time per output token, averaged over the generated tokens.
+def tpot(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
+    """Decode time per output token (`StepTime`) and the chain's `Work` per step,
+    averaged over the generated tokens.
 
     The context grows from ``input_tokens`` to ``input_tokens + output_tokens``; the step
-    time is averaged over it by 4-point Gauss-Legendre quadrature (exact for a step time
+    is averaged over it by 4-point Gauss-Legendre quadrature (exact for a step time
     that is a cubic in the context; the roofline is piecewise linear and smooth).
     """
     total = None
     for x, w in zip(_GL_X, _GL_W):
         ctx = wl.input_tokens + x * wl.output_tokens
-        s = decode_step(hw, model, wl, par, ctx, tau).scale(w)
-        total = s if total is None else _add(total, s)
+        t, work = decode_step(hw, model, wl, par, ctx, tau)
+        s = (t.scale(w), work.scale(w))
+        total = s if total is None else jax.tree_util.tree_map(jnp.add, total, s)
     return total
 
 
@@ -137,8 +179,9 @@ def prefill_chunks(hw, wl, par):
     return _smooth.smooth_max(tokens / hw.profile.max_batched_tokens, 1.0)
 
 
-def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU) -> StepTime:
-    """Time to first token: the Prefill pass of the batch's prompts (seconds).
+def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
+    """Time to first token (`StepTime`, seconds) and the `Work` of the whole Prefill of
+    one replica (on one tensor-parallel rank per stage).
 
     All ``batch / dp`` prompts of a replica arrive together (static batching, as in
     TensorRT-LLM's and SplitwiseSim's measurements) and are processed in ``n`` chunks of
@@ -148,18 +191,9 @@ def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU) -> StepTime:
     """
     b = wl.batch / par.dp
     n = prefill_chunks(hw, wl, par)
-    tokens = b * wl.input_tokens / n
-    shards = shards_for(model, par.tp, par.ep)
-    ops = step_ops(
-        model, shards, tokens, b / n, (wl.input_tokens + 1.0) / 2.0,
-        wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
-        decode=False,
-    )
-    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), tau)
-    comm = communication_time(hw, model, par, tokens, wl.activation_precision.bytes)
-    over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
-    chain = StepTime(c, mem, comm, over * jnp.ones(()))
-    return chain.scale((n + par.pp - 1.0) / par.pp)
+    t, work = chain(hw, model, wl, par, b * wl.input_tokens / n, b / n, (wl.input_tokens + 1.0) / 2.0,
+                    False, tau)
+    return t.scale((n + par.pp - 1.0) / par.pp), work.scale(n)
 
 
 def memory_per_chip(hw, model, wl, par, batch=None):

@@ -103,4 +103,27 @@ def metrics_dict(m: Metrics, hw, model, wl, par) -> dict:
         "prefill_time_breakdown_s": steps(m.prefill),
         "total_params": f(model.total_params()),
         "active_params": f(model.active_params()),
+        **(_economics_dict(m.economics) if m.economics is not None else {}),
     }
+
+
+#: Economics fields reported by the CLI, with their JSON names (units in the names).
+ECONOMICS_KEYS = (
+    "energy_per_token_j", "decode_energy_per_token_j", "prefill_energy_j", "average_power_w",
+    "peak_power_w", "static_power_w", "system_average_power_w", "facility_power_w", "chip_area_mm2",
+    "die_area_mm2", "chiplets", "die_yield", "chip_cost_usd", "logic_cost_usd", "package_cost_usd",
+    "memory_cost_usd", "system_capex_usd", "facility_capex_usd", "tco_usd_per_year",
+    "usd_per_million_tokens", "embodied_kgco2e", "embodied_kgco2e_per_chip",
+    "operational_kgco2e_per_year", "kgco2e_per_million_tokens", "tokens_per_s_per_watt",
+    "tokens_per_s_per_usd", "tokens_per_kgco2e",
+)
+
+
+def _economics_dict(e) -> dict:
+    out = {k: float(jnp.asarray(getattr(e, k))) for k in ECONOMICS_KEYS}
+    a = e.area
+    out["area_breakdown_mm2"] = {
+        "compute": float(a.compute_mm2), "sram": float(a.sram_mm2),
+        "memory_phy": float(a.memory_phy_mm2), "serdes": float(a.serdes_mm2),
+    }
+    return out

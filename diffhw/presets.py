@@ -23,17 +23,31 @@ from ._config import (
 from ._config import (
     load_profile as profile,
 )
+from ._technology import (
+    list_memories,
+    list_nodes,
+    memory_device,
+    technology_for,
+)
+from ._technology import (
+    load_technology as technology,
+)
 
 __all__ = [
     "MODEL_ALIASES",
     "hardware",
     "hardware_description",
     "list_hardware",
+    "list_memories",
     "list_models",
+    "list_nodes",
     "list_profiles",
+    "memory_device",
     "model",
     "model_description",
     "model_from_hf_config",
     "profile",
     "profile_description",
+    "technology",
+    "technology_for",
 ]
