@@ -7,11 +7,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _smooth
+from . import _memory, _smooth
 from ._cost import Economics, economics
 from ._hardware import Hardware
 from ._latency import COMPONENTS, StepTime, memory_per_chip, tpot, ttft
-from ._model import Transformer
+from ._memory import TierReport
+from ._model import Transformer, access_bytes
 from ._technology import Technology
 from ._workload import Parallelism, Workload
 
@@ -30,13 +31,15 @@ class Metrics(eqx.Module):
     - `per_user_tokens_per_s`: ``1 / tpot``.
     - `memory_required_bytes`, `weight_bytes`, `kv_cache_bytes`, `activation_bytes`:
       per chip.
-    - `memory_capacity_bytes`, `memory_usable_bytes`: per chip (usable =
-      capacity * memory_utilization).
-    - `memory_margin`: ``usable / required - 1`` (>= 0 when it fits).
+    - `memory_capacity_bytes`: main memory per chip; `memory_usable_bytes`: usable
+      bytes of all tiers per chip (capacity * memory_utilization).
+    - `memory_margin`: the tightest tier's ``usable / occupancy - 1`` (>= 0 when it fits).
     - `max_batch`: the largest whole batch whose KV cache fits (system-wide).
     - `decode`, `prefill`: `StepTime` breakdowns of one Decode step (averaged over the
       context) and of the whole Prefill pass.
     - `chips`: chips in the system.
+    - `context_bytes`: per chip, the KV cache of the shared read-only context.
+    - `tiers`: a `TierReport` (occupancy, traffic, wear-out lifetime per memory tier).
     - `economics`: `Economics` (energy, power, area, cost, TCO, carbon) when a
       `Technology` was given, else None.
     """
@@ -58,6 +61,8 @@ class Metrics(eqx.Module):
     decode: StepTime
     prefill: StepTime
     chips: Scalar
+    context_bytes: Scalar
+    tiers: TierReport
     economics: Economics | None = None
 
     @property
@@ -120,21 +125,28 @@ def _checked(hw: Hardware, wl: Workload, par: Parallelism):
     return eqx.branched_error_if(hw, jnp.any(bad), index, msgs)
 
 
-def _max_batch(hw, model, wl, par, usable):
-    """Largest whole (system) batch whose memory fits: bisection on the monotone
-    ``required(batch) = usable``, then floor. 0 when even the weights do not fit."""
+def _tier_ratios(hw, stored):
+    """Usable capacity over occupancy of every tier (array)."""
+    occ = _memory.fractions_of(hw).T @ stored
+    return _memory.capacities(hw) / _smooth.smooth_max(occ, 1.0)
 
-    def required(b):
-        return sum(memory_per_chip(hw, model, wl, par, batch=b))
 
-    w = required(par.dp * 1e-9)
-    _, kv1, _ = memory_per_chip(hw, model, wl, par, batch=par.dp)
-    hi = _smooth.exact_max((usable - w) / kv1 * par.dp, 0.0) + par.dp  # KV alone bound
+def _max_batch(hw, model, wl, par):
+    """Largest whole (system) batch whose memory fits in every tier: bisection on the
+    monotone requirement, then floor. 0 when even the weights do not fit."""
+
+    def fits(b):
+        return jnp.all(_tier_ratios(hw, jnp.stack(memory_per_chip(hw, model, wl, par, batch=b))) >= 1.0)
+
+    w = sum(memory_per_chip(hw, model, wl, par, batch=par.dp * 1e-9))
+    kv1 = memory_per_chip(hw, model, wl, par, batch=par.dp)[1]
+    total = jnp.sum(_memory.capacities(hw))
+    hi = _smooth.exact_max((total - w) / kv1 * par.dp, 0.0) + par.dp  # all tiers pooled: an upper bound
 
     def body(_, lo_hi):
         lo, hi = lo_hi
         mid = 0.5 * (lo + hi)
-        ok = required(mid) <= usable
+        ok = fits(mid)
         return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
 
     lo, _ = jax.lax.fori_loop(0, 64, body, (jnp.zeros_like(hi), hi))
@@ -147,11 +159,20 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
     pre, pre_work = ttft(hw, model, wl, par, tau)
     t_tok, t_first = dec.total_s, pre.total_s
     e2e = t_first + (wl.output_tokens - 1.0) * t_tok
-    w, kv, act = memory_per_chip(hw, model, wl, par)
-    required = w + kv + act
-    usable = hw.memory_capacity_bytes * hw.profile.memory_utilization
-    max_batch = _max_batch(hw, model, wl, par, usable)
+    w, kv, ctx, act = memory_per_chip(hw, model, wl, par)
+    stored = jnp.stack([w, kv, ctx, act])
+    required = w + kv + ctx + act
+    usable = jnp.sum(_memory.capacities(hw))
+    ratios = _tier_ratios(hw, stored)
+    margin = (ratios[0] if ratios.shape[0] == 1 else _smooth.smooth_min(*ratios, tau=tau)) - 1.0
+    max_batch = _max_batch(hw, model, wl, par)
     thru = wl.batch * wl.output_tokens / e2e
+    # Per-chip traffic over a request's life: Prefill (its chain covers all pp stages,
+    # one rank each) and output - 1 Decode steps (pp micro-batches per step on pp stages).
+    reads = (pre_work.reads_by_class / par.pp + (wl.output_tokens - 1.0) * dec_work.reads_by_class) / e2e
+    writes = (pre_work.writes_by_class / par.pp + (wl.output_tokens - 1.0) * dec_work.writes_by_class) / e2e
+    access = access_bytes(model, wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes)
+    tiers = _memory.tier_report(hw, stored, reads, writes, access)
     econ = None
     if tech is not None:
         econ = economics(hw, tech, wl, par, t_tok, t_first, e2e, thru, dec_work, pre_work, tau)
@@ -168,11 +189,13 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
         activation_bytes=act,
         memory_capacity_bytes=hw.memory_capacity_bytes,
         memory_usable_bytes=usable,
-        memory_margin=usable / required - 1.0,
+        memory_margin=margin,
         max_batch=max_batch,
         decode=dec,
         prefill=pre,
         chips=par.chips,
+        context_bytes=ctx,
+        tiers=tiers,
         economics=econ,
     )
 

@@ -4,6 +4,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._memory import Placement
 from ._precision import FLOAT_COLUMNS, Precision
 
 
@@ -74,6 +75,11 @@ class Hardware(eqx.Module):
     - `message_latency_s`: fixed latency per message / collective step (endpoint).
     - `tdp_w`: thermal design power per chip (reported; energy comes later).
     - `profile`: the `Profile` of software efficiency terms.
+    - `tiers`: extra `MemoryTier`s beside main memory (HBF, DDR, SSD...), default none.
+    - `placement`: the `Placement` of data classes over main memory and `tiers`
+      (default: everything in main memory).
+    - `tier_access`: ``"parallel"`` (tiers stream at once; smooth max of their times) or
+      ``"serial"`` (sum), static.
     - `topology`: ``"switch" | "ring" | "torus2d" | "torus3d" | "mesh" | "none"`` (static).
     - `default_chips`: chips in the natural scale-up unit (static, used by the CLI).
     """
@@ -91,6 +97,9 @@ class Hardware(eqx.Module):
     message_latency_s: Scalar = eqx.field(converter=_f)
     tdp_w: Scalar = eqx.field(converter=_f)
     profile: Profile
+    tiers: tuple = ()
+    placement: Placement | None = None
+    tier_access: str = eqx.field(static=True, default="parallel")
     topology: str = eqx.field(static=True, default="switch")
     default_chips: int = eqx.field(static=True, default=1)
     name: str = eqx.field(static=True, default="custom")
@@ -111,10 +120,12 @@ class Hardware(eqx.Module):
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""
         names = list(changes)
+        keep = ("profile", "tiers", "placement")
         return eqx.tree_at(
             lambda h: [getattr(h, n) for n in names],
             self,
-            [changes[n] if n == "profile" else _f(changes[n]) for n in names],
+            [changes[n] if n in keep else _f(changes[n]) for n in names],
+            is_leaf=lambda x: x is None,
         )
 
 

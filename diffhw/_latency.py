@@ -13,9 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from . import _collectives, _smooth
+from . import _collectives, _memory, _smooth
 from ._hardware import Hardware
-from ._model import Transformer, kv_bytes_per_chip, shards_for, step_ops, weight_bytes_per_chip
+from ._model import (
+    Transformer,
+    access_bytes,
+    kv_bytes_per_chip,
+    shards_for,
+    step_ops,
+    weight_bytes_per_chip,
+)
 from ._workload import Parallelism, Workload
 
 Scalar = Float[Array, ""]
@@ -45,24 +52,26 @@ class StepTime(eqx.Module):
         return jax.tree_util.tree_map(lambda x: x * factor, self)
 
 
-def roofline(hw: Hardware, ops, peak_flop_per_s, tau=_smooth.DEFAULT_TAU):
+def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU):
     """Sum over operator groups of ``smooth_max(compute, memory)``, split by binding side.
 
     Compute time of a group is ``flops / (peak * eff(rows))`` with
     ``eff(M) = compute_efficiency * M / (M + compute_half_rows)``; memory time is
-    ``bytes / (bandwidth * bandwidth_efficiency)``. Each group's smooth maximum is split
+    ``bytes / (bandwidth * bandwidth_efficiency)``, over the memory tiers when the
+    hardware has several (`diffhw._memory.memory_time`; `access` holds each data class's
+    access size). Each group's smooth maximum is split
     between compute and memory by the softmax weights of the smooth max, so the two parts
     add up to the roofline time and say which side binds.
 
     **Returns:** ``(compute_s, memory_s)``.
     """
     prof = hw.profile
-    bw = hw.memory_bandwidth_bytes_per_s * prof.bandwidth_efficiency
     compute_s = memory_s = 0.0
     for _, count, op in ops:
         eff = prof.compute_efficiency * op.rows / (op.rows + prof.compute_half_rows)
         tc = _smooth.safe_div(op.flops, peak_flop_per_s * eff)
-        tm = op.bytes / bw
+        reads, writes = op.reads_writes()
+        tm = _memory.memory_time(hw, reads, writes, access, tau)
         t = _smooth.smooth_max(tc, tm, tau=tau)
         lc, lm = _smooth.safe_log(tc) / tau, _smooth.safe_log(tm) / tau
         w_compute = jax.nn.sigmoid(lc - lm)
@@ -115,11 +124,14 @@ def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes)
 
 class Work(eqx.Module):
     """What one pass of the layer chain does on one tensor-parallel rank per stage:
-    `flops`, `memory_bytes` (main memory traffic) and `network_bytes` (sent)."""
+    `flops`, `memory_bytes` (memory traffic), `network_bytes` (sent), and the memory
+    traffic by data class, `reads_by_class` and `writes_by_class`."""
 
     flops: Scalar
     memory_bytes: Scalar
     network_bytes: Scalar
+    reads_by_class: Array
+    writes_by_class: Array
 
     def scale(self, factor):
         return jax.tree_util.tree_map(lambda x: x * factor, self)
@@ -132,17 +144,20 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     **Returns:** ``(StepTime, Work)``.
     """
     shards = shards_for(model, par.tp, par.ep)
+    wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     ops = step_ops(
-        model, shards, tokens, sequences, context,
-        wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
-        decode=decode,
+        model, shards, tokens, sequences, context, wb, ab, kvb, decode=decode,
+        shared=wl.shared_context_tokens,
     )
-    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), tau)
+    access = access_bytes(model, wb, ab, kvb)
+    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), access, tau)
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
     over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
     flops = sum(count * op.flops for _, count, op in ops)
-    traffic = sum(count * op.bytes for _, count, op in ops)
-    return StepTime(c, mem, comm, over * jnp.ones(())), Work(flops, traffic, sent)
+    reads = sum(count * op.reads_writes()[0] for _, count, op in ops)
+    writes = sum(count * op.reads_writes()[1] for _, count, op in ops)
+    traffic = jnp.sum(reads) + jnp.sum(writes)
+    return StepTime(c, mem, comm, over * jnp.ones(())), Work(flops, traffic, sent, reads, writes)
 
 
 def decode_step(hw, model, wl: Workload, par, context, tau=_smooth.DEFAULT_TAU):
@@ -197,7 +212,7 @@ def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
 
 
 def memory_per_chip(hw, model, wl, par, batch=None):
-    """Bytes one chip needs: ``(weights, kv_cache, activations)``.
+    """Bytes one chip stores, by data class: ``(weights, kv_cache, context, activations)``.
 
     KV: every sequence of the replica at its full length ``input + output``. Activations:
     the working set of one Prefill chunk (residual stream, attention and FFN
@@ -209,7 +224,8 @@ def memory_per_chip(hw, model, wl, par, batch=None):
     kv = kv_bytes_per_chip(
         model, shards, par.pp, b, wl.input_tokens + wl.output_tokens, wl.kv_precision.bytes
     )
-    return w, kv, activation_bytes_per_chip(hw, model, wl, par, b)
+    ctx = kv_bytes_per_chip(model, shards, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
+    return w, kv, ctx, activation_bytes_per_chip(hw, model, wl, par, b)
 
 
 def activation_bytes_per_chip(hw, model, wl, par, replica_batch):

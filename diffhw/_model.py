@@ -199,8 +199,10 @@ class OpCost(eqx.Module):
 
     - `flops`: floating-point operations.
     - `weight_bytes`, `kv_read_bytes`, `kv_write_bytes`, `act_bytes`: bytes moved to
-      or from main memory.
+      or from memory.
     - `rows`: rows M of the group's matrix multiplies (sets compute efficiency).
+    - `context_bytes`: bytes of a read-only shared context (a shared prompt prefix or a
+      retrieval corpus's KV) read once per step for the whole batch.
     """
 
     flops: Scalar
@@ -209,10 +211,19 @@ class OpCost(eqx.Module):
     kv_write_bytes: Scalar
     act_bytes: Scalar
     rows: Scalar
+    context_bytes: Scalar = eqx.field(default_factory=lambda: jnp.zeros(()))
 
     @property
     def bytes(self):
-        return self.weight_bytes + self.kv_read_bytes + self.kv_write_bytes + self.act_bytes
+        return (
+            self.weight_bytes + self.kv_read_bytes + self.kv_write_bytes + self.act_bytes + self.context_bytes
+        )
+
+    def reads_writes(self):
+        """Bytes read and written by data class (`diffhw._memory.DATA_CLASSES` order)."""
+        reads = jnp.stack([self.weight_bytes, self.kv_read_bytes, self.context_bytes, self.act_bytes])
+        writes = jnp.stack([jnp.zeros(()), self.kv_write_bytes, jnp.zeros(()), jnp.zeros(())])
+        return reads, writes
 
 
 def expected_experts_touched(n_experts, k, tokens):
@@ -224,7 +235,7 @@ def expected_experts_touched(n_experts, k, tokens):
     return n_experts * (1.0 - jnp.exp(tokens * jnp.log1p(-k / n_experts)))
 
 
-def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode):
+def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0):
     """Per-chip FLOPs and bytes of one Decode step or one Prefill pass.
 
     **Arguments:**
@@ -238,6 +249,9 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
       Prefill: the causal average, about half the prompt).
     - `wbytes`, `abytes`, `kvbytes`: bytes per weight, activation and KV element.
     - `decode`: static; Decode uses MLA's absorbed (latent) attention.
+    - `shared`: tokens of a read-only context every sequence also attends to (a shared
+      prefix), stored once and read once per step (as cascade-attention kernels do);
+      sliding-window layers do not reach it.
 
     **Returns:** a list of ``(name, layer_count, OpCost)``; multiply each cost by its
     count and add to get the step's total.
@@ -272,13 +286,15 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
 
     for sliding, moe, count in model.layer_groups:
         ctx = _smooth.smooth_min(context, model.sliding_window) if sliding else context
+        shared_ctx = 0.0 if sliding else shared
         core = OpCost(
-            flops=2.0 * heads * (score_dim + value_dim) * ctx * tokens,
+            flops=2.0 * heads * (score_dim + value_dim) * (ctx + shared_ctx) * tokens,
             weight_bytes=jnp.zeros(()),
             kv_read_bytes=(sequences * ctx * kv_elems * kvbytes) if decode else jnp.zeros(()),
             kv_write_bytes=tokens * kv_elems * kvbytes,
             act_bytes=2.0 * tokens * q_width * abytes,
             rows=core_rows * jnp.ones(()),
+            context_bytes=shared_ctx * kv_elems * kvbytes * jnp.ones(()),
         )
         ops.append((f"attention_proj{'_sliding' if sliding else ''}{'_moe' if moe else ''}", count, proj))
         ops.append((f"attention_core{'_sliding' if sliding else ''}{'_moe' if moe else ''}", count, core))
@@ -357,3 +373,24 @@ def kv_bytes_per_chip(model, shards, pp, sequences, context, kvbytes):
         ctx = _smooth.smooth_min(context, model.sliding_window) if sliding else context
         total = total + count * per_layer * ctx
     return total * sequences / pp
+
+
+#: Tokens per KV-cache page (vLLM's default block size), the unit a KV read fetches.
+KV_PAGE_TOKENS = 16.0
+
+
+def access_bytes(model, wbytes, abytes, kvbytes):
+    """Typical bytes of one contiguous access per data class (`DATA_CLASSES` order), for
+    reads and for writes.
+
+    Reads: a weight-matrix row (``d_model`` weights), a KV page of one head (16 tokens),
+    the same for the shared context, an activation vector. Writes: a row, one token's
+    K (or V) of one head (the KV cache grows a token at a time), the same, a vector.
+
+    **Returns:** ``(read_bytes, write_bytes)``, arrays of 4.
+    """
+    head = ((model.kv_lora_rank + model.qk_rope_dim) if model.mla else model.head_dim) * kvbytes
+    row, vec = model.d_model * wbytes, model.d_model * abytes
+    reads = jnp.stack([row, KV_PAGE_TOKENS * head, KV_PAGE_TOKENS * head, vec])
+    writes = jnp.stack([row, head, head, vec])
+    return reads, writes

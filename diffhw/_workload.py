@@ -25,6 +25,8 @@ class Workload(eqx.Module):
     - `weight_precision`, `activation_precision`, `kv_precision`: `Precision`s. Matrix
       work runs at the activation precision (weights narrower than activations are
       dequantised on the fly, as in W4A16 kernels).
+    - `shared_context_tokens`: a read-only context every request attends to (a shared
+      system prompt, a retrieval corpus, a code base), whose KV cache is stored once.
     """
 
     batch: Scalar = eqx.field(converter=_f)
@@ -33,6 +35,7 @@ class Workload(eqx.Module):
     weight_precision: Precision
     activation_precision: Precision
     kv_precision: Precision
+    shared_context_tokens: Scalar = eqx.field(converter=_f, default=0.0)
 
 
 def workload(
@@ -43,6 +46,7 @@ def workload(
     kv_precision=None,
     weight_precision=None,
     activation_precision=None,
+    shared_context_tokens=0.0,
 ) -> Workload:
     """Build a `Workload`, checking values (for use outside `jit`).
 
@@ -58,7 +62,8 @@ def workload(
     w = precision(weight_precision if weight_precision is not None else precision_)
     a = precision(activation_precision if activation_precision is not None else precision_)
     kv = precision(kv_precision) if kv_precision is not None else a
-    return Workload(batch, input_tokens, output_tokens, w, a, kv)
+    check_positive("shared_context_tokens", shared_context_tokens, allow_zero=True)
+    return Workload(batch, input_tokens, output_tokens, w, a, kv, shared_context_tokens)
 
 
 class Parallelism(eqx.Module):

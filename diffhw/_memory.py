@@ -1,0 +1,195 @@
+"""Memory tiers and the placement of data classes across them.
+
+A chip's main memory (its HBM, GDDR or LPDDR, from the `Hardware` fields) is tier 0;
+`Hardware.tiers` adds more (High Bandwidth Flash, DDR5 or CXL DRAM, SSD...). Each data
+class (weights, KV cache, a read-only shared context, activations) is spread over the
+tiers by continuous fractions (`Placement`), so placement is optimisable by gradient.
+Tiers serve a step in parallel (smooth max of per-tier times) or one after another.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from . import _smooth
+
+Scalar = Float[Array, ""]
+
+#: Data classes, in the row order of `Placement.fractions`.
+DATA_CLASSES = ("weights", "kv_cache", "context", "activations")
+
+#: Endurance of DRAM/SRAM ("unlimited"): large and finite, so no inf reaches a gradient.
+UNLIMITED_CYCLES = 1e15
+
+
+def _f(x):
+    return jnp.asarray(x, dtype=float)
+
+
+class MemoryTier(eqx.Module):
+    """One extra memory tier of a chip (per chip, SI units).
+
+    - `capacity_bytes`, `read_bandwidth_bytes_per_s`, `write_bandwidth_bytes_per_s`.
+    - `read_latency_s`: time to first byte of a read.
+    - `granularity_bytes`: bytes per device access; a smaller access still moves a
+      whole unit (HBF and SSD read 4096-byte pages, HBM 32 bytes).
+    - `prefetch_buffer_bytes`: on-chip buffer that keeps reads in flight; sustaining the
+      bandwidth needs about ``bandwidth x latency`` of it (Little's law).
+    - `read_j_per_byte`, `write_j_per_byte`: access energy.
+    - `endurance_cycles`: program/erase cycles per cell (`UNLIMITED_CYCLES` for DRAM).
+    - `usd_per_byte`, `kgco2e_per_byte`: price and embodied carbon.
+    - `name`: static label (``"hbf"``).
+    """
+
+    capacity_bytes: Scalar = eqx.field(converter=_f)
+    read_bandwidth_bytes_per_s: Scalar = eqx.field(converter=_f)
+    write_bandwidth_bytes_per_s: Scalar = eqx.field(converter=_f)
+    read_latency_s: Scalar = eqx.field(converter=_f)
+    granularity_bytes: Scalar = eqx.field(converter=_f)
+    prefetch_buffer_bytes: Scalar = eqx.field(converter=_f)
+    read_j_per_byte: Scalar = eqx.field(converter=_f)
+    write_j_per_byte: Scalar = eqx.field(converter=_f)
+    endurance_cycles: Scalar = eqx.field(converter=_f)
+    usd_per_byte: Scalar = eqx.field(converter=_f)
+    kgco2e_per_byte: Scalar = eqx.field(converter=_f)
+    name: str = eqx.field(static=True, default="tier")
+
+
+class Placement(eqx.Module):
+    """Fractions of each data class held in each tier: `fractions[c, t]`, rows (one per
+    `DATA_CLASSES` entry) summing to 1, tier 0 being main memory. Build one from free
+    logits with `placement_from_logits` to optimise it by gradient."""
+
+    fractions: Float[Array, "4 tiers"] = eqx.field(converter=_f)
+
+
+def placement_from_logits(logits) -> Placement:
+    """``softmax`` over tiers of a ``(4, tiers)`` array of free logits."""
+    return Placement(jax.nn.softmax(jnp.asarray(logits, dtype=float), axis=-1))
+
+
+def placement(n_tiers: int, **classes) -> Placement:
+    """A `Placement` from per-class fraction lists, e.g. ``placement(2, weights=[0.2, 0.8])``;
+    classes not named stay in main memory."""
+    rows = []
+    for c in DATA_CLASSES:
+        row = classes.get(c, [1.0] + [0.0] * (n_tiers - 1))
+        rows.append(jnp.asarray(row, dtype=float))
+    return Placement(jnp.stack(rows))
+
+
+def fractions_of(hw):
+    """The ``(4, 1 + len(hw.tiers))`` placement matrix, defaulting to main memory."""
+    n = 1 + len(hw.tiers)
+    if hw.placement is None:
+        return jnp.zeros((len(DATA_CLASSES), n)).at[:, 0].set(1.0)
+    return hw.placement.fractions
+
+
+def access_efficiency(access_bytes, granularity_bytes):
+    """Useful fraction of bytes moved when accesses of `access_bytes` hit a device that
+    reads `granularity_bytes` at a time: ``access / smooth_max(access, granularity)``."""
+    return access_bytes / _smooth.smooth_max(access_bytes, granularity_bytes)
+
+
+def sustained_bandwidth(tier: MemoryTier):
+    """Read bandwidth a tier sustains with its prefetch buffer: Little's law caps the
+    bytes in flight at the buffer, ``smooth_min(BW, buffer / latency)``."""
+    return _smooth.smooth_min(
+        tier.read_bandwidth_bytes_per_s, _smooth.safe_div(tier.prefetch_buffer_bytes, tier.read_latency_s)
+    )
+
+
+def needed_buffer_bytes(tier: MemoryTier):
+    """On-chip buffer to sustain the tier's bandwidth with double buffering:
+    ``2 x bandwidth x latency`` (Ma & Patterson: SK hynix H3 uses 40 MB of SRAM)."""
+    return 2.0 * tier.read_bandwidth_bytes_per_s * tier.read_latency_s
+
+
+def tier_traffic(hw, by_class, access_by_class):
+    """Bytes each extra tier really moves for `by_class` useful bytes: accesses smaller
+    than the tier's granularity move whole units (array over `hw.tiers`)."""
+    frac = fractions_of(hw)
+    moved = []
+    for i, tier in enumerate(hw.tiers, start=1):
+        useful = access_efficiency(access_by_class, tier.granularity_bytes)
+        moved.append(jnp.sum(frac[:, i] * by_class / useful))
+    return moved
+
+
+def tier_times(hw, reads_by_class, writes_by_class, access):
+    """Seconds each tier needs for a step's traffic (array, one entry per tier).
+
+    Tier 0 (main memory) moves ``reads + writes`` at ``bandwidth x bandwidth_efficiency``
+    (as without tiers). An extra tier moves its reads at its sustained bandwidth and its
+    writes at its write bandwidth, both inflated where accesses are smaller than its
+    granularity.
+
+    **Arguments:** arrays over `DATA_CLASSES` of bytes read and written, and `access`,
+    the ``(read, write)`` access sizes of each class (`diffhw._model.access_bytes`).
+    """
+    frac = fractions_of(hw)
+    eff = hw.profile.bandwidth_efficiency
+    main = jnp.sum(frac[:, 0] * (reads_by_class + writes_by_class)) / (hw.memory_bandwidth_bytes_per_s * eff)
+    reads = tier_traffic(hw, reads_by_class, access[0])
+    writes = tier_traffic(hw, writes_by_class, access[1])
+    times = [main] + [
+        r / (sustained_bandwidth(t) * eff) + w / (t.write_bandwidth_bytes_per_s * eff)
+        for t, r, w in zip(hw.tiers, reads, writes)
+    ]
+    return jnp.stack(times)
+
+
+def memory_time(hw, reads_by_class, writes_by_class, access, tau):
+    """A step's memory time over tiers: smooth max (tiers in parallel) or sum (serial)."""
+    t = tier_times(hw, reads_by_class, writes_by_class, access)
+    if len(hw.tiers) == 0:
+        return t[0]
+    if hw.tier_access == "serial":
+        return jnp.sum(t)
+    return _smooth.smooth_max(*[t[i] for i in range(t.shape[0])], tau=tau)
+
+
+def capacities(hw):
+    """Usable capacity of each tier (bytes): capacity x memory_utilization."""
+    caps = [hw.memory_capacity_bytes] + [t.capacity_bytes for t in hw.tiers]
+    return jnp.stack(caps) * hw.profile.memory_utilization
+
+
+def endurances(hw):
+    return jnp.stack([jnp.asarray(UNLIMITED_CYCLES)] + [t.endurance_cycles for t in hw.tiers])
+
+
+class TierReport(eqx.Module):
+    """Per-tier figures (arrays with one entry per tier, tier 0 = main memory).
+
+    - `occupancy_bytes`, `capacity_bytes` (usable), `margin` (``capacity / occupancy - 1``).
+    - `read_bytes_per_s`, `write_bytes_per_s`: traffic while decoding.
+    - `lifetime_s`: wear-out time, ``capacity x endurance / write rate``.
+    - `needed_buffer_bytes`: on-chip buffer to sustain the bandwidth (0 for main memory).
+    """
+
+    occupancy_bytes: Array
+    capacity_bytes: Array
+    margin: Array
+    read_bytes_per_s: Array
+    write_bytes_per_s: Array
+    lifetime_s: Array
+    needed_buffer_bytes: Array
+    names: tuple = eqx.field(static=True)
+
+
+def tier_report(hw, stored_by_class, reads_per_s_by_class, writes_per_s_by_class, access) -> TierReport:
+    """Occupancy, traffic and wear of every tier (see `TierReport`). Writes smaller than
+    a tier's granularity program whole units (write amplification)."""
+    frac = fractions_of(hw)
+    occ = frac.T @ stored_by_class
+    cap = capacities(hw)
+    reads = jnp.stack([frac[:, 0] @ reads_per_s_by_class] + tier_traffic(hw, reads_per_s_by_class, access[0]))
+    writes = jnp.stack([frac[:, 0] @ writes_per_s_by_class] + tier_traffic(hw, writes_per_s_by_class, access[1]))
+    raw_cap = jnp.stack([hw.memory_capacity_bytes] + [t.capacity_bytes for t in hw.tiers])
+    life = raw_cap * endurances(hw) / _smooth.smooth_max(writes, 1e-30)
+    buf = jnp.stack([jnp.zeros(())] + [needed_buffer_bytes(t) for t in hw.tiers])
+    names = ("main",) + tuple(t.name for t in hw.tiers)
+    return TierReport(occ, cap, cap / _smooth.smooth_max(occ, 1.0) - 1.0, reads, writes, life, buf, names)
