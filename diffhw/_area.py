@@ -14,7 +14,7 @@ class Area(eqx.Module):
     - `compute_mm2`: tensor/vector compute fabric, ``FLOP/s * mm2 per FLOP/s``.
     - `sram_mm2`: on-chip SRAM (plus main memory when it is on-die SRAM).
     - `memory_phy_mm2`: memory PHYs and controllers, per memory device (stack/channel)
-      needed for the bandwidth.
+      needed for the bandwidth, plus each extra tier's interface.
     - `serdes_mm2`: scale-up network SerDes, per unit of link bandwidth.
     - `chiplets`: relaxed die count (see `chip_area`).
     - `total_mm2`: all logic dies, with die-to-die overhead for every extra chiplet.
@@ -50,7 +50,7 @@ def chip_area(hw, tech, tau=_smooth.DEFAULT_TAU) -> Area:
     """
     compute = hw.flop_per_s_bf16 * tech.compute_mm2_per_flop_per_s
     sram = (hw.sram_bytes + tech.memory_on_die * hw.memory_capacity_bytes) * tech.sram_mm2_per_byte
-    phy = memory_devices(hw, tech) * tech.phy_mm2_per_device
+    phy = memory_devices(hw, tech) * tech.phy_mm2_per_device + sum(t.phy_mm2 for t in hw.tiers)
     serdes = hw.link_bandwidth_bytes_per_s * tech.serdes_mm2_per_byte_per_s
     base = compute + sram + phy + serdes
     d2d = tech.chiplet_overhead * tech.reticle_mm2  # die-to-die area per extra chiplet

@@ -28,6 +28,8 @@ def _common(p):
     p.add_argument("--precision", default="bf16", help="weights and activations: fp32, bf16, fp16, fp8, int8, fp4, int4, or bits (default: %(default)s)")
     p.add_argument("--weight-precision", default=None, help="weights only (e.g. int4 for W4A16); default: --precision")
     p.add_argument("--kv-precision", default=None, help="KV cache (default: --precision)")
+    p.add_argument("--shared-context-tokens", type=float, default=0.0,
+                   help="read-only context every request attends to, stored once (a shared prompt, a RAG corpus)")
     p.add_argument("--electricity-usd-per-kwh", type=float, default=None, help="electricity price (default: 0.08, US industrial)")
     p.add_argument("--pue", type=float, default=None, help="datacenter power usage effectiveness, >= 1 (default: 1.10)")
     p.add_argument("--grid-gco2e-per-kwh", type=float, default=None, help="grid carbon intensity (default: 369, US 2023)")
@@ -105,6 +107,7 @@ def _design(args, batch):
         precision_=args.precision,
         kv_precision=args.kv_precision,
         weight_precision=args.weight_precision,
+        shared_context_tokens=args.shared_context_tokens,
     )
     return hw, model, wl, par
 
@@ -206,6 +209,11 @@ def _fmt_s(x):
     return f"{x:.3f} s"
 
 
+def _years(seconds):
+    y = seconds / (365.25 * 24 * 3600)
+    return "unlimited" if y > 1e6 else f"{y:,.1f} years"
+
+
 def _table(d, command):
     gb = 1e9
     lines = [
@@ -254,6 +262,10 @@ def _table(d, command):
         f"{k} {_fmt_s(v)}" for k, v in d["step_time_breakdown_s"].items()))
     lines.append("  prefill breakdown:      " + ", ".join(
         f"{k} {_fmt_s(v)}" for k, v in d["prefill_time_breakdown_s"].items()))
+    if len(d.get("tiers", [])) > 1:
+        lines.append("  memory tiers:           " + "; ".join(
+            f"{t['name']} {t['occupancy_bytes'] / 1e9:,.0f}/{t['capacity_bytes'] / 1e9:,.0f} GB, "
+            f"lifetime {_years(t['lifetime_s'])}" for t in d["tiers"]))
     for n in d.get("notes", []):
         lines.append(f"  note: {n}")
     return "\n".join(lines)

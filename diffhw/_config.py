@@ -128,7 +128,8 @@ def profile_description(name):
 
 # ---------------------------------------------------------------------------- hardware
 _HW_TOP = {"name", "description", "vendor", "default_chips", "profile", "compute", "memory",
-           "network", "power", "physical"}
+           "network", "power", "physical", "tiers", "placement", "tier_access", "based_on"}
+_TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb"}
 _HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"}
 _HW_MEMORY = {"capacity_gb", "bandwidth_tb_s", "type", "sram_mb"}
 _HW_NETWORK = {"link_bandwidth_gb_s", "topology", "link_latency_us", "message_latency_us"}
@@ -164,7 +165,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
     """
     path = _resolve("hardware", ".toml", name_or_path)
     where = str(path)
-    d = _read_toml(path)
+    d = _merged_hardware(path)
     _unknown_keys(where, d, _HW_TOP)
     tables = {}
     for key, allowed, required in (
@@ -202,6 +203,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         prof = profile
     else:
         prof = load_profile(profile or d.get("profile", "default"))
+    tiers, placement_, access = _tiers(where, d)
     return Hardware(
         flop_per_s_fp32=fp32,
         flop_per_s_bf16=bf16,
@@ -225,6 +227,9 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         ) * units.US,
         tdp_w=_num(f"{where} [power]", "tdp_w", pw.get("tdp_w", 0.0), allow_zero=True),
         profile=prof,
+        tiers=tiers,
+        placement=placement_,
+        tier_access=access,
         topology=topology,
         default_chips=chips,
         name=str(d.get("name", path.stem)),
@@ -232,8 +237,72 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
     )
 
 
+def _merged_hardware(path, depth=0):
+    """A hardware file, with ``based_on = "preset"`` resolved: the base's tables, each
+    updated key by key with this file's (so a variant states only what it changes)."""
+    d = _read_toml(path)
+    base_name = d.get("based_on")
+    if base_name is None:
+        return d
+    if depth > 4:
+        raise InputError(f"{path}: based_on", base_name, "a chain of at most 5 files")
+    base = _merged_hardware(_resolve("hardware", ".toml", base_name), depth + 1)
+    merged = dict(base)
+    for k, v in d.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merged[k] = {**base[k], **v}
+        else:
+            merged[k] = v
+    merged.pop("based_on", None)
+    return merged
+
+
+def _tiers(where, d):
+    """Extra memory tiers (``[[tiers]]``) and the ``[placement]`` of data classes."""
+    from ._memory import DATA_CLASSES, Placement, tier_from_technology
+
+    raw = d.get("tiers", [])
+    if not isinstance(raw, list):
+        raise InputError(f"{where}: tiers", raw, "an array of tables ([[tiers]])")
+    tiers, names = [], ["main"]
+    for i, t in enumerate(raw):
+        w = f"{where} [[tiers]] #{i + 1}"
+        if not isinstance(t, dict):
+            raise InputError(w, t, "a table")
+        _unknown_keys(w, t, _TIER_KEYS)
+        for k in ("name", "technology", "devices"):
+            if k not in t:
+                raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
+        if t["name"] in names:
+            raise InputError(f"{w}: name", t["name"], "a name not used by another tier (or 'main')")
+        buf = t.get("prefetch_buffer_mb")
+        buf = None if buf is None else _num(w, "prefetch_buffer_mb", buf, allow_zero=True) * units.MB
+        tiers.append(tier_from_technology(str(t["name"]), str(t["technology"]), t["devices"], buf, w))
+        names.append(str(t["name"]))
+    access = d.get("tier_access", "parallel")
+    if access not in ("parallel", "serial"):
+        raise InputError(f"{where}: tier_access", access, "parallel or serial")
+    pl = d.get("placement")
+    if pl is None:
+        return tuple(tiers), None, access
+    w = f"{where} [placement]"
+    if not isinstance(pl, dict):
+        raise InputError(w, pl, "a table of fraction lists")
+    _unknown_keys(w, pl, DATA_CLASSES)
+    rows = []
+    for c in DATA_CLASSES:
+        row = pl.get(c, [1.0] + [0.0] * len(tiers))
+        if not isinstance(row, list) or len(row) != len(names):
+            raise InputError(f"{w}: {c}", row, f"a list of {len(names)} fractions, one per tier ({', '.join(names)})")
+        vals = [_num(w, f"{c}[{j}]", x, allow_zero=True) for j, x in enumerate(row)]
+        if abs(sum(vals) - 1.0) > 1e-6:
+            raise InputError(f"{w}: {c}", row, "fractions that add up to 1")
+        rows.append(vals)
+    return tuple(tiers), Placement(rows), access
+
+
 def hardware_description(name):
-    return _read_toml(_resolve("hardware", ".toml", name)).get("description", "")
+    return _merged_hardware(_resolve("hardware", ".toml", name)).get("description", "")
 
 
 # ------------------------------------------------------------------------------ models

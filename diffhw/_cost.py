@@ -101,17 +101,19 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
         + (1.0 - tech.on_interposer) * tech.substrate_usd_per_mm2 * area.total_mm2
         + tech.test_assembly_usd_per_mm2 * interposer
     )
-    memory_cost = (1.0 - tech.memory_on_die) * hw.memory_capacity_bytes * tech.memory_usd_per_byte
+    memory_cost = (1.0 - tech.memory_on_die) * hw.memory_capacity_bytes * tech.memory_usd_per_byte + sum(
+        t.capacity_bytes * t.usd_per_byte for t in hw.tiers
+    )
     chip_cost = logic_cost + package_cost + memory_cost
 
     peak = _energy.peak_power_w(hw, tech)
     static = _energy.static_power_w(hw, tech)
     prec = wl.activation_precision
     decode_tok = (
-        _energy.dynamic_energy_j(tech, decode_work, prec) * chips + static * chips * tpot_s
+        _energy.dynamic_energy_j(hw, tech, decode_work, prec) * chips + static * chips * tpot_s
     ) / wl.batch
     prefill = (
-        _energy.dynamic_energy_j(tech, prefill_work, prec) * par.tp * par.dp + static * chips * ttft_s
+        _energy.dynamic_energy_j(hw, tech, prefill_work, prec) * par.tp * par.dp + static * chips * ttft_s
     )
     total = prefill + wl.batch * (wl.output_tokens - 1.0) * decode_tok
     per_token = total / (wl.batch * wl.output_tokens)
@@ -137,6 +139,7 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
     embodied_chip = (
         area.total_mm2 * tech.logic_kgco2e_per_mm2 / y
         + (1.0 - tech.memory_on_die) * hw.memory_capacity_bytes * tech.memory_kgco2e_per_byte
+        + sum(t.capacity_bytes * t.kgco2e_per_byte for t in hw.tiers)
         + tech.package_kgco2e * area.chiplets
         + tech.on_interposer * interposer * tech.interposer_kgco2e_per_mm2
     )

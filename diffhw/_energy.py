@@ -1,18 +1,32 @@
 """Energy and power: compute, memory, on-chip SRAM, network and static power."""
 
+from . import _memory
+
+
 def flop_energy_j(tech, precision):
     """Energy per FLOP at a precision: the BF16 figure scaled by bits / 16 (a multiplier's
     energy grows with operand width; tech_constants: FP8 0.15, FP4 0.075 pJ/FLOP)."""
     return tech.compute_j_per_flop * precision.bits / 16.0
 
 
-def dynamic_energy_j(tech, work, precision):
-    """Dynamic energy of a `Work` (J): FLOPs, main-memory bytes (each also staged through
-    on-chip SRAM ``sram_bytes_per_memory_byte`` times) and bytes sent on links."""
-    per_mem_byte = tech.memory_j_per_byte + tech.sram_bytes_per_memory_byte * tech.sram_j_per_byte
+def memory_energy_j(hw, tech, work):
+    """Energy of a `Work`'s memory traffic (J): each data class's bytes in each tier at that
+    tier's energy per byte read or written (main memory at the technology's), every byte
+    also staged through on-chip SRAM ``sram_bytes_per_memory_byte`` times."""
+    frac = _memory.fractions_of(hw)
+    reads, writes = frac.T @ work.reads_by_class, frac.T @ work.writes_by_class
+    e = (reads[0] + writes[0]) * tech.memory_j_per_byte
+    for i, t in enumerate(hw.tiers, start=1):
+        e = e + reads[i] * t.read_j_per_byte + writes[i] * t.write_j_per_byte
+    return e + work.memory_bytes * tech.sram_bytes_per_memory_byte * tech.sram_j_per_byte
+
+
+def dynamic_energy_j(hw, tech, work, precision):
+    """Dynamic energy of a `Work` (J): FLOPs at the precision's energy, memory traffic
+    (`memory_energy_j`) and bytes sent on links."""
     return (
         work.flops * flop_energy_j(tech, precision)
-        + work.memory_bytes * per_mem_byte
+        + memory_energy_j(hw, tech, work)
         + work.network_bytes * tech.link_j_per_byte
     )
 
@@ -20,10 +34,12 @@ def dynamic_energy_j(tech, work, precision):
 def peak_dynamic_power_w(hw, tech):
     """Dynamic power with every unit at its peak: dense BF16 FLOP/s, memory bandwidth
     (through SRAM) and the links in both directions (W)."""
-    per_mem_byte = tech.memory_j_per_byte + tech.sram_bytes_per_memory_byte * tech.sram_j_per_byte
+    sram = tech.sram_bytes_per_memory_byte * tech.sram_j_per_byte
+    tiers = sum(t.read_bandwidth_bytes_per_s * (t.read_j_per_byte + sram) for t in hw.tiers)
     return (
         hw.flop_per_s_bf16 * tech.compute_j_per_flop
-        + hw.memory_bandwidth_bytes_per_s * per_mem_byte
+        + hw.memory_bandwidth_bytes_per_s * (tech.memory_j_per_byte + sram)
+        + tiers
         + 2.0 * hw.link_bandwidth_bytes_per_s * tech.link_j_per_byte
     )
 

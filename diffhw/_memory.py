@@ -39,6 +39,7 @@ class MemoryTier(eqx.Module):
     - `read_j_per_byte`, `write_j_per_byte`: access energy.
     - `endurance_cycles`: program/erase cycles per cell (`UNLIMITED_CYCLES` for DRAM).
     - `usd_per_byte`, `kgco2e_per_byte`: price and embodied carbon.
+    - `phy_mm2`: area of the tier's interface (PHYs, controllers) on the logic die.
     - `name`: static label (``"hbf"``).
     """
 
@@ -53,6 +54,7 @@ class MemoryTier(eqx.Module):
     endurance_cycles: Scalar = eqx.field(converter=_f)
     usd_per_byte: Scalar = eqx.field(converter=_f)
     kgco2e_per_byte: Scalar = eqx.field(converter=_f)
+    phy_mm2: Scalar = eqx.field(converter=_f, default=0.0)
     name: str = eqx.field(static=True, default="tier")
 
 
@@ -189,7 +191,47 @@ def tier_report(hw, stored_by_class, reads_per_s_by_class, writes_per_s_by_class
     reads = jnp.stack([frac[:, 0] @ reads_per_s_by_class] + tier_traffic(hw, reads_per_s_by_class, access[0]))
     writes = jnp.stack([frac[:, 0] @ writes_per_s_by_class] + tier_traffic(hw, writes_per_s_by_class, access[1]))
     raw_cap = jnp.stack([hw.memory_capacity_bytes] + [t.capacity_bytes for t in hw.tiers])
-    life = raw_cap * endurances(hw) / _smooth.smooth_max(writes, 1e-30)
+    life = raw_cap * endurances(hw) / _smooth.smooth_max(writes, 1.0)  # >= 1 B/s: finite
     buf = jnp.stack([jnp.zeros(())] + [needed_buffer_bytes(t) for t in hw.tiers])
     names = ("main",) + tuple(t.name for t in hw.tiers)
     return TierReport(occ, cap, cap / _smooth.smooth_max(occ, 1.0) - 1.0, reads, writes, life, buf, names)
+
+
+def tier_from_technology(name, technology, devices, prefetch_buffer_bytes=None, where="tier"):
+    """A `MemoryTier` of `devices` stacks/modules of a memory technology row of
+    ``diffhw/data/technology/memory.toml`` (capacity, bandwidth, latency, granularity,
+    energy, endurance, price, carbon and PHY area all scale from one device). The prefetch
+    buffer defaults to what sustains full bandwidth (`needed_buffer_bytes`)."""
+    from . import units
+    from ._config import _num, _read_toml
+    from ._errors import InputError
+    from ._technology import _TECH, load_technology
+
+    rows = _read_toml(_TECH / "memory.toml")
+    if technology not in rows:
+        from ._config import _close
+
+        raise InputError(f"{where}: technology", technology, "one of " + ", ".join(sorted(rows)),
+                         _close(technology, rows))
+    row = rows[technology]
+    n = _num(where, "devices", devices)
+    tech = load_technology("N4", technology)
+    bw = n * _num(where, "device_bandwidth_gb_s", row["device_bandwidth_gb_s"]) * units.GB_PER_S
+    latency = _num(where, "read_latency_ns", row["read_latency_ns"]) * units.NS
+    buffer = 2.0 * bw * latency if prefetch_buffer_bytes is None else prefetch_buffer_bytes
+    return MemoryTier(
+        capacity_bytes=n * _num(where, "device_capacity_gb", row["device_capacity_gb"]) * units.GB,
+        read_bandwidth_bytes_per_s=bw,
+        write_bandwidth_bytes_per_s=bw * _num(where, "write_bandwidth_fraction", row["write_bandwidth_fraction"],
+                                              fraction=True),
+        read_latency_s=latency,
+        granularity_bytes=_num(where, "granularity_bytes", row["granularity_bytes"]),
+        prefetch_buffer_bytes=buffer,
+        read_j_per_byte=tech.memory_j_per_byte,
+        write_j_per_byte=tech.memory_j_per_byte,
+        endurance_cycles=_num(where, "endurance_cycles", row["endurance_cycles"]),
+        usd_per_byte=tech.memory_usd_per_byte,
+        kgco2e_per_byte=tech.memory_kgco2e_per_byte,
+        phy_mm2=n * tech.phy_mm2_per_device,
+        name=name,
+    )

@@ -101,6 +101,8 @@ def metrics_dict(m: Metrics, hw, model, wl, par) -> dict:
         "bound": bound_name(m),
         "step_time_breakdown_s": steps(m.decode),
         "prefill_time_breakdown_s": steps(m.prefill),
+        "shared_context_tokens": f(wl.shared_context_tokens),
+        "tiers": _tiers_list(m.tiers),
         "total_params": f(model.total_params()),
         "active_params": f(model.active_params()),
         **(_economics_dict(m.economics) if m.economics is not None else {}),
@@ -117,6 +119,23 @@ ECONOMICS_KEYS = (
     "operational_kgco2e_per_year", "kgco2e_per_million_tokens", "tokens_per_s_per_watt",
     "tokens_per_s_per_usd", "tokens_per_kgco2e",
 )
+
+
+def _tiers_list(t) -> list:
+    """Per-tier traffic, occupancy and lifetime (tier 0 is main memory), per chip."""
+    out = []
+    for i, name in enumerate(t.names):
+        out.append({
+            "name": name,
+            "capacity_bytes": float(t.capacity_bytes[i]),
+            "occupancy_bytes": float(t.occupancy_bytes[i]),
+            "margin": float(t.margin[i]),
+            "read_bytes_per_s": float(t.read_bytes_per_s[i]),
+            "write_bytes_per_s": float(t.write_bytes_per_s[i]),
+            "lifetime_s": float(t.lifetime_s[i]),
+            "needed_buffer_bytes": float(t.needed_buffer_bytes[i]),
+        })
+    return out
 
 
 def _economics_dict(e) -> dict:

@@ -221,9 +221,9 @@ def load_technology(node="N4", memory="HBM3", overrides=None) -> Technology:
 def technology_for(hardware_name_or_path, overrides=None) -> Technology:
     """The `Technology` of a hardware preset or file: its ``[physical] process`` and
     ``[memory] type`` pick the node and memory rows."""
-    from ._config import _resolve
+    from ._config import _merged_hardware, _resolve
 
-    d = _read_toml(_resolve("hardware", ".toml", hardware_name_or_path))
+    d = _merged_hardware(_resolve("hardware", ".toml", hardware_name_or_path))
     node = node_of(d.get("physical", {}).get("process"))
     memory = memory_of(d.get("memory", {}).get("type"))
     return load_technology(node, memory, overrides)
