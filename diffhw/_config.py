@@ -128,7 +128,9 @@ def profile_description(name):
 
 # ---------------------------------------------------------------------------- hardware
 _HW_TOP = {"name", "description", "vendor", "default_chips", "profile", "compute", "memory",
-           "network", "power", "physical", "tiers", "placement", "tier_access", "based_on"}
+           "network", "power", "physical", "tiers", "placement", "tier_access", "based_on", "near_memory"}
+_NEAR_KEYS = {"tier", "flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb",
+              "offload_fraction", "power_density_w_per_mm2", "footprint_mm2", "name"}
 _TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb"}
 _HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"}
 _HW_MEMORY = {"capacity_gb", "bandwidth_tb_s", "type", "sram_mb"}
@@ -204,6 +206,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
     else:
         prof = load_profile(profile or d.get("profile", "default"))
     tiers, placement_, access = _tiers(where, d)
+    near = _near_memory(where, d, ["main"] + [t.name for t in tiers])
     return Hardware(
         flop_per_s_fp32=fp32,
         flop_per_s_bf16=bf16,
@@ -229,6 +232,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         profile=prof,
         tiers=tiers,
         placement=placement_,
+        near_memory=near,
         tier_access=access,
         topology=topology,
         default_chips=chips,
@@ -255,6 +259,37 @@ def _merged_hardware(path, depth=0):
             merged[k] = v
     merged.pop("based_on", None)
     return merged
+
+
+def _near_memory(where, d, tier_names):
+    """The ``[near_memory]`` table: PNM/PIM/3D logic on one tier."""
+    from ._near_memory import NearMemory
+
+    t = d.get("near_memory")
+    if t is None:
+        return None
+    w = f"{where} [near_memory]"
+    if not isinstance(t, dict):
+        raise InputError(w, t, "a table")
+    _unknown_keys(w, t, _NEAR_KEYS)
+    for k in ("flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb"):
+        if k not in t:
+            raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
+    tier = t.get("tier", "main")
+    if tier not in tier_names:
+        raise InputError(f"{w}: tier", tier, "one of " + ", ".join(tier_names))
+    return NearMemory(
+        flop_per_s=_num(w, "flop_tflops", t["flop_tflops"]) * units.TFLOP_PER_S,
+        j_per_flop=_num(w, "pj_per_flop", t["pj_per_flop"]) * units.PJ,
+        bandwidth_multiple=_num(w, "bandwidth_multiple", t["bandwidth_multiple"]),
+        j_per_byte=_num(w, "pj_per_bit", t["pj_per_bit"]) * units.PJ * units.BITS_PER_BYTE,
+        shard_bytes=_num(w, "shard_mb", t["shard_mb"]) * units.MB,
+        offload_fraction=_num(w, "offload_fraction", t.get("offload_fraction", 1.0), allow_zero=True, fraction=True),
+        power_density_w_per_mm2=_num(w, "power_density_w_per_mm2", t.get("power_density_w_per_mm2", 1e9)),
+        footprint_mm2=_num(w, "footprint_mm2", t.get("footprint_mm2", 1.0)),
+        tier=tier_names.index(tier),
+        name=str(t.get("name", "near-memory")),
+    )
 
 
 def _tiers(where, d):

@@ -24,11 +24,18 @@ def memory_energy_j(hw, tech, work):
 def dynamic_energy_j(hw, tech, work, precision):
     """Dynamic energy of a `Work` (J): FLOPs at the precision's energy, memory traffic
     (`memory_energy_j`) and bytes sent on links."""
-    return (
+    e = (
         work.flops * flop_energy_j(tech, precision)
         + memory_energy_j(hw, tech, work)
         + work.network_bytes * tech.link_j_per_byte
     )
+    nm = hw.near_memory
+    if nm is not None:
+        # offloaded work runs at the near-memory units' energies instead of the host's
+        tier_j = tech.memory_j_per_byte if nm.tier == 0 else hw.tiers[nm.tier - 1].read_j_per_byte
+        e = e + work.near_flops * (nm.j_per_flop - flop_energy_j(tech, precision))
+        e = e + work.near_bytes * (nm.j_per_byte - tier_j - tech.sram_bytes_per_memory_byte * tech.sram_j_per_byte)
+    return e
 
 
 def peak_dynamic_power_w(hw, tech):
@@ -36,6 +43,8 @@ def peak_dynamic_power_w(hw, tech):
     (through SRAM) and the links in both directions (W)."""
     sram = tech.sram_bytes_per_memory_byte * tech.sram_j_per_byte
     tiers = sum(t.read_bandwidth_bytes_per_s * (t.read_j_per_byte + sram) for t in hw.tiers)
+    if hw.near_memory is not None:
+        tiers = tiers + hw.near_memory.flop_per_s * hw.near_memory.j_per_flop
     return (
         hw.flop_per_s_bf16 * tech.compute_j_per_flop
         + hw.memory_bandwidth_bytes_per_s * (tech.memory_j_per_byte + sram)

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._memory import Placement
+from ._near_memory import NearMemory
 from ._precision import FLOAT_COLUMNS, Precision
 
 
@@ -78,6 +79,7 @@ class Hardware(eqx.Module):
     - `tiers`: extra `MemoryTier`s beside main memory (HBF, DDR, SSD...), default none.
     - `placement`: the `Placement` of data classes over main memory and `tiers`
       (default: everything in main memory).
+    - `near_memory`: a `NearMemory` (PNM, PIM or 3D-stacked logic on one tier), or None.
     - `tier_access`: ``"parallel"`` (tiers stream at once; smooth max of their times) or
       ``"serial"`` (sum), static.
     - `topology`: ``"switch" | "ring" | "torus2d" | "torus3d" | "mesh" | "none"`` (static).
@@ -99,6 +101,7 @@ class Hardware(eqx.Module):
     profile: Profile
     tiers: tuple = ()
     placement: Placement | None = None
+    near_memory: NearMemory | None = None
     tier_access: str = eqx.field(static=True, default="parallel")
     topology: str = eqx.field(static=True, default="switch")
     default_chips: int = eqx.field(static=True, default=1)
@@ -120,7 +123,7 @@ class Hardware(eqx.Module):
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""
         names = list(changes)
-        keep = ("profile", "tiers", "placement")
+        keep = ("profile", "tiers", "placement", "near_memory")
         return eqx.tree_at(
             lambda h: [getattr(h, n) for n in names],
             self,

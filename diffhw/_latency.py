@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from . import _collectives, _memory, _smooth
+from . import _collectives, _memory, _near_memory, _smooth
 from ._hardware import Hardware
 from ._model import (
     Transformer,
@@ -52,14 +52,15 @@ class StepTime(eqx.Module):
         return jax.tree_util.tree_map(lambda x: x * factor, self)
 
 
-def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU):
+def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU, offload=True):
     """Sum over operator groups of ``smooth_max(compute, memory)``, split by binding side.
 
     Compute time of a group is ``flops / (peak * eff(rows))`` with
     ``eff(M) = compute_efficiency * M / (M + compute_half_rows)``; memory time is
     ``bytes / (bandwidth * bandwidth_efficiency)``, over the memory tiers when the
     hardware has several (`diffhw._memory.memory_time`; `access` holds each data class's
-    access size). Each group's smooth maximum is split
+    access size). With near-memory units (and `offload`, as in Decode) part of each
+    group runs there (`diffhw._near_memory.offload`). Each group's smooth maximum is split
     between compute and memory by the softmax weights of the smooth max, so the two parts
     add up to the roofline time and say which side binds.
 
@@ -69,9 +70,22 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU
     compute_s = memory_s = 0.0
     for _, count, op in ops:
         eff = prof.compute_efficiency * op.rows / (op.rows + prof.compute_half_rows)
-        tc = _smooth.safe_div(op.flops, peak_flop_per_s * eff)
         reads, writes = op.reads_writes()
-        tm = _memory.memory_time(hw, reads, writes, access, tau)
+        if hw.near_memory is None or not offload:
+            tc = _smooth.safe_div(op.flops, peak_flop_per_s * eff)
+            tm = _memory.memory_time(hw, reads, writes, access, tau)
+        else:
+            # Offloaded bytes leave the host's traffic in proportion to where they sat
+            # (their tier), partial results come back through the activation class.
+            off = _near_memory.offload(hw, op, tau)
+            frac = _memory.fractions_of(hw)[:, hw.near_memory.tier]
+            keep = 1.0 - hw.near_memory.offload_fraction * frac
+            host_reads = reads * jnp.stack([keep[0], keep[1], keep[2], jnp.ones(())])
+            host_reads = host_reads.at[3].add(off.host_extra_bytes)
+            tc = _smooth.safe_div(off.host_flops, peak_flop_per_s * eff)
+            tm = _smooth.smooth_max(
+                _memory.memory_time(hw, host_reads, writes, access, tau), off.near_time_s, tau=tau
+            )
         t = _smooth.smooth_max(tc, tm, tau=tau)
         lc, lm = _smooth.safe_log(tc) / tau, _smooth.safe_log(tm) / tau
         w_compute = jax.nn.sigmoid(lc - lm)
@@ -124,14 +138,17 @@ def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes)
 
 class Work(eqx.Module):
     """What one pass of the layer chain does on one tensor-parallel rank per stage:
-    `flops`, `memory_bytes` (memory traffic), `network_bytes` (sent), and the memory
-    traffic by data class, `reads_by_class` and `writes_by_class`."""
+    `flops`, `memory_bytes` (memory traffic), `network_bytes` (sent), the memory
+    traffic by data class, `reads_by_class` and `writes_by_class`, and the part of the
+    FLOPs and bytes done by near-memory units, `near_flops` and `near_bytes`."""
 
     flops: Scalar
     memory_bytes: Scalar
     network_bytes: Scalar
     reads_by_class: Array
     writes_by_class: Array
+    near_flops: Scalar = eqx.field(default_factory=lambda: jnp.zeros(()))
+    near_bytes: Scalar = eqx.field(default_factory=lambda: jnp.zeros(()))
 
     def scale(self, factor):
         return jax.tree_util.tree_map(lambda x: x * factor, self)
@@ -150,14 +167,20 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
         shared=wl.shared_context_tokens,
     )
     access = access_bytes(model, wb, ab, kvb)
-    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), access, tau)
+    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), access, tau, offload=decode)
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
     over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
     flops = sum(count * op.flops for _, count, op in ops)
     reads = sum(count * op.reads_writes()[0] for _, count, op in ops)
     writes = sum(count * op.reads_writes()[1] for _, count, op in ops)
     traffic = jnp.sum(reads) + jnp.sum(writes)
-    return StepTime(c, mem, comm, over * jnp.ones(())), Work(flops, traffic, sent, reads, writes)
+    near_flops = near_bytes = jnp.zeros(())
+    if hw.near_memory is not None and decode:  # near-memory units serve Decode
+        offs = [(count, _near_memory.offload(hw, op, tau)) for _, count, op in ops]
+        near_flops = sum(count * o.near_flops for count, o in offs)
+        near_bytes = sum(count * o.near_bytes for count, o in offs)
+    work = Work(flops, traffic, sent, reads, writes, near_flops, near_bytes)
+    return StepTime(c, mem, comm, over * jnp.ones(())), work
 
 
 def decode_step(hw, model, wl: Workload, par, context, tau=_smooth.DEFAULT_TAU):

@@ -1,0 +1,152 @@
+"""Processing near/in memory and 3D stacking (paper directions 2 and 3)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffhw
+from diffhw import presets
+from diffhw._near_memory import NearMemory, thermal_flop_per_s
+
+
+def _nm(shard_bytes, multiple=4.0, flops=200e12, offload=1.0):
+    return NearMemory(flop_per_s=flops, j_per_flop=0.3e-12, bandwidth_multiple=multiple, j_per_byte=1e-12,
+                      shard_bytes=shard_bytes, offload_fraction=offload)
+
+
+def _tpot(hw, model, batch, tp, prec="bf16"):
+    wl = diffhw.workload(batch, 1024, 128, prec)
+    return float(diffhw.evaluate(hw, model, wl, diffhw.parallelism(tp=tp)).tpot_s)
+
+
+def test_offload_zero_changes_nothing():
+    hw = presets.hardware("h100-sxm")
+    m = presets.model("llama-3.1-8b")
+    base = _tpot(hw, m, 8, 1)
+    assert _tpot(hw.replace(near_memory=_nm(16e9, offload=0.0)), m, 8, 1) == pytest.approx(base, rel=1e-6)
+
+
+def test_pim_penalty_datacenter_vs_plausible_on_mobile():
+    """Paper claim 7, from the same equations: bank-sized (32 MB) shards multiply the
+    inputs and partial results the host exchanges with the units; PNM's 16 GB shards do
+    not. The overhead scales with tokens x width / shard: large at datacenter batch,
+    negligible at batch 1, where PIM's internal bandwidth wins on a phone."""
+    from diffhw._model import shards_for, step_ops
+    from diffhw._near_memory import offload
+
+    hw = presets.hardware("h100-sxm")
+    m = presets.model("llama-3.1-70b")
+
+    def overhead(shard, batch):
+        ops = step_ops(m, shards_for(m, 8.0, 1.0), float(batch), float(batch), 2048.0, 2.0, 2.0, 2.0, True)
+        ffn = next(op for name, _, op in ops if name == "ffn")
+        off = offload(hw.replace(near_memory=_nm(shard)), ffn)
+        return float(off.host_extra_bytes / ffn.weight_bytes)
+
+    assert overhead(32e6, 1024) > 0.3 and overhead(16e9, 1024) < 1e-3
+    assert overhead(32e6, 1) < 0.01
+    pnm = _tpot(hw.replace(near_memory=_nm(16e9, flops=2e15)), m, 1024, 8)
+    pim = _tpot(hw.replace(near_memory=_nm(32e6, flops=2e15)), m, 1024, 8)
+    assert pim > pnm
+    phone = presets.hardware("snapdragon-8-gen-3")
+    pim_phone = presets.hardware("snapdragon-8-gen-3-pim")
+    small = presets.model("llama-3.1-8b")
+    assert _tpot(pim_phone, small, 1, 1, "int4") < 0.6 * _tpot(phone, small, 1, 1, "int4")
+
+
+def test_hbm4_base_die_pnm_halves_memory_energy():
+    m = presets.model("llama-3.1-70b")
+    hw = presets.hardware("b200-hbm4-pnm")
+    tech = presets.technology_for("b200-hbm4-pnm")
+    wl = diffhw.workload(8, 1024, 128)
+    par = diffhw.parallelism(tp=8)
+    off = diffhw.evaluate(hw, m, wl, par, technology=tech)
+    hw0 = hw.replace(near_memory=eqx.tree_at(lambda n: n.offload_fraction, hw.near_memory, jnp.asarray(0.0)))
+    on_host = diffhw.evaluate(hw0, m, wl, par, technology=tech)
+    # same bandwidth: Decode time about the same; dynamic memory energy lower
+    assert float(off.tpot_s) == pytest.approx(float(on_host.tpot_s), rel=0.1)
+    static = float(off.economics.static_power_w) * 8 * float(off.tpot_s) / 8
+    dyn_off = float(off.economics.decode_energy_per_token_j) - static
+    static0 = float(on_host.economics.static_power_w) * 8 * float(on_host.tpot_s) / 8
+    dyn_host = float(on_host.economics.decode_energy_per_token_j) - static0
+    assert dyn_off < 0.8 * dyn_host
+
+
+def test_3d_thermal_cap_hurts_compute_bound_work_not_decode():
+    """Paper claim 8: capping the stacked logic's FLOP/s (low clock and voltage) barely
+    moves Decode, whose arithmetic intensity is low; the same cut on compute-bound Prefill
+    hurts."""
+    hw = presets.hardware("b200-3d")
+    m = presets.model("llama-3.1-70b")
+    par = diffhw.parallelism(tp=8)
+    wl = diffhw.workload(4, 4096, 256)
+    nm = hw.near_memory
+    cool = eqx.tree_at(lambda n: n.power_density_w_per_mm2, nm, jnp.asarray(1e6))
+    # 0.2 W/mm2 x 968 mm2 leaves ~20 W for logic once the 3D memory accesses are paid
+    hot = eqx.tree_at(lambda n: n.power_density_w_per_mm2, nm, jnp.asarray(0.2))
+    bw = nm.bandwidth_multiple * hw.memory_bandwidth_bytes_per_s * hw.profile.bandwidth_efficiency
+    capped = float(thermal_flop_per_s(hot, bw)) / float(thermal_flop_per_s(cool, bw))
+    assert capped < 0.5
+    t_cool = float(diffhw.evaluate(hw.replace(near_memory=cool), m, wl, par).tpot_s)
+    t_hot = float(diffhw.evaluate(hw.replace(near_memory=hot), m, wl, par).tpot_s)
+    assert t_hot == pytest.approx(t_cool, rel=0.1)
+    # the same FLOP/s cut on the host's compute-bound Prefill
+    slow = hw.replace(flop_per_s_bf16=hw.flop_per_s_bf16 * capped)
+    ttft = [float(diffhw.evaluate(h, m, wl, par).ttft_s) for h in (hw, slow)]
+    assert ttft[1] > 1.6 * ttft[0]
+
+
+def test_thermal_cap_is_smooth_and_dvfs_cubic():
+    nm = _nm(16e9)
+    nm = eqx.tree_at(lambda n: (n.power_density_w_per_mm2, n.footprint_mm2), nm,
+                     (jnp.asarray(0.01), jnp.asarray(100.0)))
+    # budget 1 W, need 200e12 * 0.3e-12 = 60 W: (1/60)^(1/3) of peak
+    f = float(thermal_flop_per_s(nm, 0.0))
+    assert f == pytest.approx(200e12 * (1 / 60) ** (1 / 3), rel=0.02)
+    g = jax.grad(lambda d: thermal_flop_per_s(eqx.tree_at(lambda n: n.power_density_w_per_mm2, nm, d), 0.0))(
+        jnp.asarray(0.01))
+    assert np.isfinite(float(g)) and float(g) > 0
+
+
+@pytest.mark.parametrize("name", ["b200-hbm4-pnm", "b200-3d", "snapdragon-8-gen-3-pim"])
+def test_gradients_wrt_near_memory_leaves(name):
+    hw = presets.hardware(name)
+    m = presets.model("llama-3.1-8b")
+    wl = diffhw.workload(4, 1024, 64, "int4" if "snap" in name else "bf16")
+    par = diffhw.parallelism()
+    nm = eqx.tree_at(lambda n: n.offload_fraction, hw.near_memory, jnp.asarray(0.7))
+    params, static = eqx.partition(nm, eqx.is_inexact_array)
+    flat, treedef = jax.tree_util.tree_flatten(params)
+
+    def f(xs):
+        n = eqx.combine(jax.tree_util.tree_unflatten(treedef, list(xs)), static)
+        return diffhw.evaluate(hw.replace(near_memory=n), m, wl, par).tpot_s
+
+    x0 = [jnp.asarray(x, dtype=jnp.float64) for x in flat]
+    grads = jax.grad(f)(x0)
+    y0 = float(f(x0))
+    for j, x in enumerate(x0):
+        g = float(grads[j])
+        assert np.isfinite(g)
+        v = float(x)
+        h = 1e-6 * abs(v)
+        up = [xx if k != j else xx + h for k, xx in enumerate(x0)]
+        dn = [xx if k != j else xx - h for k, xx in enumerate(x0)]
+        fd = (float(f(up)) - float(f(dn))) / (2 * h)
+        assert g == pytest.approx(fd, rel=1e-3, abs=1e-7 * y0 / abs(v)), j
+
+
+def test_bad_near_memory_tables(tmp_path, capsys):
+    from diffhw._cli import main
+
+    f = tmp_path / "chip.toml"
+    f.write_text('based_on = "h100-sxm"\nname = "x"\n[near_memory]\ntier = "hbf"\nflop_tflops = 1\n'
+                 'pj_per_flop = 1\nbandwidth_multiple = 2\npj_per_bit = 1\nshard_mb = 32\n')
+    assert main(["evaluate", "--hardware", str(f)]) == 2
+    assert "tier = 'hbf'" in capsys.readouterr().err
+    f.write_text('based_on = "h100-sxm"\nname = "x"\n[near_memory]\nflop_tflops = 1\n'
+                 'pj_per_flop = 1\nbandwidth_multiple = 2\npj_per_bit = 1\nshard_mb = 32\noffload_fraction = 1.5\n')
+    assert main(["evaluate", "--hardware", str(f)]) == 2
+    assert "offload_fraction = 1.5" in capsys.readouterr().err
