@@ -6,8 +6,10 @@ from ._cost import Economics, die_yield, dies_per_wafer
 from ._errors import InputError
 from ._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
 from ._hardware import Hardware, Profile
-from ._latency import COMPONENTS, StepTime
+from ._latency import COMPONENTS, StepTime, Work
+from ._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, placement_from_logits
 from ._model import OpCost, Transformer, expected_experts_touched
+from ._near_memory import NearMemory
 from ._precision import Precision, precision
 from ._report import workload_costs
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
@@ -18,20 +20,26 @@ __version__ = "0.1.0"
 
 __all__ = [
     "COMPONENTS",
+    "DATA_CLASSES",
     "DEFAULT_TAU",
     "Area",
     "Economics",
     "Hardware",
     "InputError",
+    "MemoryTier",
     "Metrics",
+    "NearMemory",
     "OpCost",
     "Parallelism",
+    "Placement",
     "Precision",
     "Profile",
     "StepTime",
     "Technology",
     "ThroughputResult",
+    "TierReport",
     "Transformer",
+    "Work",
     "Workload",
     "bound_name",
     "chip_area",
@@ -41,6 +49,7 @@ __all__ = [
     "expected_experts_touched",
     "max_throughput",
     "parallelism",
+    "placement_from_logits",
     "precision",
     "presets",
     "safe_div",
