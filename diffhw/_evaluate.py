@@ -204,7 +204,7 @@ def _with_static(module, **changes):
     """A copy of `module` with some static fields changed, without re-running field
     converters (they already ran; this keeps the per-call dispatch cheap)."""
     old = {k: getattr(module, k) for k in changes}
-    if all(old[k] is v or (isinstance(v, str) and old[k] == v) for k, v in changes.items()):
+    if all(old[k] is v or (isinstance(v, (str, int)) and old[k] == v) for k, v in changes.items()):
         return module
     new = object.__new__(type(module))
     for f in dataclasses.fields(module):
@@ -212,12 +212,15 @@ def _with_static(module, **changes):
     return new
 
 
-def _anonymous(hw: Hardware, model: Transformer):
-    """Drop names and descriptions (static metadata) so that designs differing only in
+def _anonymous(hw: Hardware, model: Transformer, tech: Technology | None = None):
+    """Drop static metadata that the maths does not read (names, descriptions, the
+    CLI's default chip count, technology row names) so that designs differing only in
     them share one compiled trace."""
     profile = _with_static(hw.profile, name="")
-    hw = _with_static(hw, name="", description="", profile=profile)
-    return hw, _with_static(model, name="", description="")
+    hw = _with_static(hw, name="", description="", profile=profile, default_chips=1)
+    if tech is not None:
+        tech = _with_static(tech, node="", memory="")
+    return hw, _with_static(model, name="", description=""), tech
 
 
 def evaluate(
@@ -246,7 +249,7 @@ def evaluate(
 
     **Returns:** a `Metrics`.
     """
-    hardware, model = _anonymous(hardware, model)
+    hardware, model, technology = _anonymous(hardware, model, technology)
     return _evaluate_jit(hardware, model, workload, parallelism, tau, technology)
 
 
@@ -306,7 +309,7 @@ def max_throughput(
 
     **Returns:** a `ThroughputResult`.
     """
-    hardware, model = _anonymous(hardware, model)
+    hardware, model, technology = _anonymous(hardware, model, technology)
     limits = jnp.asarray(tpot_limit_s, dtype=float), jnp.asarray(ttft_limit_s, dtype=float)
     return _max_throughput_jit(hardware, model, workload, parallelism, *limits, tau, technology)
 

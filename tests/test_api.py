@@ -20,8 +20,11 @@ def test_every_hardware_preset_loads_and_evaluates():
     for n in names:
         hw = presets.hardware(n)
         assert float(hw.flop_per_s_bf16) > 0 and float(hw.memory_bandwidth_bytes_per_s) > 0
-        r = diffhw.evaluate(hw, m, wl, diffhw.parallelism())
+        r = diffhw.evaluate(hw, m, wl, diffhw.parallelism(), technology=presets.technology_for(n))
         assert np.isfinite(float(r.tpot_s)) and float(r.tpot_s) > 0, n
+        for k in ("energy_per_token_j", "average_power_w", "peak_power_w", "chip_area_mm2", "chip_cost_usd",
+                  "usd_per_million_tokens", "kgco2e_per_million_tokens", "tokens_per_s_per_watt"):
+            assert np.isfinite(float(getattr(r.economics, k))), (n, k)
 
 
 def test_precision_fallbacks():
