@@ -134,7 +134,10 @@ _NEAR_KEYS = {"tier", "flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_pe
 _TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb"}
 _HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"}
 _HW_MEMORY = {"capacity_gb", "bandwidth_tb_s", "type", "sram_mb"}
-_HW_NETWORK = {"link_bandwidth_gb_s", "topology", "link_latency_us", "message_latency_us"}
+_HW_NETWORK = {"link_bandwidth_gb_s", "topology", "link_latency_us", "message_latency_us", "algorithm",
+               "in_network_reduction", "switch_radix", "torus_dims", "packet_sram_fraction",
+               "sram_landing_latency_us", "dram_landing_latency_us", "straggler_scale_us",
+               "straggler_timeout_us"}
 _HW_POWER = {"tdp_w"}
 _HW_PHYSICAL = {"process", "die_area_mm2", "transistors_billion", "launch_price_usd"}
 
@@ -207,6 +210,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         prof = load_profile(profile or d.get("profile", "default"))
     tiers, placement_, access = _tiers(where, d)
     near = _near_memory(where, d, ["main"] + [t.name for t in tiers])
+    network = _network_options(f"{where} [network]", n)
     return Hardware(
         flop_per_s_fp32=fp32,
         flop_per_s_bf16=bf16,
@@ -233,6 +237,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         tiers=tiers,
         placement=placement_,
         near_memory=near,
+        network=network,
         tier_access=access,
         topology=topology,
         default_chips=chips,
@@ -259,6 +264,36 @@ def _merged_hardware(path, depth=0):
             merged[k] = v
     merged.pop("based_on", None)
     return merged
+
+
+def _network_options(w, n):
+    """`NetworkOptions` from the optional keys of a ``[network]`` table."""
+    from ._collectives import NetworkOptions
+    from ._topology import ALLREDUCE_ALGORITHMS
+
+    algo = n.get("algorithm", "auto")
+    if algo not in ALLREDUCE_ALGORITHMS:
+        raise InputError(f"{w}: algorithm", algo, "one of " + ", ".join(ALLREDUCE_ALGORITHMS))
+    innet = n.get("in_network_reduction", False)
+    if not isinstance(innet, bool):
+        raise InputError(f"{w}: in_network_reduction", innet, "true or false")
+    us = units.US
+    stragglers = "straggler_scale_us" in n
+    return NetworkOptions(
+        switch_radix=_num(w, "switch_radix", n.get("switch_radix", 64.0)),
+        torus_dims=_num(w, "torus_dims", n.get("torus_dims", 6.0)),
+        packet_sram_fraction=_num(w, "packet_sram_fraction", n.get("packet_sram_fraction", 0.0),
+                                  allow_zero=True, fraction=True) if n.get("packet_sram_fraction", 0.0) else 0.0,
+        sram_landing_latency_s=_num(w, "sram_landing_latency_us", n.get("sram_landing_latency_us", 0.0),
+                                    allow_zero=True) * us,
+        dram_landing_latency_s=_num(w, "dram_landing_latency_us", n.get("dram_landing_latency_us", 0.0),
+                                    allow_zero=True) * us,
+        straggler_scale_s=_num(w, "straggler_scale_us", n.get("straggler_scale_us", 0.0), allow_zero=True) * us,
+        straggler_timeout_s=_num(w, "straggler_timeout_us", n.get("straggler_timeout_us", 1e6)) * us,
+        algorithm=algo,
+        in_network_reduction=innet,
+        stragglers=stragglers,
+    )
 
 
 def _near_memory(where, d, tier_names):

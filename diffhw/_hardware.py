@@ -4,6 +4,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._collectives import NetworkOptions
 from ._memory import Placement
 from ._near_memory import NearMemory
 from ._precision import FLOAT_COLUMNS, Precision
@@ -15,8 +16,8 @@ def _f(x):
 
 Scalar = Float[Array, ""]
 
-#: Topologies the collectives know (richer ones come with the interconnect work).
-TOPOLOGIES = ("switch", "ring", "torus2d", "torus3d", "mesh", "none")
+#: Topologies the collectives know ("none": a single device with no fabric).
+TOPOLOGIES = ("switch", "ring", "torus2d", "torus3d", "torus_hd", "mesh", "fat_tree", "dragonfly", "none")
 
 
 class Profile(eqx.Module):
@@ -79,10 +80,12 @@ class Hardware(eqx.Module):
     - `tiers`: extra `MemoryTier`s beside main memory (HBF, DDR, SSD...), default none.
     - `placement`: the `Placement` of data classes over main memory and `tiers`
       (default: everything in main memory).
+    - `network`: `NetworkOptions` (collective algorithm, in-network reduction, where
+      packets land, stragglers, switch radix, torus dimensions).
     - `near_memory`: a `NearMemory` (PNM, PIM or 3D-stacked logic on one tier), or None.
     - `tier_access`: ``"parallel"`` (tiers stream at once; smooth max of their times) or
       ``"serial"`` (sum), static.
-    - `topology`: ``"switch" | "ring" | "torus2d" | "torus3d" | "mesh" | "none"`` (static).
+    - `topology`: one of `TOPOLOGIES` (static).
     - `default_chips`: chips in the natural scale-up unit (static, used by the CLI).
     """
 
@@ -102,6 +105,7 @@ class Hardware(eqx.Module):
     tiers: tuple = ()
     placement: Placement | None = None
     near_memory: NearMemory | None = None
+    network: NetworkOptions = eqx.field(default_factory=NetworkOptions)
     tier_access: str = eqx.field(static=True, default="parallel")
     topology: str = eqx.field(static=True, default="switch")
     default_chips: int = eqx.field(static=True, default=1)
@@ -123,23 +127,10 @@ class Hardware(eqx.Module):
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""
         names = list(changes)
-        keep = ("profile", "tiers", "placement", "near_memory")
+        keep = ("profile", "tiers", "placement", "near_memory", "network")
         return eqx.tree_at(
             lambda h: [getattr(h, n) for n in names],
             self,
             [changes[n] if n in keep else _f(changes[n]) for n in names],
             is_leaf=lambda x: x is None,
         )
-
-
-def hops_per_step(topology: str, chips):
-    """Average link hops one message of a collective step crosses.
-
-    Ring neighbours are one hop apart; through a single switch a message crosses two
-    links (chip -> switch -> chip); in a full mesh one. Tori (until the interconnect work
-    models them) are treated as rings embedded in the torus (one hop per step).
-    """
-    del chips
-    return {"switch": 2.0, "mesh": 1.0, "ring": 1.0, "torus2d": 1.0, "torus3d": 1.0, "none": 1.0}[
-        topology
-    ]

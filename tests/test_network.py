@@ -1,0 +1,112 @@
+"""The fabric inside the model: topologies, algorithms, in-network reduction, packet
+landing and stragglers (paper direction 4, claim 9)."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffhw
+from diffhw import presets
+from diffhw._cli import main
+
+
+def _comm(hw, model="llama-3.1-70b", tp=8, batch=8):
+    m = diffhw.evaluate(hw, presets.model(model), diffhw.workload(batch, 2048, 256), diffhw.parallelism(tp=tp))
+    return float(m.decode.communication_s), float(m.tpot_s)
+
+
+def test_low_latency_network_cuts_decode_communication():
+    base = _comm(presets.hardware("h100-sxm"))
+    low = _comm(presets.hardware("h100-lowlat"))
+    assert low[0] < 0.5 * base[0] and low[1] < base[1]
+
+
+def test_in_network_reduction_only_on_switches():
+    hw = presets.hardware("h100-sxm")
+    on = hw.replace(network=dataclasses.replace(hw.network, in_network_reduction=True))
+    assert _comm(on)[0] < _comm(hw)[0]
+    ring = dataclasses.replace(hw, topology="ring")
+    ring_on = dataclasses.replace(on, topology="ring")
+    assert _comm(ring_on)[0] == pytest.approx(_comm(ring)[0])
+
+
+@pytest.mark.parametrize("topology", ["ring", "torus2d", "torus3d", "torus_hd", "mesh", "switch", "fat_tree",
+                                      "dragonfly"])
+def test_every_topology_evaluates_with_finite_gradients(topology):
+    hw = dataclasses.replace(presets.hardware("tpu-v5p"), topology=topology)
+    m = presets.model("mixtral-8x7b")
+    wl = diffhw.workload(16, 1024, 128)
+    par = diffhw.parallelism(tp=4, ep=4, pp=2)
+    g = jax.grad(lambda h: diffhw.evaluate(h, m, wl, par).tpot_s)(hw)
+    leaves = jax.tree_util.tree_leaves(eqx.filter(g, eqx.is_inexact_array))
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+
+
+def test_fewer_hops_never_slower_for_decode_messages():
+    """Claim 9: decode messages are latency-bound, so high-radix / low-diameter fabrics win."""
+    hw = presets.hardware("tpu-v5p")
+    m = "llama-3.1-70b"
+    t = {topo: _comm(dataclasses.replace(hw, topology=topo), m, tp=64, batch=64)[0]
+         for topo in ("ring", "torus2d", "torus3d", "torus_hd", "switch")}
+    assert t["torus3d"] < t["torus2d"] < t["ring"]
+    assert t["torus_hd"] <= 1.01 * t["torus3d"]  # at 64 chips a 6-D torus is a 3-D one
+
+
+def test_stragglers_and_timeout(tmp_path):
+    f = tmp_path / "chip.toml"
+    f.write_text('based_on = "h100-sxm"\nname = "x"\n[network]\nstraggler_scale_us = 5.0\n')
+    slow = presets.hardware(str(f))
+    assert slow.network.stragglers
+    base = presets.hardware("h100-sxm")
+    assert _comm(slow)[0] > _comm(base)[0]
+    f.write_text('based_on = "h100-sxm"\nname = "x"\n[network]\nstraggler_scale_us = 5.0\nstraggler_timeout_us = 2.0\n')
+    capped = presets.hardware(str(f))
+    assert _comm(base)[0] < _comm(capped)[0] < _comm(slow)[0]
+    # the wait for the slowest grows with the number of participants
+    w2 = _comm(slow, tp=2)[0] - _comm(base, tp=2)[0]
+    w8 = _comm(slow, tp=8)[0] - _comm(base, tp=8)[0]
+    assert w8 > w2
+
+
+def test_packet_landing_in_sram(tmp_path):
+    f = tmp_path / "chip.toml"
+    for frac, name in ((0.0, "dram"), (1.0, "sram")):
+        f.write_text(f'based_on = "h100-sxm"\nname = "{name}"\n[network]\npacket_sram_fraction = {frac}\n'
+                     "sram_landing_latency_us = 0.05\ndram_landing_latency_us = 0.5\n")
+        if frac == 0.0:
+            dram = _comm(presets.hardware(str(f)))[0]
+        else:
+            sram = _comm(presets.hardware(str(f)))[0]
+    assert sram < dram
+
+
+@pytest.mark.parametrize("text, expect", [
+    ('algorithm = "rng"', "algorithm = 'rng'"),
+    ('in_network_reduction = "yes"', "true or false"),
+    ('topology = "hypercube"', "topology = 'hypercube'"),
+    ("switch_radix = -4", "switch_radix = -4"),
+])
+def test_bad_network_options(tmp_path, capsys, text, expect):
+    f = tmp_path / "chip.toml"
+    f.write_text(f'based_on = "h100-sxm"\nname = "x"\n[network]\n{text}\n')
+    assert main(["evaluate", "--hardware", str(f)]) == 2
+    assert expect in capsys.readouterr().err
+
+
+def test_default_fabric_matches_recursive_doubling_for_small_messages():
+    """The default ('auto') picks close to the best of ring, tree and halving-doubling:
+    for a decode-sized message through a switch that is halving-doubling."""
+    from diffhw import _collectives, _topology
+
+    hw = presets.hardware("h100-sxm")
+    msg = 64 * 8192 * 2.0
+    auto = float(_collectives.allreduce_time(hw, msg, 8.0)) - float(hw.profile.collective_latency_s)
+    bw = float(hw.link_bandwidth_bytes_per_s * hw.profile.network_efficiency)
+    rd = float(_topology.allreduce_time(msg, 8.0, bw, float(hw.link_latency_s), float(hw.message_latency_s),
+                                        "switch", "recursive_doubling"))
+    assert auto <= rd * (1 + 1e-9) and auto > 0.95 * rd
+    assert np.isfinite(auto)
