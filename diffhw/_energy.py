@@ -14,7 +14,7 @@ def memory_energy_j(hw, tech, work):
     tier's energy per byte read or written (main memory at the technology's), every byte
     also staged through on-chip SRAM ``sram_bytes_per_memory_byte`` times."""
     frac = _memory.fractions_of(hw)
-    reads, writes = frac.T @ work.reads_by_class, frac.T @ work.writes_by_class
+    reads, writes = _memory._per_tier(frac, work.reads_by_class), _memory._per_tier(frac, work.writes_by_class)
     e = (reads[0] + writes[0]) * tech.memory_j_per_byte
     for i, t in enumerate(hw.tiers, start=1):
         e = e + reads[i] * t.read_j_per_byte + writes[i] * t.write_j_per_byte

@@ -10,7 +10,7 @@ from jaxtyping import Array, Float
 from . import _memory, _smooth
 from ._cost import Economics, economics
 from ._hardware import Hardware
-from ._latency import COMPONENTS, StepTime, memory_per_chip, tpot, ttft
+from ._latency import COMPONENTS, StepTime, activation_bytes_per_chip, memory_per_chip, tpot, ttft
 from ._memory import TierReport
 from ._model import Transformer, access_bytes
 from ._technology import Technology
@@ -127,21 +127,27 @@ def _checked(hw: Hardware, wl: Workload, par: Parallelism):
 
 def _tier_ratios(hw, stored):
     """Usable capacity over occupancy of every tier (array)."""
-    occ = _memory.fractions_of(hw).T @ stored
+    occ = _memory._per_tier(_memory.fractions_of(hw), stored)
     return _memory.capacities(hw) / _smooth.smooth_max(occ, 1.0)
 
 
 def _max_batch(hw, model, wl, par):
     """Largest whole (system) batch whose memory fits in every tier: bisection on the
-    monotone requirement, then floor. 0 when even the weights do not fit."""
+    monotone requirement, then floor. 0 when even the weights do not fit.
+
+    Weights and the shared context do not depend on the batch and the KV cache is
+    linear in it, so only the (cheap) activation term is re-evaluated in the loop.
+    """
+    w, kv1, ctx, _ = memory_per_chip(hw, model, wl, par, batch=par.dp)  # kv1: one sequence per replica
+    frac = _memory.fractions_of(hw)
+    caps = _memory.capacities(hw)
 
     def fits(b):
-        return jnp.all(_tier_ratios(hw, jnp.stack(memory_per_chip(hw, model, wl, par, batch=b))) >= 1.0)
+        act = activation_bytes_per_chip(hw, model, wl, par, b / par.dp)
+        stored = jnp.stack([w, kv1 * b / par.dp, ctx, act])
+        return jnp.all(_memory._per_tier(frac, stored) <= caps)
 
-    w = sum(memory_per_chip(hw, model, wl, par, batch=par.dp * 1e-9))
-    kv1 = memory_per_chip(hw, model, wl, par, batch=par.dp)[1]
-    total = jnp.sum(_memory.capacities(hw))
-    hi = _smooth.exact_max((total - w) / kv1 * par.dp, 0.0) + par.dp  # all tiers pooled: an upper bound
+    hi = _smooth.exact_max((jnp.sum(caps) - w - ctx) / kv1 * par.dp, 0.0) + par.dp  # tiers pooled: an upper bound
 
     def body(_, lo_hi):
         lo, hi = lo_hi
@@ -149,7 +155,7 @@ def _max_batch(hw, model, wl, par):
         ok = fits(mid)
         return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
 
-    lo, _ = jax.lax.fori_loop(0, 64, body, (jnp.zeros_like(hi), hi))
+    lo, _ = jax.lax.fori_loop(0, 48, body, (jnp.zeros_like(hi), hi))
     return jax.lax.stop_gradient(jnp.floor(lo))
 
 

@@ -89,6 +89,11 @@ def fractions_of(hw):
     return hw.placement.fractions
 
 
+def _per_tier(fractions, by_class):
+    """``fractions.T @ by_class`` as an elementwise sum (a tiny matmul vmaps badly)."""
+    return jnp.sum(fractions * by_class[:, None], axis=0)
+
+
 def access_efficiency(access_bytes, granularity_bytes):
     """Useful fraction of bytes moved when accesses of `access_bytes` hit a device that
     reads `granularity_bytes` at a time: ``access / smooth_max(access, granularity)``."""
@@ -186,10 +191,10 @@ def tier_report(hw, stored_by_class, reads_per_s_by_class, writes_per_s_by_class
     """Occupancy, traffic and wear of every tier (see `TierReport`). Writes smaller than
     a tier's granularity program whole units (write amplification)."""
     frac = fractions_of(hw)
-    occ = frac.T @ stored_by_class
+    occ = _per_tier(frac, stored_by_class)
     cap = capacities(hw)
-    reads = jnp.stack([frac[:, 0] @ reads_per_s_by_class] + tier_traffic(hw, reads_per_s_by_class, access[0]))
-    writes = jnp.stack([frac[:, 0] @ writes_per_s_by_class] + tier_traffic(hw, writes_per_s_by_class, access[1]))
+    reads = jnp.stack([jnp.sum(frac[:, 0] * reads_per_s_by_class)] + tier_traffic(hw, reads_per_s_by_class, access[0]))
+    writes = jnp.stack([jnp.sum(frac[:, 0] * writes_per_s_by_class)] + tier_traffic(hw, writes_per_s_by_class, access[1]))
     raw_cap = jnp.stack([hw.memory_capacity_bytes] + [t.capacity_bytes for t in hw.tiers])
     life = raw_cap * endurances(hw) / _smooth.smooth_max(writes, 1.0)  # >= 1 B/s: finite
     buf = jnp.stack([jnp.zeros(())] + [needed_buffer_bytes(t) for t in hw.tiers])
