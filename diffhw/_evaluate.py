@@ -132,31 +132,26 @@ def _tier_ratios(hw, stored):
 
 
 def _max_batch(hw, model, wl, par):
-    """Largest whole (system) batch whose memory fits in every tier: bisection on the
-    monotone requirement, then floor. 0 when even the weights do not fit.
+    """Largest whole (system) batch whose memory fits in every tier, in closed form.
 
-    Weights and the shared context do not depend on the batch and the KV cache is
-    linear in it, so only the (cheap) activation term is re-evaluated in the loop.
+    Per tier ``t``, occupancy is ``f_w W + f_ctx C + f_kv K b + f_act A(b)`` with the
+    weights ``W`` and shared context ``C`` independent of the batch, the KV cache ``K b``
+    linear in it, and activations ``A(b)`` at most a full Prefill chunk plus logits
+    linear in ``b``; solving each tier for ``b`` and taking the smallest gives the batch
+    (exact once the Prefill chunk is full, a safe bound below that). 0 when even the
+    weights do not fit.
     """
     w, kv1, ctx, _ = memory_per_chip(hw, model, wl, par, batch=par.dp)  # kv1: one sequence per replica
+    logits1 = par.dp / par.pp * model.vocab_size / par.tp * 4.0 / par.dp  # per replica sequence
+    chunk = activation_bytes_per_chip(hw, model, wl, par, 1e9) - logits1 * 1e9
     frac = _memory.fractions_of(hw)
     caps = _memory.capacities(hw)
-
-    def fits(b):
-        act = activation_bytes_per_chip(hw, model, wl, par, b / par.dp)
-        stored = jnp.stack([w, kv1 * b / par.dp, ctx, act])
-        return jnp.all(_memory._per_tier(frac, stored) <= caps)
-
-    hi = _smooth.exact_max((jnp.sum(caps) - w - ctx) / kv1 * par.dp, 0.0) + par.dp  # tiers pooled: an upper bound
-
-    def body(_, lo_hi):
-        lo, hi = lo_hi
-        mid = 0.5 * (lo + hi)
-        ok = fits(mid)
-        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
-
-    lo, _ = jax.lax.fori_loop(0, 48, body, (jnp.zeros_like(hi), hi))
-    return jax.lax.stop_gradient(jnp.floor(lo))
+    fixed = frac[0] * w + frac[2] * ctx + frac[3] * chunk
+    per_seq = (frac[1] * kv1 + frac[3] * logits1) / par.dp
+    room = _smooth.exact_max(caps - fixed, 0.0)
+    b = jnp.where(per_seq > 0.0, room / jnp.where(per_seq > 0.0, per_seq, 1.0), jnp.inf)
+    b = jnp.where(jnp.all(caps >= fixed), jnp.min(b), 0.0)
+    return jax.lax.stop_gradient(jnp.floor(b))
 
 
 def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, tau, tech=None) -> Metrics:

@@ -73,7 +73,10 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU
         reads, writes = op.reads_writes()
         if hw.near_memory is None or not offload:
             tc = _smooth.safe_div(op.flops, peak_flop_per_s * eff)
-            tm = _memory.memory_time(hw, reads, writes, access, tau)
+            if hw.tiers:
+                tm = _memory.memory_time(hw, reads, writes, access, tau)
+            else:  # one tier: no per-class arrays needed (keeps wide vmaps fast)
+                tm = op.bytes / (hw.memory_bandwidth_bytes_per_s * prof.bandwidth_efficiency)
         else:
             # Offloaded bytes leave the host's traffic in proportion to where they sat
             # (their tier), partial results come back through the activation class.
@@ -171,8 +174,12 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
     over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
     flops = sum(count * op.flops for _, count, op in ops)
-    reads = sum(count * op.reads_writes()[0] for _, count, op in ops)
-    writes = sum(count * op.reads_writes()[1] for _, count, op in ops)
+    def total(field):
+        return sum(count * getattr(op, field) for _, count, op in ops)
+
+    reads = jnp.stack([total("weight_bytes"), total("kv_read_bytes"), total("context_bytes"), total("act_bytes")])
+    zero = jnp.zeros(())
+    writes = jnp.stack([zero, total("kv_write_bytes"), zero, zero])
     traffic = jnp.sum(reads) + jnp.sum(writes)
     near_flops = near_bytes = jnp.zeros(())
     if hw.near_memory is not None and decode:  # near-memory units serve Decode
