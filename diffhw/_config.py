@@ -130,7 +130,8 @@ def profile_description(name):
 _HW_TOP = {"name", "description", "vendor", "default_chips", "profile", "compute", "memory",
            "network", "power", "physical", "tiers", "placement", "tier_access", "based_on", "near_memory"}
 _NEAR_KEYS = {"tier", "flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb",
-              "offload_fraction", "power_density_w_per_mm2", "footprint_mm2", "name"}
+              "offload_fraction", "power_density_w_per_mm2", "footprint_mm2", "name",
+              "bandwidth_density_gb_s_per_mm2", "capacity_penalty", "price_multiplier"}
 _TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb"}
 _HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"}
 _HW_MEMORY = {"capacity_gb", "bandwidth_tb_s", "type", "sram_mb"}
@@ -310,6 +311,8 @@ def _near_memory(where, d, tier_names):
     for k in ("flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb"):
         if k not in t:
             raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
+    if float(t.get("capacity_penalty", 0.0)) >= 1.0:
+        raise InputError(f"{w}: capacity_penalty", t["capacity_penalty"], "a fraction in [0, 1)")
     tier = t.get("tier", "main")
     if tier not in tier_names:
         raise InputError(f"{w}: tier", tier, "one of " + ", ".join(tier_names))
@@ -322,6 +325,11 @@ def _near_memory(where, d, tier_names):
         offload_fraction=_num(w, "offload_fraction", t.get("offload_fraction", 1.0), allow_zero=True, fraction=True),
         power_density_w_per_mm2=_num(w, "power_density_w_per_mm2", t.get("power_density_w_per_mm2", 1e9)),
         footprint_mm2=_num(w, "footprint_mm2", t.get("footprint_mm2", 1.0)),
+        bandwidth_density_bytes_per_s_per_mm2=_num(
+            w, "bandwidth_density_gb_s_per_mm2", t.get("bandwidth_density_gb_s_per_mm2", 0.0), allow_zero=True
+        ) * units.GB_PER_S,
+        capacity_penalty=_num(w, "capacity_penalty", t.get("capacity_penalty", 0.0), allow_zero=True),
+        price_multiplier=_num(w, "price_multiplier", t.get("price_multiplier", 1.0)),
         tier=tier_names.index(tier),
         name=str(t.get("name", "near-memory")),
     )

@@ -101,9 +101,12 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
         + (1.0 - tech.on_interposer) * tech.substrate_usd_per_mm2 * area.total_mm2
         + tech.test_assembly_usd_per_mm2 * interposer
     )
-    memory_cost = (1.0 - tech.memory_on_die) * hw.memory_capacity_bytes * tech.memory_usd_per_byte + sum(
+    tier_costs = [(1.0 - tech.memory_on_die) * hw.memory_capacity_bytes * tech.memory_usd_per_byte] + [
         t.capacity_bytes * t.usd_per_byte for t in hw.tiers
-    )
+    ]
+    if hw.near_memory is not None:  # PIM loses commodity pricing on its tier
+        tier_costs[hw.near_memory.tier] = tier_costs[hw.near_memory.tier] * hw.near_memory.price_multiplier
+    memory_cost = sum(tier_costs)
     chip_cost = logic_cost + package_cost + memory_cost
 
     peak = _energy.peak_power_w(hw, tech)

@@ -158,10 +158,18 @@ def memory_time(hw, reads_by_class, writes_by_class, access, tau):
     return _smooth.smooth_max(*[t[i] for i in range(t.shape[0])], tau=tau)
 
 
+def raw_capacities(hw):
+    """Capacity of each tier (bytes), less what near-memory logic takes from its tier."""
+    caps = jnp.stack([hw.memory_capacity_bytes] + [t.capacity_bytes for t in hw.tiers])
+    nm = hw.near_memory
+    if nm is not None:
+        caps = caps.at[nm.tier].multiply(1.0 - nm.capacity_penalty)
+    return caps
+
+
 def capacities(hw):
     """Usable capacity of each tier (bytes): capacity x memory_utilization."""
-    caps = [hw.memory_capacity_bytes] + [t.capacity_bytes for t in hw.tiers]
-    return jnp.stack(caps) * hw.profile.memory_utilization
+    return raw_capacities(hw) * hw.profile.memory_utilization
 
 
 def endurances(hw):
@@ -195,8 +203,7 @@ def tier_report(hw, stored_by_class, reads_per_s_by_class, writes_per_s_by_class
     cap = capacities(hw)
     reads = jnp.stack([jnp.sum(frac[:, 0] * reads_per_s_by_class)] + tier_traffic(hw, reads_per_s_by_class, access[0]))
     writes = jnp.stack([jnp.sum(frac[:, 0] * writes_per_s_by_class)] + tier_traffic(hw, writes_per_s_by_class, access[1]))
-    raw_cap = jnp.stack([hw.memory_capacity_bytes] + [t.capacity_bytes for t in hw.tiers])
-    life = raw_cap * endurances(hw) / _smooth.smooth_max(writes, 1.0)  # >= 1 B/s: finite
+    life = raw_capacities(hw) * endurances(hw) / _smooth.smooth_max(writes, 1.0)  # >= 1 B/s: finite
     buf = jnp.stack([jnp.zeros(())] + [needed_buffer_bytes(t) for t in hw.tiers])
     names = ("main",) + tuple(t.name for t in hw.tiers)
     return TierReport(occ, cap, cap / _smooth.smooth_max(occ, 1.0) - 1.0, reads, writes, life, buf, names)

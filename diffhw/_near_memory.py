@@ -41,6 +41,12 @@ class NearMemory(eqx.Module):
     - `offload_fraction`: share of the memory-bound work sent near memory, [0, 1].
     - `power_density_w_per_mm2`, `footprint_mm2`: thermal limit of stacked logic (power
       per mm2 of footprint it may dissipate, and the footprint); ``inf`` for none.
+    - `bandwidth_density_bytes_per_s_per_mm2`: custom 3D: bandwidth per mm2 of footprint
+      of the vertical interface, added to ``bandwidth_multiple x`` the tier's bandwidth.
+    - `capacity_penalty`: fraction of the tier's capacity given up to the logic (PIM puts
+      units beside the banks and loses density; Ma & Patterson, Table 4), in [0, 1).
+    - `price_multiplier`: the tier's $/GB over commodity memory (PIM loses commodity
+      pricing; PNM keeps it: 1).
     - `tier`: the memory tier it sits on (0 = main memory), static.
     """
 
@@ -52,6 +58,9 @@ class NearMemory(eqx.Module):
     offload_fraction: Scalar = eqx.field(converter=_f)
     power_density_w_per_mm2: Scalar = eqx.field(converter=_f, default=1e9)
     footprint_mm2: Scalar = eqx.field(converter=_f, default=1.0)
+    bandwidth_density_bytes_per_s_per_mm2: Scalar = eqx.field(converter=_f, default=0.0)
+    capacity_penalty: Scalar = eqx.field(converter=_f, default=0.0)
+    price_multiplier: Scalar = eqx.field(converter=_f, default=1.0)
     tier: int = eqx.field(static=True, default=0)
     name: str = eqx.field(static=True, default="pnm")
 
@@ -105,7 +114,9 @@ def offload(hw, op, tau=_smooth.DEFAULT_TAU) -> Offload:
     share = nm.offload_fraction * _smooth.safe_div(in_tier, memory_bound)
     near_bytes = nm.offload_fraction * in_tier
     near_flops = share * op.flops
-    internal_bw = nm.bandwidth_multiple * tier_bandwidth(hw, nm.tier) * hw.profile.bandwidth_efficiency
+    internal_bw = (
+        nm.bandwidth_multiple * tier_bandwidth(hw, nm.tier) + nm.bandwidth_density_bytes_per_s_per_mm2 * nm.footprint_mm2
+    ) * hw.profile.bandwidth_efficiency
     flops = thermal_flop_per_s(nm, internal_bw)
     shards = jnp.where(near_bytes > 0, _smooth.smooth_max(near_bytes / nm.shard_bytes, 1.0), 0.0)
     extra = (shards - 1.0) * op.act_bytes * share  # one shard's exchange is the op's own traffic

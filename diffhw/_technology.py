@@ -127,6 +127,8 @@ def node_of(process: str | None) -> str:
 def memory_of(kind: str | None) -> str:
     """Table row for a memory type string such as ``"HBM3e (8 stacks)"``."""
     k = (kind or "").upper().replace(" ", "")
+    if "CXL" in k:
+        return "CXL_DDR5"
     for name in ("HBM2E", "HBM3E", "HBM4", "HBM3", "HBM2", "HBF", "GDDR6X", "GDDR7", "GDDR6",
                  "LPDDR5X", "LPDDR5", "DDR5", "SSD", "SRAM"):
         if k.startswith(name) or name in k.split("(")[0]:

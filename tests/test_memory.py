@@ -193,3 +193,19 @@ def test_cli_reports_tiers(capsys):
     assert hbf_row["occupancy_bytes"] > 0 and hbf_row["write_bytes_per_s"] == 0.0
     assert np.isfinite(hbf_row["lifetime_s"]) and hbf_row["needed_buffer_bytes"] > 0
     assert d["shared_context_tokens"] == 100000
+
+
+def test_cxl_ddr5_tier_adds_capacity_at_low_bandwidth(tmp_path):
+    f = tmp_path / "chip.toml"
+    f.write_text('based_on = "h100-sxm"\nname = "cxl"\n[[tiers]]\nname = "cxl"\ntechnology = "CXL_DDR5"\n'
+                 "devices = 4\n[placement]\nkv_cache = [0.5, 0.5]\n")
+    hw = presets.hardware(str(f))
+    t = hw.tiers[0]
+    assert float(t.capacity_bytes) == 4 * 128e9 and float(t.read_latency_s) == pytest.approx(250e-9)
+    m = presets.model("llama-3.1-70b")
+    wl = diffhw.workload(64, 8192, 512)
+    par = diffhw.parallelism(tp=8)
+    base = diffhw.evaluate(presets.hardware("h100-sxm"), m, wl, par)
+    cxl = diffhw.evaluate(hw, m, wl, par)
+    assert float(cxl.max_batch) > float(base.max_batch)  # half the KV cache moved out
+    assert float(cxl.tpot_s) > float(base.tpot_s)        # ... to a 64 GB/s link

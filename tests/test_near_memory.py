@@ -131,11 +131,12 @@ def test_gradients_wrt_near_memory_leaves(name):
         g = float(grads[j])
         assert np.isfinite(g)
         v = float(x)
-        h = 1e-6 * abs(v)
+        h = 1e-6 * abs(v) if v else 1e-3  # zero leaves (e.g. a bandwidth density of 0): absolute step
         up = [xx if k != j else xx + h for k, xx in enumerate(x0)]
-        dn = [xx if k != j else xx - h for k, xx in enumerate(x0)]
-        fd = (float(f(up)) - float(f(dn))) / (2 * h)
-        assert g == pytest.approx(fd, rel=1e-3, abs=1e-7 * y0 / abs(v)), j
+        dn = [xx if k != j else xx - h for k, xx in enumerate(x0)] if v else x0
+        fd = (float(f(up)) - float(f(dn))) / ((2 * h) if v else h)
+        scale = abs(v) if v else 1.0
+        assert g == pytest.approx(fd, rel=1e-3, abs=1e-7 * y0 / scale), j
 
 
 def test_bad_near_memory_tables(tmp_path, capsys):
@@ -150,3 +151,28 @@ def test_bad_near_memory_tables(tmp_path, capsys):
                  'pj_per_flop = 1\nbandwidth_multiple = 2\npj_per_bit = 1\nshard_mb = 32\noffload_fraction = 1.5\n')
     assert main(["evaluate", "--hardware", str(f)]) == 2
     assert "offload_fraction = 1.5" in capsys.readouterr().err
+
+
+def test_custom_3d_bandwidth_density_raises_internal_bandwidth():
+    hw = presets.hardware("b200-3d")
+    m = presets.model("llama-3.1-70b")
+    wl = diffhw.workload(4, 4096, 256)
+    par = diffhw.parallelism(tp=8)
+    dense = eqx.tree_at(lambda n: (n.bandwidth_multiple, n.bandwidth_density_bytes_per_s_per_mm2), hw.near_memory,
+                        (jnp.asarray(0.0), jnp.asarray(40e9)))  # 40 GB/s per mm2 x 968 mm2 = 38.7 TB/s
+    sparse = eqx.tree_at(lambda n: n.bandwidth_density_bytes_per_s_per_mm2, dense, jnp.asarray(10e9))
+    fast = float(diffhw.evaluate(hw.replace(near_memory=dense), m, wl, par).tpot_s)
+    slow = float(diffhw.evaluate(hw.replace(near_memory=sparse), m, wl, par).tpot_s)
+    assert fast < slow
+
+
+def test_pim_costs_density_and_commodity_pricing():
+    phone = presets.hardware("snapdragon-8-gen-3")
+    pim = presets.hardware("snapdragon-8-gen-3-pim")
+    m = presets.model("llama-3.1-8b")
+    wl = diffhw.workload(1, 1024, 64, "int4")
+    par = diffhw.parallelism()
+    a = diffhw.evaluate(phone, m, wl, par, technology=presets.technology_for("snapdragon-8-gen-3"))
+    b = diffhw.evaluate(pim, m, wl, par, technology=presets.technology_for("snapdragon-8-gen-3-pim"))
+    assert float(b.tiers.capacity_bytes[0]) == pytest.approx(0.75 * float(a.tiers.capacity_bytes[0]))
+    assert float(b.economics.memory_cost_usd) == pytest.approx(1.5 * float(a.economics.memory_cost_usd))
