@@ -194,6 +194,12 @@ class TierReport(eqx.Module):
     needed_buffer_bytes: Array
     names: tuple = eqx.field(static=True)
 
+    def lifetime_margin(self, required_s):
+        """Dimensionless wear-out margin of every tier, ``lifetime / required - 1``
+        (>= 0 when the tier lasts; e.g. ``required_s`` = 5 years for "HBF must last 5
+        years")."""
+        return self.lifetime_s / required_s - 1.0
+
 
 def tier_report(hw, stored_by_class, reads_per_s_by_class, writes_per_s_by_class, access) -> TierReport:
     """Occupancy, traffic and wear of every tier (see `TierReport`). Writes smaller than

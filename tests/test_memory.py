@@ -49,6 +49,20 @@ def test_kv_cache_in_hbf_wears_out_but_weights_and_context_do_not(hbf, ds):
     bad = _run(bad_hw, ds, batch=64)
     life = dict(zip(bad.tiers.names, np.asarray(bad.tiers.lifetime_s)))
     assert life["hbf"] < 5 * YEAR  # "HBF must last 5 years" fails
+    assert float(bad.tiers.lifetime_margin(5 * YEAR)[1]) < 0 < float(ok.tiers.lifetime_margin(5 * YEAR)[1])
+    # at the boundary: a requirement equal to the lifetime has zero margin, and the
+    # margin is smooth (finite gradient) in the tier's endurance
+    assert float(bad.tiers.lifetime_margin(life["hbf"])[1]) == pytest.approx(0.0, abs=1e-9)
+    wl = diffhw.workload(64, 8192, 1024, "fp8")
+    par = diffhw.parallelism(tp=8, ep=8)
+
+    def margin(endurance):
+        t = eqx.tree_at(lambda x: x.endurance_cycles, bad_hw.tiers[0], endurance)
+        return diffhw.evaluate(bad_hw.replace(tiers=(t,)), ds, wl, par).tiers.lifetime_margin(5 * YEAR)[1]
+
+    g = jax.grad(margin)(jnp.asarray(1e5))
+    assert np.isfinite(float(g)) and float(g) > 0
+    assert float(margin(jnp.asarray(1e5 * 5 * YEAR / life["hbf"]))) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_hbf_multiplies_capacity_and_max_batch(hbf, ds):
