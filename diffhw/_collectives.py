@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from . import _topology
+from ._smooth import smooth_min
 
 Scalar = Float[Array, ""]
 
@@ -107,8 +108,6 @@ def allreduce_time(hw, message_bytes, chips):
         names = ["ring", "tree", "recursive_doubling"]
         if hw.network.in_network_reduction and topo in _topology.SWITCHED_TOPOLOGIES:
             names.append("in_network")
-        from ._smooth import smooth_min
-
         t = smooth_min(*[_topology.allreduce_time(*args, name, **_kw(hw)) for name in names])
     else:
         t = _topology.allreduce_time(*args, algo, **_kw(hw))
