@@ -135,3 +135,19 @@ def test_console_script_entry_point():
     r = subprocess.run([sys.executable, "-m", "diffhw._cli", "evaluate", "--tp", "5"],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_package_data_ships_every_data_file():
+    """`pip install .` (the README's first command) must ship every data file the code
+    reads: each file under diffhw/data matches a package-data glob of pyproject.toml."""
+    import fnmatch
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["diffhw"]
+    data = root / "diffhw" / "data"
+    files = [p.relative_to(root / "diffhw").as_posix() for p in data.rglob("*") if p.is_file()]
+    assert files
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert not missing, f"not shipped by pip install: {missing}"
