@@ -2,6 +2,16 @@
 
 from . import presets, units
 from ._area import Area, chip_area
+from ._design import (
+    Design,
+    design_values,
+    evaluate_design,
+    from_presets,
+    get_value,
+    metric_names,
+    metric_values,
+    set_values,
+)
 from ._cost import Economics, die_yield, dies_per_wafer
 from ._errors import InputError
 from ._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
@@ -23,6 +33,7 @@ __all__ = [
     "DATA_CLASSES",
     "DEFAULT_TAU",
     "Area",
+    "Design",
     "Economics",
     "Hardware",
     "InputError",
@@ -45,7 +56,14 @@ __all__ = [
     "chip_area",
     "die_yield",
     "dies_per_wafer",
+    "design_values",
     "evaluate",
+    "evaluate_design",
+    "from_presets",
+    "get_value",
+    "metric_names",
+    "metric_values",
+    "set_values",
     "expected_experts_touched",
     "max_throughput",
     "parallelism",

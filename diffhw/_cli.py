@@ -50,7 +50,24 @@ def _parser():
     pr = sub.add_parser("presets", help="list hardware, model and profile presets")
     pr.add_argument("kind", nargs="?", choices=["hardware", "models", "profiles"], default=None)
     pr.add_argument("--json", action="store_true")
+    for add, _ in _extensions().values():
+        add(sub, _common)
     return ap
+
+
+#: Modules that add subcommands; each has ``COMMANDS = {name: (add_parser, run)}`` where
+#: ``add_parser(subparsers, common)`` registers the command (``common`` adds the shared
+#: design flags) and ``run(args)`` runs it.
+_EXTENSION_MODULES = ()
+
+
+def _extensions():
+    import importlib
+
+    out = {}
+    for name in _EXTENSION_MODULES:
+        out.update(importlib.import_module(f"diffhw.{name}").COMMANDS)
+    return out
 
 
 def _positive_int(field, value):
@@ -277,7 +294,9 @@ def main(argv=None):
         _parser().print_help()
         return 0
     try:
-        {"evaluate": _cmd_evaluate, "max-throughput": _cmd_max_throughput, "presets": _cmd_presets}[args.command](args)
+        commands = {"evaluate": _cmd_evaluate, "max-throughput": _cmd_max_throughput, "presets": _cmd_presets}
+        commands.update({name: run for name, (_, run) in _extensions().items()})
+        commands[args.command](args)
     except InputError as e:
         print(f"diffhw: error: {e}", file=sys.stderr)
         return 2

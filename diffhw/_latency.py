@@ -90,8 +90,7 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU
                 _memory.memory_time(hw, host_reads, writes, access, tau), off.near_time_s, tau=tau
             )
         t = _smooth.smooth_max(tc, tm, tau=tau)
-        lc, lm = _smooth.safe_log(tc) / tau, _smooth.safe_log(tm) / tau
-        w_compute = jax.nn.sigmoid(lc - lm)
+        w_compute = _smooth.smooth_share(tc, tm, tau)
         compute_s = compute_s + count * t * w_compute
         memory_s = memory_s + count * t * (1.0 - w_compute)
     return compute_s, memory_s

@@ -9,6 +9,7 @@ The ``exact_*`` helpers are hard (non-smooth) operations, used only for discrete
 (shard counts, rounding of a relaxed batch) and for exact re-checks, never on times.
 """
 
+import jax
 import jax.numpy as jnp
 from jax.nn import softplus as _softplus
 from jax.scipy.special import logsumexp as _jax_logsumexp
@@ -59,7 +60,8 @@ def smooth_max(*xs, tau=DEFAULT_TAU):
     ``smooth_max(t_1..t_n) = exp(tau * logsumexp(log(t_i) / tau))``.
 
     It is never below the hard maximum and at most ``n**tau`` times it; it tends to the
-    hard maximum as ``tau -> 0``. Inputs broadcast against each other. Zero inputs are
+    hard maximum as ``tau -> 0``; ``tau = 0`` is the hard maximum itself (for exact
+    re-checks of a relaxed design, never under `grad`). Inputs broadcast against each other. Zero inputs are
     treated as negligible (their log is clamped), so gradients stay finite at zero and at
     ties (where they split evenly).
 
@@ -71,6 +73,8 @@ def smooth_max(*xs, tau=DEFAULT_TAU):
     **Returns:** an array of the broadcast shape, in the unit of the inputs.
     """
     logs = jnp.stack(jnp.broadcast_arrays(*[safe_log(x) for x in xs]))
+    if _is_exact(tau):
+        return jnp.exp(jnp.max(logs, axis=0))
     return jnp.exp(tau * _logsumexp(logs / tau))
 
 
@@ -80,7 +84,23 @@ def smooth_min(*xs, tau=DEFAULT_TAU):
     Never above the hard minimum and at least ``n**-tau`` times it.
     """
     logs = jnp.stack(jnp.broadcast_arrays(*[safe_log(x) for x in xs]))
+    if _is_exact(tau):
+        return jnp.exp(jnp.min(logs, axis=0))
     return jnp.exp(-tau * _logsumexp(-logs / tau))
+
+
+def smooth_share(a, b, tau=DEFAULT_TAU):
+    """The share of ``smooth_max(a, b)`` attributed to `a`: ``sigmoid((log a - log b) /
+    tau)``; 1, 0.5 or 0 when ``tau == 0``."""
+    la, lb = safe_log(a), safe_log(b)
+    if _is_exact(tau):
+        return jnp.where(la > lb, 1.0, jnp.where(la == lb, 0.5, 0.0))
+    return jax.nn.sigmoid((la - lb) / tau)
+
+
+def _is_exact(tau):
+    """``tau == 0`` (a Python number): the exact, non-smooth re-check mode."""
+    return isinstance(tau, (int, float)) and tau == 0
 
 
 def _logsumexp(a):

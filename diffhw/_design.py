@@ -1,0 +1,227 @@
+"""A whole design as one pytree, leaves addressed by dotted paths, and its metrics as a
+flat dictionary of scalars.
+
+Sizing, sensitivity and sweeps all speak this language: a `Design` bundles hardware,
+model, workload, parallelism and technology; a path such as
+``"hardware.memory_bandwidth_bytes_per_s"``, ``"hardware.tiers[0].capacity_bytes"``,
+``"workload.batch"`` or ``"technology.wafer_usd"`` names one float leaf (or one entry
+of an array leaf, ``"hardware.placement.fractions[1,1]"``); `metric_values` gives
+every metric under the name the CLI's JSON uses.
+"""
+
+import re
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from ._errors import InputError
+from ._hardware import Hardware
+from ._model import Transformer
+from ._technology import YEAR_S, Technology
+from ._workload import Parallelism, Workload
+
+
+class Design(eqx.Module):
+    """Everything `evaluate` needs, as one pytree.
+
+    - `hardware`, `model`, `workload`, `parallelism`: as in `diffhw.evaluate`.
+    - `technology`: a `Technology`, or None (then economics metrics are absent).
+    """
+
+    hardware: Hardware
+    model: Transformer
+    workload: Workload
+    parallelism: Parallelism
+    technology: Technology | None = None
+
+
+_TOKEN = re.compile(r"([A-Za-z_][A-Za-z_0-9]*)|\[(\s*-?\d+(?:\s*,\s*-?\d+)*\s*)\]|(\.)")
+
+
+def _parse(path: str):
+    """``"a.b[1].c[0,1]"`` -> ``[("attr", "a"), ("attr", "b"), ("item", (1,)), ...]``."""
+    if not isinstance(path, str) or not path:
+        raise InputError("design path", path, "a dotted path such as 'hardware.memory_bandwidth_bytes_per_s'")
+    out, pos = [], 0
+    while pos < len(path):
+        m = _TOKEN.match(path, pos)
+        if m is None:
+            raise InputError("design path", path, "names, dots and [i] or [i,j] indices")
+        if m.group(1):
+            out.append(("attr", m.group(1)))
+        elif m.group(2):
+            out.append(("item", tuple(int(s) for s in m.group(2).split(","))))
+        pos = m.end()
+    return out
+
+
+def _walk(design, steps, path):
+    """Follow `steps` to (container leaf, index or None)."""
+    node, index = design, None
+    for i, (kind, key) in enumerate(steps):
+        if index is not None:
+            raise InputError("design path", path, "an index only at the end")
+        if kind == "attr":
+            if not hasattr(node, key) or key.startswith("_"):
+                fields = sorted(f for f in getattr(node, "__dataclass_fields__", {}) if not f.startswith("_"))
+                raise InputError("design path", path, f"a field of {type(node).__name__} at '{key}': "
+                                 + (", ".join(fields) if fields else "(no fields)"))
+            node = getattr(node, key)
+            if node is None:
+                raise InputError("design path", path, f"a part the design has ('{key}' is None)")
+        elif isinstance(node, tuple):
+            if len(key) != 1 or not -len(node) <= key[0] < len(node):
+                raise InputError("design path", path, f"an index below {len(node)}")
+            node = node[key[0]]
+        elif i == len(steps) - 1:
+            arr = jnp.asarray(node)
+            if len(key) != arr.ndim or any(not -n <= k < n for k, n in zip(key, arr.shape, strict=False)):
+                raise InputError("design path", path, f"an index into an array of shape {arr.shape}")
+            index = key
+        else:
+            raise InputError("design path", path, "an index into a tuple or into the last array")
+    if index is None and (not hasattr(node, "dtype") or jnp.ndim(node) != 0):
+        raise InputError("design path", path, "a path to a float leaf (a scalar, or an array entry with [i])")
+    return node, index
+
+
+def get_value(design: Design, path: str):
+    """The value of the leaf at `path` (a scalar array)."""
+    steps = _parse(path)
+    node, index = _walk(design, steps, path)
+    return node if index is None else node[index]
+
+
+def _getter(steps):
+    def get(d):
+        node = d
+        for kind, key in steps:
+            node = getattr(node, key) if kind == "attr" else node[key[0]]
+        return node
+
+    return get
+
+
+def set_values(design: Design, values: dict) -> Design:
+    """A copy of `design` with the leaves at the paths of `values` replaced (works under
+    `jit`, `grad` and `vmap`)."""
+    for path, v in values.items():
+        steps = _parse(path)
+        node, index = _walk(design, steps, path)
+        if index is None:
+            new = jnp.asarray(v, dtype=jnp.asarray(node).dtype) + jnp.zeros_like(node)
+            design = eqx.tree_at(_getter(steps), design, new)
+        else:
+            design = eqx.tree_at(_getter(steps[:-1]), design, node.at[index].set(v))
+    return design
+
+
+def check_path(design: Design, path: str) -> str:
+    """Raise an `InputError` naming `path` unless it names a float leaf of `design`."""
+    _walk(design, _parse(path), path)
+    return path
+
+
+#: Metrics every design has (no technology needed), with their units in the names.
+CORE_METRICS = (
+    "tpot_s", "ttft_s", "e2e_latency_s", "output_tokens_per_s", "decode_tokens_per_s",
+    "per_user_tokens_per_s", "memory_required_bytes", "memory_usable_bytes", "memory_margin",
+    "max_batch", "chips", "batch", "tier_lifetime_margin", "min_tier_lifetime_s",
+)
+
+#: Extra metrics that need a `Technology` (economics), beside `_report.ECONOMICS_KEYS`.
+SYSTEM_METRICS = ("system_area_mm2", "system_peak_power_w", "system_capex_usd_per_chip")
+
+
+def metric_values(metrics, design: Design) -> dict:
+    """Every scalar metric of a `Metrics`, by the name the CLI's JSON uses (jit-safe).
+
+    Adds `batch`, `chips`, `tier_lifetime_margin` (the tightest tier's ``lifetime /
+    required - 1``, required = the technology's lifetime or 5 years),
+    `min_tier_lifetime_s`, and with economics `system_area_mm2` (logic area of all
+    chips), `system_peak_power_w` and `system_capex_usd_per_chip`.
+    """
+    from ._report import ECONOMICS_KEYS
+
+    m = metrics
+    required = design.technology.lifetime_s if design.technology is not None else 5.0 * YEAR_S
+    life_margin = m.tiers.lifetime_margin(required)
+    out = {
+        "tpot_s": m.tpot_s,
+        "ttft_s": m.ttft_s,
+        "e2e_latency_s": m.e2e_latency_s,
+        "output_tokens_per_s": m.output_tokens_per_s,
+        "decode_tokens_per_s": m.decode_tokens_per_s,
+        "per_user_tokens_per_s": m.per_user_tokens_per_s,
+        "memory_required_bytes": m.memory_required_bytes,
+        "memory_usable_bytes": m.memory_usable_bytes,
+        "memory_margin": m.memory_margin,
+        "max_batch": m.max_batch,
+        "chips": m.chips,
+        "batch": jnp.asarray(design.workload.batch),
+        "tier_lifetime_margin": jnp.min(life_margin),
+        "min_tier_lifetime_s": jnp.min(m.tiers.lifetime_s),
+    }
+    e = m.economics
+    if e is not None:
+        for k in ECONOMICS_KEYS:
+            out[k] = jnp.asarray(getattr(e, k))
+        out["system_area_mm2"] = e.chip_area_mm2 * m.chips
+        out["system_peak_power_w"] = e.peak_power_w * m.chips
+        out["system_capex_usd_per_chip"] = e.system_capex_usd / m.chips
+    return out
+
+
+def metric_names(design: Design) -> tuple:
+    """Names `metric_values` returns for `design` (depends on whether it has a
+    technology)."""
+    from ._report import ECONOMICS_KEYS
+
+    return CORE_METRICS + ((*ECONOMICS_KEYS, *SYSTEM_METRICS) if design.technology is not None else ())
+
+
+def evaluate_design(design: Design, tau=None):
+    """`Metrics` of a design, un-jitted (for use inside `jit`, `grad`, `vmap`, `scan`).
+    ``tau=0`` evaluates exactly (hard max and min everywhere)."""
+    from ._evaluate import _metrics
+    from ._smooth import DEFAULT_TAU
+
+    d = design
+    return _metrics(d.hardware, d.model, d.workload, d.parallelism, DEFAULT_TAU if tau is None else tau,
+                    d.technology)
+
+
+def design_values(design: Design, tau=None) -> dict:
+    """`metric_values` of `evaluate_design` (un-jitted)."""
+    return metric_values(evaluate_design(design, tau), design)
+
+
+def anonymous(design: Design) -> Design:
+    """`design` without static names, so designs differing only in them share a trace."""
+    from ._evaluate import _anonymous
+
+    hw, model, tech = _anonymous(design.hardware, design.model, design.technology)
+    return Design(hw, model, design.workload, design.parallelism, tech)
+
+
+def from_presets(hardware="h100-sxm", model="llama-3.1-70b", chips=None, tp=None, pp=1, dp=1, ep=1,
+                 batch=1, input_tokens=2048, output_tokens=256, precision="bf16", kv_precision=None,
+                 weight_precision=None, profile=None, technology=True, shared_context_tokens=0.0) -> Design:
+    """A `Design` from preset names (or files), checked outside `jit`. `chips` defaults
+    to ``tp * pp * dp`` or the hardware's scale-up unit; `technology=True` loads the
+    hardware's technology (`presets.technology_for`), False leaves it out."""
+    from . import presets
+    from ._workload import parallelism, validate_parallelism, workload
+
+    hw = presets.hardware(hardware, profile=profile)
+    mdl = presets.model(model)
+    if tp is None:
+        n = hw.default_chips if chips is None else chips
+        tp = max(int(n) // int(pp * dp), 1)
+    par = parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
+    validate_parallelism(mdl, par)
+    wl = workload(batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, precision_=precision,
+                  kv_precision=kv_precision, weight_precision=weight_precision,
+                  shared_context_tokens=shared_context_tokens)
+    tech = presets.technology_for(hardware) if technology is True else (technology or None)
+    return Design(hw, mdl, wl, par, tech)
