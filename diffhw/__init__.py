@@ -2,6 +2,7 @@
 
 from . import presets, units
 from ._area import Area, chip_area
+from ._cost import Economics, die_yield, dies_per_wafer
 from ._design import (
     Design,
     design_values,
@@ -12,7 +13,6 @@ from ._design import (
     metric_values,
     set_values,
 )
-from ._cost import Economics, die_yield, dies_per_wafer
 from ._errors import InputError
 from ._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
 from ._hardware import Hardware, Profile
@@ -54,24 +54,24 @@ __all__ = [
     "Workload",
     "bound_name",
     "chip_area",
+    "design_values",
     "die_yield",
     "dies_per_wafer",
-    "design_values",
     "evaluate",
     "evaluate_design",
+    "expected_experts_touched",
     "from_presets",
     "get_value",
+    "max_throughput",
     "metric_names",
     "metric_values",
-    "set_values",
-    "expected_experts_touched",
-    "max_throughput",
     "parallelism",
     "placement_from_logits",
     "precision",
     "presets",
     "safe_div",
     "safe_log",
+    "set_values",
     "smooth_max",
     "smooth_min",
     "softplus",
