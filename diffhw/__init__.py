@@ -23,6 +23,7 @@ from ._near_memory import NearMemory
 from ._precision import Precision, precision
 from ._report import workload_costs
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
+from ._sweep import SweepResult, pareto_front, sweep
 from ._technology import Technology
 from ._workload import Parallelism, Workload, parallelism, validate_parallelism, workload
 
@@ -46,6 +47,7 @@ __all__ = [
     "Precision",
     "Profile",
     "StepTime",
+    "SweepResult",
     "Technology",
     "ThroughputResult",
     "TierReport",
@@ -66,6 +68,7 @@ __all__ = [
     "metric_names",
     "metric_values",
     "parallelism",
+    "pareto_front",
     "placement_from_logits",
     "precision",
     "presets",
@@ -75,6 +78,7 @@ __all__ = [
     "smooth_max",
     "smooth_min",
     "softplus",
+    "sweep",
     "units",
     "validate_parallelism",
     "workload",
