@@ -481,7 +481,10 @@ def sweep(design: Design, axes: dict, metrics=None, samples=None, seed=0, chunk=
     `sweep` with the same arguments everywhere. The mesh then spans all processes'
     devices; each process builds the same design list, hands only its devices' share
     of each chunk to JAX (``jax.make_array_from_callback``), and the results are
-    gathered so that every process returns the whole `SweepResult`.
+    gathered so that every process returns the whole `SweepResult`. (On CPU hosts,
+    set ``jax.config.update("jax_cpu_collectives_implementation", "gloo")`` before
+    ``jax.distributed.initialize``; the test suite runs two such processes on one
+    machine. Several physical hosts and GPU/TPU meshes are not tested here.)
 
     **Returns:** a `SweepResult`.
     """

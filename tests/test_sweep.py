@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -268,9 +269,15 @@ def test_cli_bad_input_is_one_line_exit_2(args, words):
 
 _SHARDED = textwrap.dedent("""
     import json
+    import sys
+
     import jax
-    import numpy as np
+
     jax.config.update("jax_enable_x64", True)
+    if sys.argv[1] == "multi":  # two processes with two CPU devices each
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(f"localhost:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[3]))
+        assert jax.process_count() == 2 and jax.local_device_count() == 2
     import diffhw
 
     assert jax.device_count() == 4, jax.devices()
@@ -279,22 +286,45 @@ _SHARDED = textwrap.dedent("""
             "hardware.flop_per_s_bf16": (2e14, 2e15)}
     kw = dict(samples=22, seed=7, chunk=8, metrics=["tpot_s", "ttft_s", "usd_per_million_tokens"],
               progress=False)
-    sharded = diffhw.sweep(d, axes, **kw)  # every device: 3 chunks of 8, the last one padded
-    single = diffhw.sweep(d, axes, devices=jax.devices()[:1], **kw)
     cols = lambda r: {k: [float(x) for x in v] for k, v in r.columns.items()}
-    print(json.dumps({"sharded": cols(sharded), "single": cols(single),
-                      "devices": [sharded.devices, single.devices]}))
+    sharded = diffhw.sweep(d, axes, **kw)  # every device: 3 chunks of 8, the last one padded
+    out = {"sharded": cols(sharded), "devices": [sharded.devices]}
+    if sys.argv[1] == "single":
+        single = diffhw.sweep(d, axes, devices=jax.devices()[:1], **kw)
+        out["single"], out["devices"] = cols(single), [sharded.devices, single.devices]
+    print(json.dumps(out))
 """)
 
 
-def test_sharded_sweep_on_4_devices_equals_unsharded():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    p = subprocess.run([sys.executable, "-c", _SHARDED], check=False, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
-    r = json.loads(p.stdout.strip().splitlines()[-1])
-    assert r["devices"] == [4, 1]  # the output arrays of each chunk spanned 4 devices, then 1
-    sharded, single = r["sharded"], r["single"]
+def _run_script(args, devices_per_process):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
+               JAX_PLATFORMS="cpu")
+    return subprocess.Popen([sys.executable, "-c", _SHARDED, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _result(p):
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_sharded_sweep_equals_unsharded_on_4_devices_and_2_processes():
+    """One process with 4 forced host devices: the sharded sweep equals the one on a
+    single device. Two processes (jax.distributed, 2 devices each, gloo collectives on
+    CPU): each evaluates its half of every chunk and both return the same full result."""
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = str(sock.getsockname()[1])
+    procs = [_run_script(["single"], 4)] + [_run_script(["multi", port, str(i)], 2) for i in range(2)]
+    one, *multi = [_result(p) for p in procs]
+    assert one["devices"] == [4, 1]  # the output arrays of each chunk spanned 4 devices, then 1
+    sharded, single = one["sharded"], one["single"]
     assert set(sharded) == set(single) and len(sharded["tpot_s"]) == 22
     assert 0 < sum(sharded["feasible"]) < 22  # batches up to 8192: some do not fit
     for k in sharded:
         np.testing.assert_allclose(sharded[k], single[k], rtol=1e-12, atol=0, err_msg=k)
+    for r in multi:
+        assert r["devices"] == [4]
+        for k in single:
+            np.testing.assert_allclose(r["sharded"][k], single[k], rtol=1e-12, atol=0, err_msg=k)
