@@ -17,6 +17,7 @@ on the returned `SweepResult`; nothing here is differentiated.
 import csv
 import dataclasses
 import math
+import re
 import sys
 import time
 
@@ -181,7 +182,6 @@ _UNITS = (
     ("_kgco2e_per_j", "kgCO2e/J"),
     ("_j_per_byte", "J/byte"),
     ("_j_per_flop", "J/FLOP"),
-    ("_per_chip", ""),
     ("_bytes", "bytes"),
     ("_mm2", "mm²"),
     ("_usd", "$"),
@@ -198,13 +198,12 @@ _BETTER_LARGE = ("_tokens_per_s", "tokens_per_s_per_watt", "tokens_per_s_per_usd
 
 def axis_label(name: str) -> str:
     """``"tpot_s"`` -> ``"tpot_s [s]"``: the name and its unit, read from the suffix."""
-    leaf = name.rsplit(".", 1)[-1]
-    leaf = leaf.split("[", 1)[0] if leaf.endswith("]") and "_" not in leaf.split("[", 1)[-1] else leaf
+    leaf = re.sub(r"\[[^\]]*\]$", "", name.rsplit(".", 1)[-1])  # "fractions[1,1]" -> "fractions"
+    per_chip = leaf.endswith("_per_chip")
+    leaf = re.sub(r"_(fp32|bf16|fp16|fp8|int8|fp4)$", "", leaf.removesuffix("_per_chip"))
     for suffix, unit in _UNITS:
-        if leaf.endswith(suffix) or leaf == suffix.lstrip("_"):
-            if suffix == "_per_chip":
-                return axis_label(name[: -len("_per_chip")]).replace("]", " per chip]")
-            return f"{name} [{unit}]"
+        if leaf.endswith(suffix) or leaf == suffix[1:]:
+            return f"{name} [{unit}{' per chip' if per_chip else ''}]"
     return name
 
 
@@ -311,7 +310,7 @@ def _front_sorted(u):
 # --------------------------------------------------------------------------- sweeps
 
 
-def _axis_values(path, spec, samples, rng, design):
+def _axis_values(path, spec, samples, rng):
     """The values of one axis: a 1-D grid, or `samples` draws within (low, high)."""
     if samples is None:
         v = np.asarray(spec, dtype=float) if not isinstance(spec, (str, bytes)) else None
@@ -361,7 +360,7 @@ def design_points(design: Design, axes: dict, samples=None, seed=0, max_points=M
         if samples > max_points:
             raise InputError("samples", samples, f"at most {max_points:,} designs (raise max_points= to allow more)")
     rng = np.random.default_rng(seed)
-    cols = {p: _axis_values(p, spec, samples, rng, design) for p, spec in axes.items()}
+    cols = {p: _axis_values(p, spec, samples, rng) for p, spec in axes.items()}
     if samples is not None:
         return cols
     sizes = [c.size for c in cols.values()]

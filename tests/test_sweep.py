@@ -159,6 +159,8 @@ def test_plot_written(grid, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     assert axis_label("tpot_s") == "tpot_s [s]"
     assert axis_label(BW) == f"{BW} [bytes/s]"
+    assert axis_label("hardware.flop_per_s_bf16") == "hardware.flop_per_s_bf16 [FLOP/s]"
+    assert axis_label("embodied_kgco2e_per_chip") == "embodied_kgco2e_per_chip [kgCO2e per chip]"
     assert axis_label("usd_per_million_tokens") == "usd_per_million_tokens [$ per million tokens]"
 
 
