@@ -1,128 +1,96 @@
-"""Fit calibration-profile terms to measured points by gradient descent (Optax).
+"""The data behind the shipped calibration profiles, and the commands that fit them.
 
-This is how the shipped profiles' numbers were chosen; rerun it to check them:
+A thin wrapper over ``diffhw calibrate`` (`diffhw.calibrate`): it turns
+``../shared/data`` into measurement CSVs under ``diffhw/data/calibration/`` (one
+measured number per row, the columns `diffhw.load_points` reads) and runs the fits whose
+results are ``diffhw/data/profiles/<name>.toml``:
 
-    python benchmarks/fit_profiles.py published   # modern stacks -> suggests `default`
-    python benchmarks/fit_profiles.py splitwise   # SplitwiseSim's 2023 stack
+    python benchmarks/fit_profiles.py export        # rewrite the calibration CSVs
+    python benchmarks/fit_profiles.py splitwise-2023 [--out FILE.toml]
+    python benchmarks/fit_profiles.py trtllm-2024    [--out FILE.toml]
 
-The loss is the mean smooth-L1 of ``log(predicted / measured)`` over TPOT, TTFT and
-static-batch throughput points (MLPerf max-throughput points are checked by
-`accuracy.py`, not fitted). Fractions are fitted through a sigmoid and times through
-an exponential, so every term stays physically bounded. Points sharing a model,
-hardware and precision are evaluated together with `jax.vmap`.
+Each name runs exactly ``diffhw calibrate diffhw/data/calibration/<name>.csv --profile
+<name> --fit ... --base-profile default`` (printed first). The CSVs:
+
+- ``splitwise-2023.csv``: SplitwiseSim's measured table (medians of repeated runs),
+  TTFT and TPOT of Llama-2-70B and BLOOM-176B on DGX-A100 / DGX-H100, TP 2-8.
+- ``trtllm-2024.csv``: TensorRT-LLM's published static-batch throughput and batch-1
+  TTFT (v0.5-0.6) and NVIDIA's MLPerf v4.0 Llama-2-70B Offline and Server results
+  (those two are max-throughput points: predicted, not fitted). MLPerf GPT-J is left
+  out: it uses beam search with 4 beams, which diffhw does not model.
+- ``published-2024.csv``: every usable row of ``published_measurements.csv`` (modern
+  stacks: TensorRT-LLM, vLLM, llama.cpp, Hugging Face), the data the ``default``
+  profile was chosen against.
 """
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import optax
-
-import diffhw
+from diffhw import _calibrate, _cli
 
 sys.path.insert(0, str(Path(__file__).parent))
 import accuracy
 
-FRACTIONS = ("bandwidth_efficiency", "compute_efficiency", "network_efficiency")
-POSITIVE = ("compute_half_rows", "collective_latency_s", "step_overhead_s", "layer_overhead_s")
-FITTED = {
-    "published": ("bandwidth_efficiency", "compute_efficiency", "step_overhead_s", "layer_overhead_s"),
-    "splitwise": ("bandwidth_efficiency", "compute_efficiency", "collective_latency_s",
-                  "step_overhead_s", "layer_overhead_s"),
+ROOT = Path(__file__).resolve().parents[1]
+CALIBRATION = ROOT / "diffhw" / "data" / "calibration"
+PROFILES = {
+    # name: (leaves fitted, base-profile overrides, description)
+    "splitwise-2023": (
+        "bandwidth_efficiency,compute_efficiency,collective_latency_s,step_overhead_s,layer_overhead_s",
+        # the table's prompt times grow linearly with batch x prompt: one pass, no chunking
+        ["max_batched_tokens=1e9"],
+        "the 2023 serving stack of SplitwiseSim's measured table (large fixed overheads)",
+    ),
+    # batch-1 TTFT and large static batches: compute efficiency, its skinny-matrix
+    # half-point and the per-step overhead are what these points constrain
+    "trtllm-2024": (
+        "bandwidth_efficiency,compute_efficiency,compute_half_rows,step_overhead_s",
+        [],
+        "TensorRT-LLM v0.5-0.6 class (static batching, NVIDIA's published tables and MLPerf v4.0)",
+    ),
 }
+TRTLLM_IDS = ("M003", "M004")  # MLPerf v4.0 NVIDIA Llama-2-70B Offline / Server (TensorRT-LLM)
 
 
-def _to_theta(profile, names):
-    out = {}
-    for n in names:
-        v = float(getattr(profile, n))
-        out[n] = jnp.log(v / (1 - v)) if n in FRACTIONS else jnp.log(max(v, 1e-9))
-    return out
+def datasets():
+    """name -> list of `diffhw.Measurement`, from ../shared/data."""
+    pub, _ = accuracy.published_points()
+    trt = [p for p in pub if p["group"] in ("known-batch throughput", "first-token latency") or p["id"] in TRTLLM_IDS]
+    return {
+        "splitwise-2023": [accuracy.measurement(p) for p in accuracy.splitwise_points()],
+        "trtllm-2024": [accuracy.measurement(p) for p in trt],
+        "published-2024": [accuracy.measurement(p) for p in pub],
+    }
 
 
-def _apply(profile, theta):
-    for n, t in theta.items():
-        v = jax.nn.sigmoid(t) if n in FRACTIONS else jnp.exp(t)
-        profile = eqx.tree_at(lambda p, n=n: getattr(p, n), profile, v)
-    return profile
-
-
-def groups_of(points):
-    """Stack points that share a structure so one vmapped call evaluates them."""
-    by = defaultdict(list)
-    for p in points:
-        if p["metric"] == "max_throughput":
-            continue
-        by[(p["hardware"], p["model"], p["weight_precision"], p["activation_precision"])].append(p)
-    out = []
-    for (hw, model, w, a), ps in by.items():
-        wls, pars = [], []
-        for p in ps:
-            _, m, wl, par = accuracy._design(p, "default")
-            wls.append(wl)
-            pars.append(par)
-        stack = lambda xs: jax.tree_util.tree_map(lambda *v: jnp.stack(v), *xs)
-        metric_index = jnp.asarray([("tpot_s", "ttft_s", "output_tokens_per_s").index(p["metric"]) for p in ps])
-        measured = jnp.asarray([p["measured"] for p in ps])
-        out.append((diffhw.presets.hardware(hw), m, stack(wls), stack(pars), metric_index, measured))
-    return out
-
-
-@eqx.filter_jit
-def _group_loss(hw, model, wls, pars, metric_index, measured):
-    def one(wl, par):
-        r = diffhw.evaluate(hw, model, wl, par)
-        return jnp.stack([r.tpot_s, r.ttft_s, r.output_tokens_per_s])
-
-    pred = jax.vmap(one)(wls, pars)
-    pred = jnp.take_along_axis(pred, metric_index[:, None], axis=1)[:, 0]
-    err = jnp.log(pred / measured)
-    return jnp.sum(jnp.sqrt(err**2 + 1e-4)), err
-
-
-def fit(points, names, start="default", steps=200, lr=0.05, verbose=True):
-    groups = groups_of(points)
-    n = sum(g[-1].shape[0] for g in groups)
-    base = diffhw.presets.profile(start)
-    theta = _to_theta(base, names)
-    opt = optax.adam(lr)
-    state = opt.init(theta)
-
-    def loss(theta):
-        prof = _apply(base, theta)
-        total = 0.0
-        for hw, m, wls, pars, idx, meas in groups:
-            total = total + _group_loss(hw.replace(profile=prof), m, wls, pars, idx, meas)[0]
-        return total / n
-
-    vg = jax.jit(jax.value_and_grad(loss))  # one compile for every group
-    for i in range(steps):
-        v, g = vg(theta)
-        updates, state = opt.update(g, state)
-        theta = optax.apply_updates(theta, updates)
-        if verbose and (i % 25 == 0 or i == steps - 1):
-            print(f"step {i:4d}  mean |log error| {float(v):.4f}")
-    return _apply(base, theta)
+def export():
+    CALIBRATION.mkdir(parents=True, exist_ok=True)
+    for name, points in datasets().items():
+        path = CALIBRATION / f"{name}.csv"
+        _calibrate.write_points(points, path)
+        print(f"wrote {path.relative_to(ROOT)} ({len(points)} points)")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", choices=sorted(FITTED))
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("what", choices=["export", *PROFILES])
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    if args.data == "published":
-        points, _ = accuracy.published_points()
-    else:
-        points = accuracy.splitwise_points()
-    prof = fit(points, FITTED[args.data], steps=args.steps)
-    print("\nfitted:")
-    for n in FITTED[args.data]:
-        print(f"  {n} = {float(getattr(prof, n)):.6g}")
-    return 0
+    if args.what == "export":
+        export()
+        return 0
+    data = CALIBRATION / f"{args.what}.csv"
+    fit, sets, description = PROFILES[args.what]
+    cmd = ["calibrate", str(data.relative_to(ROOT)), "--profile", args.what, "--fit", fit,
+           "--base-profile", "default", "--description", description]
+    for s in sets:
+        cmd += ["--set", s]
+    cmd += ["--out", args.out] if args.out else []
+    cmd += ["--json"] if args.json else []
+    print("diffhw " + " ".join(cmd), file=sys.stderr)
+    return _cli.main(cmd)
 
 
 if __name__ == "__main__":

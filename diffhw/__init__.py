@@ -2,6 +2,7 @@
 
 from . import presets, units
 from ._area import Area, chip_area
+from ._calibrate import Calibration, CrossValidation, Measurement, calibrate, cross_validate, load_points
 from ._cost import Economics, die_yield, dies_per_wafer
 from ._design import (
     Design,
@@ -34,10 +35,13 @@ __all__ = [
     "DATA_CLASSES",
     "DEFAULT_TAU",
     "Area",
+    "Calibration",
+    "CrossValidation",
     "Design",
     "Economics",
     "Hardware",
     "InputError",
+    "Measurement",
     "MemoryTier",
     "Metrics",
     "NearMemory",
@@ -55,7 +59,9 @@ __all__ = [
     "Work",
     "Workload",
     "bound_name",
+    "calibrate",
     "chip_area",
+    "cross_validate",
     "design_values",
     "die_yield",
     "dies_per_wafer",
@@ -64,6 +70,7 @@ __all__ = [
     "expected_experts_touched",
     "from_presets",
     "get_value",
+    "load_points",
     "max_throughput",
     "metric_names",
     "metric_values",

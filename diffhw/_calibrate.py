@@ -1,0 +1,636 @@
+"""Calibration: fit a `Profile`'s efficiency and overhead terms to measured points.
+
+The fit is least squares on the relative error in log space,
+``loss = sum_i w_i * log(predicted_i / measured_i)**2 / sum_i w_i``, minimised with Optax
+(Adam) through the same model `diffhw.evaluate` runs, so the fitted terms mean what they
+mean everywhere else. Every term stays physically bounded through a reparameterisation:
+fractions (``bandwidth_efficiency``...) are ``sigmoid(theta)`` in (0, 1), non-negative
+terms (overheads, ``compute_half_rows``) are ``scale * softplus(theta)`` >= 0. Points that
+share a structure (hardware, model, precisions) are evaluated together with `jax.vmap`;
+the whole optimisation is one jitted `jax.lax.scan`.
+
+Measured data comes as `Measurement`s or as a CSV file (`load_points`); see `CSV_COLUMNS`.
+`cross_validate` leaves one hardware (or model) out at a time, fits on the rest and
+predicts the one left out.
+"""
+
+import csv
+import dataclasses
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import _smooth
+from ._config import load_hardware, load_model, load_profile
+from ._errors import InputError
+from ._evaluate import _anonymous, _with_static, evaluate, max_throughput
+from ._hardware import Profile
+from ._precision import Precision, precision
+from ._workload import parallelism, validate_parallelism, workload
+
+#: Profile leaves that are fractions in (0, 1]: fitted as ``sigmoid(theta)``.
+FRACTIONS = ("bandwidth_efficiency", "compute_efficiency", "network_efficiency", "memory_utilization")
+#: Non-negative (or positive) leaves, fitted as ``scale * softplus(theta)``. The scale is
+#: the term's typical magnitude (the default profile's order of magnitude, see
+#: data/profiles/default.toml); it only sets the optimiser's step in natural units, the
+#: starting value always comes from the base profile.
+SCALES = {
+    "compute_half_rows": 8.0,
+    "collective_latency_s": 1e-5,
+    "step_overhead_s": 1e-3,
+    "layer_overhead_s": 1e-4,
+    "max_batched_tokens": 8192.0,
+}
+LEAVES = FRACTIONS + tuple(SCALES)
+#: What `calibrate` fits unless told otherwise: the terms every measured stack differs in.
+DEFAULT_FIT = ("bandwidth_efficiency", "compute_efficiency", "collective_latency_s", "step_overhead_s",
+               "layer_overhead_s")
+
+#: Metrics a point may carry: CSV name -> (canonical name, factor to SI). Every metric but
+#: ``max_output_tokens_per_s`` is a field of `diffhw.Metrics` at the point's batch and is
+#: fitted; ``max_output_tokens_per_s`` is `diffhw.max_throughput` (the best batch under
+#: the point's latency limits, as MLPerf Offline/Server report) and is only predicted.
+METRICS = {
+    "tpot_s": ("tpot_s", 1.0),
+    "tpot_ms": ("tpot_s", 1e-3),
+    "ttft_s": ("ttft_s", 1.0),
+    "ttft_ms": ("ttft_s", 1e-3),
+    "e2e_latency_s": ("e2e_latency_s", 1.0),
+    "e2e_latency_ms": ("e2e_latency_s", 1e-3),
+    "output_tokens_per_s": ("output_tokens_per_s", 1.0),
+    "decode_tokens_per_s": ("decode_tokens_per_s", 1.0),
+    "max_output_tokens_per_s": ("max_output_tokens_per_s", 1.0),
+}
+_FITTED_METRICS = ("tpot_s", "ttft_s", "e2e_latency_s", "output_tokens_per_s", "decode_tokens_per_s")
+
+#: The measurement CSV: one measured number per row. Required columns first.
+CSV_COLUMNS = {
+    "hardware": "hardware preset name (`diffhw presets hardware`) or a hardware TOML file",
+    "model": "model preset name (`diffhw presets models`) or a Hugging Face config.json",
+    "metric": "one of " + ", ".join(METRICS) + " (the unit is in the name)",
+    "value": "the measured number, > 0, in the metric's unit",
+    "batch": "concurrent requests (> 0; ignored by max_output_tokens_per_s)",
+    "input_tokens": "prompt tokens per request (> 0)",
+    "output_tokens": "generated tokens per request (>= 1)",
+    # optional
+    "id": "a name for the point (default: row<N>)",
+    "tp": "tensor-parallel degree, a whole number >= 1 (default 1)",
+    "pp": "pipeline-parallel degree (default 1)",
+    "dp": "data-parallel replicas (default 1)",
+    "ep": "expert-parallel degree (default 1)",
+    "precision": "weights and activations: bf16, fp16, fp8, int8, int4, nf4, q4_0, ... (default bf16)",
+    "weight_precision": "weights only (default: precision)",
+    "activation_precision": "activations only (default: precision)",
+    "kv_precision": "KV cache (default: the activation precision)",
+    "tpot_limit_ms": "max_output_tokens_per_s only: limit on TPOT, ms (default none)",
+    "ttft_limit_ms": "max_output_tokens_per_s only: limit on TTFT, ms (default none)",
+    "group": "a label for reports (default empty)",
+    "source": "where the number comes from (kept, not read)",
+}
+REQUIRED_COLUMNS = ("hardware", "model", "metric", "value", "batch", "input_tokens", "output_tokens")
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One measured number and the design it was measured on.
+
+    `hardware` and `model` are preset names or file paths; `metric` is a canonical name
+    (`METRICS` values: ``tpot_s``, ``ttft_s``, ``e2e_latency_s``,
+    ``output_tokens_per_s``, ``decode_tokens_per_s``, ``max_output_tokens_per_s``) and
+    `value` is in SI units (seconds, tokens/s).
+    """
+
+    hardware: str
+    model: str
+    metric: str
+    value: float
+    batch: float = 1.0
+    input_tokens: float = 128.0
+    output_tokens: float = 128.0
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    weight_precision: str = "bf16"
+    activation_precision: str = "bf16"
+    kv_precision: str | None = None
+    tpot_limit_s: float = math.inf
+    ttft_limit_s: float = math.inf
+    id: str = ""
+    group: str = ""
+    source: str = ""
+
+
+# ------------------------------------------------------------------------------ loading
+def _cell(row, key):
+    v = row.get(key)
+    return "" if v is None else str(v).strip()
+
+
+def _number(where, key, text, *, minimum=0.0, strict=True, whole=False):
+    try:
+        v = float(text)
+    except ValueError:
+        raise InputError(f"{where}, column {key}", text, "a number") from None
+    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum)
+    if whole:
+        ok = ok and v == int(v)
+    if not ok:
+        what = "a whole number" if whole else "a finite number"
+        raise InputError(f"{where}, column {key}", text, f"{what} {'>' if strict else '>='} {minimum:g}")
+    return v
+
+
+def load_points(path) -> list[Measurement]:
+    """Read a measurement CSV (columns: `CSV_COLUMNS`; extra columns are ignored).
+
+    Every row is checked: hardware and model must load, numbers must be finite and
+    positive, the metric known, precisions parseable and parallel degrees valid for the
+    model. A bad row raises `InputError` naming the file, the row (1 = first data row)
+    and its line, the column, the value and what is allowed.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            rows = list(reader)
+    except OSError as e:
+        raise InputError("data file", str(path), f"a readable CSV file ({e.strerror})") from None
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise InputError("data file", str(path), f"a CSV file ({e})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"{path}: column", missing[0],
+                         "present (required columns: " + ", ".join(REQUIRED_COLUMNS) + ")")
+    if not rows:
+        raise InputError(f"{path}: rows", 0, "at least one data row")
+    hw_ok, model_cache = {}, {}
+    points = []
+    for i, row in enumerate(rows, start=1):
+        where = f"{path}, row {i} (line {i + 1})"
+        if None in row:  # more cells than header fields
+            raise InputError(f"{where}", row[None], f"at most {len(header)} cells (the header's)")
+        get = lambda k, row=row: _cell(row, k)
+        for key in REQUIRED_COLUMNS:
+            if get(key) == "":
+                raise InputError(f"{where}, column {key}", "", CSV_COLUMNS[key])
+        hw_name, model_name = get("hardware"), get("model")
+        if hw_name not in hw_ok:
+            try:
+                load_hardware(hw_name)
+            except InputError as e:
+                raise InputError(f"{where}, column hardware", hw_name, e.allowed, _hint(e)) from None
+            hw_ok[hw_name] = True
+        if model_name not in model_cache:
+            try:
+                model_cache[model_name] = load_model(model_name)
+            except InputError as e:
+                raise InputError(f"{where}, column model", model_name, e.allowed, _hint(e)) from None
+        metric_text = get("metric")
+        if metric_text not in METRICS:
+            raise InputError(f"{where}, column metric", metric_text, CSV_COLUMNS["metric"])
+        metric, factor = METRICS[metric_text]
+        value = _number(where, "value", get("value")) * factor
+        batch = _number(where, "batch", get("batch"))
+        isl = _number(where, "input_tokens", get("input_tokens"))
+        osl = _number(where, "output_tokens", get("output_tokens"), minimum=1.0, strict=False)
+        degrees = {}
+        for k in ("tp", "pp", "dp", "ep"):
+            degrees[k] = int(_number(where, k, get(k), minimum=1.0, strict=False, whole=True)) if get(k) else 1
+        prec = {}
+        base = get("precision") or "bf16"
+        for k, default in (("weight_precision", base), ("activation_precision", base), ("kv_precision", None)):
+            text = get(k) or default
+            if text is not None:
+                try:
+                    precision(text)
+                except InputError as e:
+                    raise InputError(f"{where}, column {k if get(k) else 'precision'}", text, e.allowed) from None
+            prec[k] = text
+        limits = {}
+        for k in ("tpot_limit_ms", "ttft_limit_ms"):
+            limits[k.replace("_ms", "_s")] = _number(where, k, get(k)) / 1e3 if get(k) else math.inf
+        par = parallelism(**degrees)
+        try:
+            validate_parallelism(model_cache[model_name], par)
+        except InputError as e:
+            raise InputError(f"{where}, column {e.field}", e.value, e.allowed) from None
+        points.append(Measurement(
+            hardware=hw_name, model=model_name, metric=metric, value=value, batch=batch, input_tokens=isl,
+            output_tokens=osl, **degrees, **prec, **limits, id=get("id") or f"row{i}", group=get("group"),
+            source=get("source"),
+        ))
+    return points
+
+
+def _hint(e: InputError):
+    text = str(e)
+    return text.split(" (", 1)[1].rstrip(")") if text.endswith(")") and " (" in text else ""
+
+
+def write_points(points, path):
+    """Write `points` as a measurement CSV that `load_points` reads back (SI metrics)."""
+    cols = ["id", "hardware", "model", "tp", "pp", "dp", "ep", "weight_precision", "activation_precision",
+            "kv_precision", "batch", "input_tokens", "output_tokens", "metric", "value", "tpot_limit_ms",
+            "ttft_limit_ms", "group", "source"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(cols)
+        for p in points:
+            d = dataclasses.asdict(p)
+            d["tpot_limit_ms"] = "" if math.isinf(p.tpot_limit_s) else f"{p.tpot_limit_s * 1e3:.6g}"
+            d["ttft_limit_ms"] = "" if math.isinf(p.ttft_limit_s) else f"{p.ttft_limit_s * 1e3:.6g}"
+            d["kv_precision"] = d["kv_precision"] or ""
+            d["value"] = f"{p.value:.9g}"
+            for k in ("batch", "input_tokens", "output_tokens"):
+                d[k] = f"{d[k]:g}"
+            w.writerow([d[c] for c in cols])
+
+
+# ------------------------------------------------------------------- reparameterisation
+def _check_fit(fit):
+    fit = tuple(fit)
+    for n in fit:
+        if n not in LEAVES:
+            raise InputError("fit", n, "Profile leaves: " + ", ".join(LEAVES))
+    if not fit:
+        raise InputError("fit", "", "at least one Profile leaf: " + ", ".join(LEAVES))
+    return tuple(dict.fromkeys(fit))
+
+
+def to_theta(profile: Profile, fit) -> dict:
+    """Unconstrained parameters whose `from_theta` is `profile`'s values of `fit`."""
+    out = {}
+    for n in fit:
+        v = float(getattr(profile, n))
+        if n in FRACTIONS:
+            v = v * (1 - 2e-9) + 1e-9  # keep a value of exactly 1 (or 0) at a finite logit
+            out[n] = jnp.asarray(math.log(v) - math.log1p(-v))
+        else:
+            x = v / SCALES[n] + 1e-12  # inverse softplus, stable for large and tiny x
+            out[n] = jnp.asarray(x + math.log(-math.expm1(-x)))
+    return out
+
+
+def from_theta(profile: Profile, theta: dict) -> Profile:
+    """`profile` with the leaves in `theta` set to their bounded values."""
+    for n, t in theta.items():
+        v = jax.nn.sigmoid(t) if n in FRACTIONS else SCALES[n] * _smooth.softplus(t)
+        profile = eqx.tree_at(lambda p, n=n: getattr(p, n), profile, v)
+    return profile
+
+
+# ------------------------------------------------------------------------------ problem
+def _stack(xs):
+    return jax.tree_util.tree_map(lambda *v: jnp.stack(v), *xs)
+
+
+class _Problem:
+    """Points grouped by structure, ready for one vmapped evaluation per group."""
+
+    def __init__(self, points):
+        self.points = list(points)
+        if not self.points:
+            raise InputError("points", 0, "at least one measured point")
+        hw_cache, model_cache = {}, {}
+        for i, p in enumerate(self.points):
+            if p.metric not in {m for m, _ in METRICS.values()}:
+                raise InputError(f"point {p.id or i}: metric", p.metric, "one of " + ", ".join(_FITTED_METRICS)
+                                 + ", max_output_tokens_per_s")
+            if not (math.isfinite(p.value) and p.value > 0):
+                raise InputError(f"point {p.id or i}: value", p.value, "a finite number > 0")
+            if p.hardware not in hw_cache:
+                hw_cache[p.hardware] = load_hardware(p.hardware)
+            if p.model not in model_cache:
+                model_cache[p.model] = load_model(p.model)
+        self.hardware, self.models = hw_cache, model_cache
+        # Group by structure (the pytree definition, static fields included), not by
+        # name: chips and precisions that differ only in values share one vmapped trace.
+        by = defaultdict(list)
+        for i, p in enumerate(self.points):
+            if p.metric not in _FITTED_METRICS:
+                continue
+            design = _design(p, hw_cache[p.hardware], model_cache[p.model])
+            by[jax.tree_util.tree_structure(design)].append((i, design))
+        self.groups, self.index = [], []
+        for members in by.values():
+            idx = [i for i, _ in members]
+            metric = jnp.asarray([_FITTED_METRICS.index(self.points[i].metric) for i in idx])
+            measured = jnp.asarray([self.points[i].value for i in idx], dtype=float)
+            self.groups.append((_stack([d for _, d in members]), metric, measured))
+            self.index.extend(idx)
+        self.index = np.asarray(self.index, dtype=int)
+        self.fittable = np.zeros(len(self.points), bool)
+        self.fittable[self.index] = True
+
+    def weights(self, mask=None):
+        """Loss weights in the order of the stacked groups (1 = fitted, 0 = held out)."""
+        m = np.ones(len(self.points), bool) if mask is None else np.asarray(mask, bool)
+        return jnp.asarray(m[self.index], dtype=float)
+
+    def predict(self, profile: Profile) -> np.ndarray:
+        """Predictions of every point with `profile` (same order as the points)."""
+        out = np.full(len(self.points), np.nan)
+        if self.groups:
+            out[self.index] = np.asarray(_predict_groups(_anonymous_profile(profile), self.groups))
+        for i, p in enumerate(self.points):
+            if p.metric == "max_output_tokens_per_s":
+                out[i] = _predict_max_throughput(p, self.hardware[p.hardware], self.models[p.model], profile)
+        return out
+
+
+def _predict_max_throughput(p: Measurement, hw, model, profile):
+    wl = workload(1.0, p.input_tokens, p.output_tokens, weight_precision=p.weight_precision,
+                  activation_precision=p.activation_precision, kv_precision=p.kv_precision)
+    par = parallelism(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep)
+    r = max_throughput(hw.replace(profile=profile), model, wl, par, tpot_limit_s=p.tpot_limit_s,
+                       ttft_limit_s=p.ttft_limit_s)
+    return float(r.metrics.output_tokens_per_s)
+
+
+def _design(p: Measurement, hw, model):
+    """The anonymous (hardware, model, workload, parallelism) of a point: names, which
+    the maths does not read, are dropped so that points differing only in them share a
+    structure."""
+    def prec(name):
+        q = precision(name)
+        return Precision(q.bits, column=q.column)
+
+    kv = prec(p.kv_precision) if p.kv_precision else None
+    wl = workload(p.batch, p.input_tokens, p.output_tokens, weight_precision=prec(p.weight_precision),
+                  activation_precision=prec(p.activation_precision), kv_precision=kv)
+    par = parallelism(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep)
+    validate_parallelism(model, par)
+    hw, model, _ = _anonymous(hw, model)
+    return hw, model, wl, par
+
+
+def _group_predictions(profile, groups):
+    out = []
+    for designs, metric, _ in groups:
+
+        def one(hw, model, wl, par):
+            m = evaluate(hw.replace(profile=profile), model, wl, par)
+            return jnp.stack([getattr(m, k) for k in _FITTED_METRICS])
+
+        pred = jax.vmap(one)(*designs)
+        out.append(jnp.take_along_axis(pred, metric[:, None], axis=1)[:, 0])
+    return jnp.concatenate(out)
+
+
+@eqx.filter_jit
+def _predict_groups(profile, groups):
+    return _group_predictions(profile, groups)
+
+
+def _anonymous_profile(profile):
+    """`profile` without its (static) name, so that every profile shares one trace."""
+    return _with_static(profile, name="")
+
+
+def _log_errors(profile, groups):
+    measured = jnp.concatenate([g[-1] for g in groups])
+    return _smooth.safe_log(_group_predictions(profile, groups)) - jnp.log(measured)
+
+
+@eqx.filter_jit
+def _fit_jit(theta0, base, groups, weights, learning_rate, steps: int, huber_delta):
+    """Adam on the weighted mean squared log error, `steps` steps in one `lax.scan`."""
+    opt = optax.adam(learning_rate)
+
+    def loss_fn(theta):
+        e = _log_errors(from_theta(base, theta), groups)
+        # least squares; with huber_delta > 0 a pseudo-Huber penalty (quadratic below delta)
+        d = jnp.where(huber_delta > 0, huber_delta, 1.0)
+        huber = 2.0 * d * d * (jnp.sqrt(1.0 + (e / d) * (e / d)) - 1.0)
+        sq = jnp.where(huber_delta > 0, huber, e * e)
+        return jnp.sum(weights * sq) / jnp.sum(weights)
+
+    def step(carry, _):
+        theta, state = carry
+        value, grad = jax.value_and_grad(loss_fn)(theta)
+        # Optax mixes its int32 step count with float moments; allow that under a
+        # caller's strict promotion (only here: the model itself promotes explicitly)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = opt.update(grad, state, theta)
+        return (optax.apply_updates(theta, updates), state), value
+
+    with jax.numpy_dtype_promotion("standard"):
+        state0 = opt.init(theta0)
+    (theta, _), history = jax.lax.scan(step, (theta0, state0), None, length=steps)
+    return theta, history, loss_fn(theta)
+
+
+# ------------------------------------------------------------------------------ results
+def error_stats(predicted, measured) -> dict:
+    """Count, median and mean of ``|predicted / measured - 1|`` (NaN predictions skipped)."""
+    e = [abs(p / m - 1.0) for p, m in zip(predicted, measured) if math.isfinite(p)]
+    if not e:
+        return dict(count=0, median_abs_rel_err=None, mean_abs_rel_err=None)
+    return dict(count=len(e), median_abs_rel_err=statistics.median(e), mean_abs_rel_err=sum(e) / len(e))
+
+
+@dataclasses.dataclass
+class Calibration:
+    """What `calibrate` returns.
+
+    - `profile`: the fitted `Profile` (leaves not in `fit` are the base profile's).
+    - `base_profile`: the starting `Profile`.
+    - `fit`: names of the fitted leaves.
+    - `points`: the `Measurement`s; `measured`, `predicted` (with the fitted profile),
+      `initial` (with the base profile): arrays in the same order, SI units.
+    - `fitted`: bool array, True where the point entered the loss (False for
+      ``max_output_tokens_per_s`` points, which are only predicted, and held-out ones).
+    - `loss_history`: the loss before each optimiser step; `loss`: after the last.
+    """
+
+    profile: Profile
+    base_profile: Profile
+    fit: tuple
+    points: list
+    measured: np.ndarray
+    predicted: np.ndarray
+    initial: np.ndarray
+    fitted: np.ndarray
+    loss_history: np.ndarray
+    loss: float
+
+    @property
+    def rel_error(self):
+        """``predicted / measured - 1`` per point."""
+        return self.predicted / self.measured - 1.0
+
+    def stats(self, which="fitted"):
+        """`error_stats` of the fitted points (``"fitted"``), of all, or with the base
+        profile (``"initial"``)."""
+        sel = self.fitted if which in ("fitted", "initial") else np.ones(len(self.points), bool)
+        pred = self.initial if which == "initial" else self.predicted
+        return error_stats(pred[sel], self.measured[sel])
+
+    def values(self) -> dict:
+        """The fitted profile's values as plain floats (the TOML ``[values]`` table)."""
+        return {n: float(getattr(self.profile, n)) for n in LEAVES}
+
+    def to_toml(self, name, description="", fitted_on="", command="") -> str:
+        """The fitted profile as a TOML file that ``--profile FILE.toml`` loads."""
+        s, s0 = self.stats(), self.stats("initial")
+        n_pts = int(self.fitted.sum())
+        err = (f"median |predicted/measured - 1| {s['median_abs_rel_err']:.1%}, mean {s['mean_abs_rel_err']:.1%} "
+               f"on {n_pts} fitted points (base profile: {s0['median_abs_rel_err']:.1%} / "
+               f"{s0['mean_abs_rel_err']:.1%})") if n_pts else "no fitted points"
+        fitted_on = fitted_on or f"{n_pts} measured points"
+        lines = [
+            f"# Calibration profile fitted by diffhw.calibrate ({len(self.loss_history)} Adam steps on the",
+            "# squared log error, bounded reparameterisation).",
+        ]
+        if command:
+            lines.append(f"# command: {command}")
+        lines += [
+            f"# fitted error: {err}",
+            f"name = {_toml_str(name)}",
+            f"description = {_toml_str(description or 'fitted by diffhw calibrate')}",
+            f"fitted_on = {_toml_str(fitted_on + '; ' + err)}",
+            "",
+            "[values]",
+        ]
+        base_name = self.base_profile.name or "base"
+        for n, v in self.values().items():
+            note = "fitted" if n in self.fit else f"not fitted: from profile '{base_name}'"
+            lines.append(f"{n} = {v:.6g}  # {note}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_str(s):
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+# ------------------------------------------------------------------------------ entries
+def _base(base_profile):
+    return base_profile if isinstance(base_profile, Profile) else load_profile(base_profile)
+
+
+def _problem(points):
+    return points if isinstance(points, _Problem) else _Problem(points)
+
+
+def calibrate(
+    points,
+    base_profile="default",
+    fit=DEFAULT_FIT,
+    steps: int = 300,
+    learning_rate: float = 0.05,
+    huber_delta: float = 0.0,
+    name: str | None = None,
+    _mask=None,
+) -> Calibration:
+    """Fit the `fit` leaves of a calibration `Profile` to measured points.
+
+    Minimises ``sum_i log(predicted_i / measured_i)**2 / n`` (least squares on relative
+    error) with Adam, each term kept in its physical range: fractions through a sigmoid
+    (0 < f < 1), overheads and ``compute_half_rows`` through a scaled softplus (>= 0).
+    Points sharing hardware, model and precisions are evaluated with one `jax.vmap`; the
+    optimiser loop is one jitted `jax.lax.scan` (no retrace for new values).
+    ``max_output_tokens_per_s`` points are predicted with the fitted profile but not
+    fitted (their best batch is a discrete choice).
+
+    **Arguments:**
+
+    - `points`: `Measurement`s (e.g. from `load_points`).
+    - `base_profile`: the starting `Profile`, a profile name or a TOML file; leaves not
+      in `fit` keep its values.
+    - `fit`: leaf names to fit (`LEAVES`); default `DEFAULT_FIT`.
+    - `steps`, `learning_rate`: Adam steps and step size (in the unconstrained space).
+    - `huber_delta`: 0 for least squares; > 0 for a pseudo-Huber penalty on log errors
+      larger than `huber_delta` (robust to outliers).
+    - `name`: the fitted profile's name (default: ``"calibrated"``).
+
+    **Returns:** a `Calibration`.
+    """
+    fit = _check_fit(fit)
+    base = _base(base_profile)
+    steps = int(steps)
+    if steps < 1:
+        raise InputError("steps", steps, "a whole number >= 1")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise InputError("learning_rate", learning_rate, "a finite number > 0")
+    prob = _problem(points)
+    if not prob.groups:
+        raise InputError("points", len(prob.points),
+                         "at least one point with a fitted metric (" + ", ".join(_FITTED_METRICS) + ")")
+    weights = prob.weights(_mask)
+    if float(jnp.sum(weights)) == 0:
+        raise InputError("points", 0, "at least one point to fit")
+    anon = _anonymous_profile(base)
+    theta, history, loss = _fit_jit(to_theta(base, fit), anon, prob.groups, weights,
+                                     jnp.asarray(learning_rate, dtype=float), steps,
+                                     jnp.asarray(huber_delta, dtype=float))
+    prof = from_theta(base, theta)
+    prof = _with_static(prof, name=name or "calibrated")
+    measured = np.asarray([p.value for p in prob.points])
+    fitted = prob.fittable & (np.ones(len(prob.points), bool) if _mask is None else np.asarray(_mask, bool))
+    return Calibration(
+        profile=prof, base_profile=base, fit=fit, points=prob.points, measured=measured,
+        predicted=prob.predict(prof), initial=prob.predict(base), fitted=fitted,
+        loss_history=np.asarray(history), loss=float(loss),
+    )
+
+
+@dataclasses.dataclass
+class CrossValidation:
+    """What `cross_validate` returns.
+
+    - `by`: ``"hardware"``, ``"model"`` or ``"group"``.
+    - `groups`: per held-out group: ``count``, ``median_abs_rel_err``,
+      ``mean_abs_rel_err`` of its points predicted by the profile fitted without it,
+      and that ``profile`` (values).
+    - `pooled`: the same statistics over every held-out prediction.
+    - `points`, `measured`, `predicted`: per point, the held-out prediction.
+    """
+
+    by: str
+    groups: dict
+    pooled: dict
+    points: list
+    measured: np.ndarray
+    predicted: np.ndarray
+
+
+def cross_validate(points, by="hardware", base_profile="default", fit=DEFAULT_FIT, steps: int = 300,
+                   learning_rate: float = 0.05, huber_delta: float = 0.0) -> CrossValidation:
+    """Leave one group out: fit on the other points, predict the group left out.
+
+    Groups are the points' ``hardware``, ``model`` or ``group`` field (`by`). Every fold
+    reuses one compiled fit (the held-out points get zero weight), so a fold costs the
+    optimiser steps only. Other arguments as `calibrate`.
+
+    **Returns:** a `CrossValidation`.
+    """
+    if by not in ("hardware", "model", "group"):
+        raise InputError("by", by, "hardware, model or group")
+    prob = _problem(points)
+    keys = [getattr(p, by) for p in prob.points]
+    names = list(dict.fromkeys(keys))
+    if len(names) < 2:
+        raise InputError("by", by, f"a field with at least two distinct values (the points have {names})")
+    predicted = np.full(len(prob.points), np.nan)
+    groups = {}
+    for g in names:
+        held = np.asarray([k == g for k in keys])
+        if not (prob.fittable & ~held).any():
+            groups[g] = dict(error_stats([], []), profile=None, note="nothing left to fit on")
+            continue
+        cal = calibrate(prob, base_profile, fit, steps, learning_rate, huber_delta, _mask=~held)
+        predicted[held] = cal.predicted[held]
+        groups[g] = dict(error_stats(cal.predicted[held], cal.measured[held]), profile=cal.values())
+    measured = np.asarray([p.value for p in prob.points])
+    return CrossValidation(by=by, groups=groups, pooled=error_stats(predicted, measured), points=prob.points,
+                           measured=measured, predicted=predicted)
