@@ -23,6 +23,16 @@ from ._model import OpCost, Transformer, expected_experts_touched
 from ._near_memory import NearMemory
 from ._precision import Precision, precision
 from ._report import workload_costs
+from ._sensitivity import (
+    Sensitivity,
+    crossovers,
+    curvature,
+    hessian_vector_product,
+    leaf_paths,
+    sensitivity,
+    tornado,
+)
+from ._sizing import Constraint, SizingResult, Variable, constraint, size, variable
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._sweep import SweepResult, pareto_front, sweep
 from ._technology import Technology
@@ -36,6 +46,7 @@ __all__ = [
     "DEFAULT_TAU",
     "Area",
     "Calibration",
+    "Constraint",
     "CrossValidation",
     "Design",
     "Economics",
@@ -50,18 +61,24 @@ __all__ = [
     "Placement",
     "Precision",
     "Profile",
+    "Sensitivity",
+    "SizingResult",
     "StepTime",
     "SweepResult",
     "Technology",
     "ThroughputResult",
     "TierReport",
     "Transformer",
+    "Variable",
     "Work",
     "Workload",
     "bound_name",
     "calibrate",
     "chip_area",
+    "constraint",
     "cross_validate",
+    "crossovers",
+    "curvature",
     "design_values",
     "die_yield",
     "dies_per_wafer",
@@ -70,6 +87,8 @@ __all__ = [
     "expected_experts_touched",
     "from_presets",
     "get_value",
+    "hessian_vector_product",
+    "leaf_paths",
     "load_points",
     "max_throughput",
     "metric_names",
@@ -81,13 +100,17 @@ __all__ = [
     "presets",
     "safe_div",
     "safe_log",
+    "sensitivity",
     "set_values",
+    "size",
     "smooth_max",
     "smooth_min",
     "softplus",
     "sweep",
+    "tornado",
     "units",
     "validate_parallelism",
+    "variable",
     "workload",
     "workload_costs",
 ]

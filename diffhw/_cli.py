@@ -58,7 +58,7 @@ def _parser():
 #: Modules that add subcommands; each has ``COMMANDS = {name: (add_parser, run)}`` where
 #: ``add_parser(subparsers, common)`` registers the command (``common`` adds the shared
 #: design flags) and ``run(args)`` runs it.
-_EXTENSION_MODULES = ("_cli_sweep", "_cli_calibrate")
+_EXTENSION_MODULES = ("_cli_size", "_cli_sweep", "_cli_calibrate")
 
 
 def _extensions():

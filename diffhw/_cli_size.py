@@ -1,0 +1,297 @@
+"""`diffhw size` and `diffhw sensitivity`: sizing under budgets, and elasticities."""
+
+import json
+import math
+
+from ._errors import InputError, check_positive
+
+#: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
+SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
+                     precision="fp8", chips=8, ep=8)
+SIZE_BATCH = 32
+
+#: The main job's design variables: (name, lower, upper, paths or None for the alias).
+DEFAULT_VARIABLES = (
+    ("compute", 0.25, 4.0, None),
+    ("memory_bandwidth", 1e12, 2.4e13, None),
+    ("memory_capacity", 4e10, 6e11, None),
+    ("sram", 1e7, 1e9, None),
+    ("link_bandwidth", 5e10, 3.6e12, None),
+    ("chips", 8, 64, ("parallelism.tp", "parallelism.ep")),
+    ("batch", 1, 512, None),
+)
+
+
+def _add_size(sub, common):
+    p = sub.add_parser("size", help="size a system by gradient descent under area, power and latency budgets")
+    common(p)
+    p.set_defaults(**SIZE_DEFAULTS)
+    p.add_argument("--batch", type=float, default=SIZE_BATCH, help="starting batch (default: %(default)s)")
+    p.add_argument("--vary", action="append", default=None, metavar="NAME=LOW:HIGH[:int]",
+                   help="a design variable: an alias (compute, memory_bandwidth, memory_capacity, sram, "
+                        "link_bandwidth, tp, pp, dp, ep, batch) or a dotted path, with bounds; repeatable "
+                        "(default: compute, memory bandwidth and capacity, SRAM, link bandwidth, chips, batch)")
+    p.add_argument("--objective", default="usd_per_million_tokens",
+                   help="METRIC[:min|max], or a weighted product 'a*1,b*0.5' (default: %(default)s)")
+    p.add_argument("--tpot-slo-ms", type=float, default=50.0, help="TPOT limit, ms (default: %(default)s; 0: none)")
+    p.add_argument("--ttft-slo-ms", type=float, default=0.0, help="TTFT limit, ms (default: 0, none)")
+    p.add_argument("--area-budget-mm2", type=float, default=858.0,
+                   help="logic area per chip, mm2 (default: %(default)s, one reticle; 0: none)")
+    p.add_argument("--power-budget-w", type=float, default=1000.0,
+                   help="modelled peak power per chip, W (default: %(default)s; 0: none)")
+    p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
+                   help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
+    p.add_argument("--starts", type=int, default=6, help="optimisations at once, under vmap (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=100, help="Adam steps per multiplier update (default: %(default)s)")
+    p.add_argument("--outer", type=int, default=8, help="augmented-Lagrangian updates (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=8, help="sensitivities to show (default: %(default)s)")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="write the optimisation trace")
+
+
+def _add_sensitivity(sub, common):
+    p = sub.add_parser("sensitivity", help="elasticities of metrics to every hardware and technology parameter")
+    common(p)
+    p.add_argument("--batch", type=float, default=None, help="concurrent requests (default: 64, lowered to what fits)")
+    p.add_argument("--metric", default="tpot_s", help="metric of the table and tornado (default: %(default)s)")
+    p.add_argument("--top", type=int, default=12, help="parameters to show (default: %(default)s)")
+    p.add_argument("--step", type=float, default=0.2, help="tornado swing, a fraction (default: %(default)s)")
+    p.add_argument("--second-order", action="store_true",
+                   help="add d2 log m / d(log p)2 of the top parameters (Hessian-vector products)")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="write a tornado chart")
+
+
+def _parse_vary(spec, model):
+    name, eq, rng = spec.partition("=")
+    parts = rng.split(":")
+    if not eq or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("int", "real")):
+        raise InputError("--vary", spec, "NAME=LOW:HIGH or NAME=LOW:HIGH:int (or :real)")
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise InputError("--vary", spec, "numeric bounds, e.g. memory_bandwidth=1e12:2e13") from None
+    integer = None if len(parts) == 2 else parts[2] == "int"
+    from ._sizing import variable
+
+    paths = ("parallelism.tp", "parallelism.ep") if name == "chips" and model.n_experts else (
+        ("parallelism.tp",) if name == "chips" else None)
+    return variable(name, lo, hi, integer=integer, paths=paths)
+
+
+def _parse_objective(spec):
+    out = {}
+    for term in spec.split(","):
+        name, _, w = term.partition("*")
+        try:
+            out[name.strip()] = float(w) if w else 1.0
+        except ValueError:
+            raise InputError("--objective", spec, "METRIC[:min|max][*WEIGHT], comma-separated") from None
+    return out if len(out) > 1 else next(iter(out))
+
+
+def _base_design(args, batch):
+    from ._cli import _design, _technology
+    from ._design import Design
+
+    hw, model, wl, par = _design(args, batch)
+    return Design(hw, model, wl, par, _technology(args))
+
+
+def _fmt(x):
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        return f"{x:.3e}"
+    return f"{x:,.4g}"
+
+
+def _run_size(args):
+    from ._sensitivity import sensitivity
+    from ._sizing import Constraint, size
+
+    design = _base_design(args, check_positive("--batch", args.batch))
+    if args.vary:
+        variables = [_parse_vary(s, design.model) for s in args.vary]
+    else:
+        variables = [_parse_vary(f"{n}={lo}:{hi}", design.model) for n, lo, hi, _ in DEFAULT_VARIABLES]
+    cons = []
+    for flag, metric, scale in (("--tpot-slo-ms", "tpot_s", 1e-3), ("--ttft-slo-ms", "ttft_s", 1e-3),
+                                ("--area-budget-mm2", "chip_area_mm2", 1.0), ("--power-budget-w", "peak_power_w", 1.0)):
+        v = check_positive(flag, getattr(args, flag[2:].replace("-", "_")), allow_zero=True)
+        if v > 0:
+            cons.append(Constraint(metric, upper=v * scale))
+    cons += list(args.constraint)
+    for flag in ("starts", "steps", "outer", "top"):
+        check_positive(f"--{flag}", getattr(args, flag))
+    r = size(design, variables, _parse_objective(args.objective), cons, starts=args.starts,
+             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed)
+    objective_metric = r.objective_spec[0][0]
+    sens = sensitivity(r.design, metrics=(objective_metric,))
+    top = sens.top(objective_metric, args.top)
+    d = _size_dict(r, design, top)
+    if args.plot:
+        _plot_trace(r, args.plot)
+        d["plot"] = args.plot
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        print(_size_table(d))
+    if not r.feasible:
+        raise InputError("budgets", "; ".join(c["constraint"] for c in d["constraints"] if not c["met"]),
+                         "limits a design within the variables' bounds can meet",
+                         "; ".join(r.violations) + "; loosen them or widen the bounds")
+
+
+_SHOWN = ("tpot_s", "ttft_s", "usd_per_million_tokens", "energy_per_token_j", "kgco2e_per_million_tokens",
+          "tokens_per_s_per_watt", "output_tokens_per_s", "chip_area_mm2", "peak_power_w", "chip_cost_usd",
+          "chips", "batch", "memory_margin")
+
+
+def _size_dict(r, design, top):
+    h = r.history
+    best = int(min(range(h["objective"].shape[0]), key=lambda s: float(h["objective"][s, -1])))
+    return {
+        "hardware": design.hardware.name,
+        "model": design.model.name,
+        "objective": {
+            "terms": [{"metric": n, "weight": w, "sense": "min" if s > 0 else "max"} for n, w, s in r.objective_spec],
+            "baseline": r.objective_baseline, "relaxed": r.objective_relaxed, "chosen": r.objective,
+        },
+        "feasible": r.feasible,
+        "violations": list(r.violations),
+        "variables": [
+            {"name": v.name, "paths": list(v.paths), "lower": v.lower, "upper": v.upper, "integer": v.integer,
+             "scale": v.scale, "baseline": r.baseline[v.name], "relaxed": r.relaxed[v.name],
+             "chosen": r.chosen[v.name]}
+            for v in r.variables
+        ],
+        "constraints": [{"constraint": k, "margin": m, "met": m >= 0} for k, m in r.margins.items()],
+        "baseline_metrics": r.baseline_metrics,
+        "metrics": r.metrics,
+        "sensitivities": top,
+        "evaluations": r.evaluations,
+        "candidates": r.candidates,
+        "seconds": r.seconds,
+        "history": {"objective": [float(x) for x in h["objective"][best]],
+                    "violation": [float(x) for x in h["violation"][best]]},
+    }
+
+
+def _size_table(d):
+    o = d["objective"]
+    name = " x ".join(t["metric"] for t in o["terms"])
+    lines = [f"diffhw size: {d['model']} from {d['hardware']}, {o['terms'][0]['sense']}imise {name}",
+             (f"  {'feasible' if d['feasible'] else 'INFEASIBLE'}; {d['evaluations']:,} smooth evaluations "
+              f"(with gradients), {d['candidates']} integer candidates re-checked exactly, {d['seconds']:.1f} s"), ""]
+    w = max(len(v["name"]) for v in d["variables"])
+    lines.append(f"  {'variable':<{w}}  {'baseline':>12}  {'relaxed':>12}  {'chosen':>12}")
+    for v in d["variables"]:
+        lines.append(f"  {v['name']:<{w}}  {_fmt(v['baseline']):>12}  {_fmt(v['relaxed']):>12}  {_fmt(v['chosen']):>12}")
+    lines += ["", f"  {'metric':<28}  {'baseline':>12}  {'sized':>12}"]
+    lines.append(f"  {'objective':<28}  {_fmt(o['baseline']):>12}  {_fmt(o['chosen']):>12}")
+    for k in _SHOWN:
+        if k in d["metrics"]:
+            lines.append(f"  {k:<28}  {_fmt(d['baseline_metrics'][k]):>12}  {_fmt(d['metrics'][k]):>12}")
+    lines += ["", "  constraints (margin >= 0 is met; relative for positive metrics):"]
+    for c in d["constraints"]:
+        lines.append(f"    {c['constraint']:<32} margin {c['margin']:+.4f}  {'ok' if c['met'] else 'VIOLATED'}")
+    for v in d["violations"]:
+        lines.append(f"    {v}")
+    if d["sensitivities"]:
+        lines += ["", f"  top elasticities of {o['terms'][0]['metric']} at the sized design (d log m / d log p):"]
+        for p, e in d["sensitivities"].items():
+            lines.append(f"    {p:<48} {e:+.3f}")
+    return "\n".join(lines)
+
+
+def _plot_trace(r, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    h = r.history
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for s in range(h["objective"].shape[0]):
+        a1.plot(h["objective"][s], lw=1)
+        a2.plot(np.maximum(h["violation"][s], 1e-6), lw=1)
+    a1.axhline(r.objective, color="k", ls="--", lw=0.8, label="chosen integer design (exact)")
+    a1.set_yscale("log")
+    a1.set_ylabel(" x ".join(n for n, _, _ in r.objective_spec))
+    a1.legend(fontsize=8)
+    a2.set_yscale("log")
+    a2.set_ylabel("largest constraint violation")
+    a2.set_xlabel("Adam step (all starts, under vmap)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _run_sensitivity(args):
+    from ._cli import DEFAULT_BATCH
+    from ._design import design_values, metric_names
+    from ._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
+
+    batch = args.batch if args.batch is not None else DEFAULT_BATCH
+    design = _base_design(args, check_positive("--batch", batch))
+    names = metric_names(design)
+    if args.metric not in names:
+        from ._config import _close
+
+        raise InputError("--metric", args.metric, "one of " + ", ".join(names), _close(args.metric, names))
+    notes = []
+    if args.batch is None and float(design_values(design)["memory_margin"]) < 0:
+        fit = float(design_values(design)["max_batch"])
+        if fit < 1:
+            raise InputError("--chips", float(design.parallelism.chips), "enough chips to hold the model's weights")
+        design = _base_design(args, fit)
+        notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(fit)}, the largest that fits")
+    check_positive("--top", args.top)
+    s = sensitivity(design)
+    rows = tornado(design, args.metric, step=args.step, top=args.top)
+    cross = crossovers(design)
+    d = {
+        "hardware": design.hardware.name,
+        "model": design.model.name,
+        "batch": float(design.workload.batch),
+        "metric": args.metric,
+        "value": float(s.values[s.metrics.index(args.metric)]),
+        "bound": s.bound,
+        "bound_shares": s.bound_shares,
+        "crossovers": {k: {"bound": v["bound"],
+                           "below": None if v["below"] is None else {"factor": v["below"][0], "bound": v["below"][1]},
+                           "above": None if v["above"] is None else {"factor": v["above"][0], "bound": v["above"][1]}}
+                       for k, v in cross.items()},
+        "top": s.top(args.metric, args.top),
+        "tornado": [{"param": p, "value": v, "change_low": lo, "change_high": hi} for p, v, lo, hi in rows],
+        "elasticities": {m: s.of(m) for m in s.metrics},
+        "params": {p: float(v) for p, v in zip(s.params, s.param_values, strict=True)},
+        "notes": notes,
+    }
+    if args.second_order:
+        d["second_order"] = curvature(design, args.metric, list(d["top"]))
+    if args.plot:
+        plot_tornado(rows, args.metric, args.plot, args.step)
+        d["plot"] = args.plot
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return
+    lines = [(f"diffhw sensitivity: {d['model']} on {d['hardware']}, batch {d['batch']:g}: "
+              f"{args.metric} = {_fmt(d['value'])}"),
+             f"  decode step bound by {d['bound']} ("
+             + ", ".join(f"{k} {v:.0%}" for k, v in d["bound_shares"].items()) + ")"]
+    for k, v in d["crossovers"].items():
+        parts = [f"x{v[side]['factor']:.3g} -> {v[side]['bound']}" for side in ("below", "above") if v[side]]
+        lines.append(f"    {k:<18} binding resource changes at " + ("; ".join(parts) if parts else "no factor in 1/64..64"))
+    lines += ["", f"  {'parameter':<48} {'value':>11} {'elasticity':>10} {f'-{args.step:.0%}':>8} {f'+{args.step:.0%}':>8}"]
+    for p, v, lo, hi in rows:
+        lines.append(f"  {p:<48} {_fmt(v):>11} {d['top'][p]:>+10.3f} {lo:>+8.1%} {hi:>+8.1%}")
+    for p, c in d.get("second_order", {}).items():
+        lines.append(f"  second order {p}: {c:+.4f}")
+    for n in notes:
+        lines.append(f"  note: {n}")
+    print("\n".join(lines))
+
+
+COMMANDS = {"size": (_add_size, _run_size), "sensitivity": (_add_sensitivity, _run_sensitivity)}

@@ -1,0 +1,283 @@
+"""Sensitivity of every metric to every hardware and technology leaf: jacobians as
+elasticities, a tornado chart, which resource binds and where that changes, and
+second-order terms by Hessian-vector products.
+
+An elasticity is ``d log(metric) / d log(parameter)``: +1 means the metric grows in
+proportion to the parameter, -0.5 that doubling the parameter cuts the metric by
+``1 - 2**-0.5 = 29%``. Margins (which may be negative) get ``d metric / d log(parameter)``
+instead. Elasticities are unit-free, so a bandwidth and a price compare directly.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._design import (
+    Design,
+    anonymous,
+    check_path,
+    design_values,
+    evaluate_design,
+    get_value,
+    metric_names,
+    set_values,
+)
+from ._errors import InputError
+from ._latency import COMPONENTS
+from ._sizing import SIGNED
+
+
+def leaf_paths(design: Design, parts=("hardware", "technology")) -> tuple:
+    """Paths of every scalar float leaf under `parts` of `design` (arrays such as the
+    placement matrix are left out: address their entries with ``[i,j]``)."""
+    out = []
+
+    def walk(node, prefix):
+        if node is None or isinstance(node, (str, bool, int, float)):
+            return
+        if isinstance(node, tuple):
+            for i, item in enumerate(node):
+                walk(item, f"{prefix}[{i}]")
+            return
+        if hasattr(node, "dtype"):
+            if jnp.ndim(node) == 0 and jnp.issubdtype(jnp.asarray(node).dtype, jnp.floating):
+                out.append(prefix)
+            return
+        if dataclasses.is_dataclass(node):
+            for f in dataclasses.fields(node):
+                if not f.metadata.get("static", False):
+                    walk(getattr(node, f.name), f"{prefix}.{f.name}")
+
+    for part in parts:
+        if part not in ("hardware", "model", "workload", "parallelism", "technology"):
+            raise InputError("sensitivity parts", part, "hardware, technology, workload, parallelism or model")
+        walk(getattr(design, part), part)
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sensitivity:
+    """Elasticities of metrics (rows) to parameters (columns) at one design.
+
+    - `metrics`, `params`: row and column names; `values`: metric values;
+      `param_values`: parameter values.
+    - `elasticity`: ``(metrics, params)`` array, ``d log m / d log p`` (for the signed
+      margins in `SIGNED`: ``d m / d log p``).
+    - `bound`: the resource binding the Decode step (one of `COMPONENTS`), and
+      `bound_shares`: each resource's share of the Decode step time.
+    """
+
+    metrics: tuple
+    params: tuple
+    values: np.ndarray
+    param_values: np.ndarray
+    elasticity: np.ndarray
+    bound: str
+    bound_shares: dict
+
+    def of(self, metric) -> dict:
+        """Elasticities of one metric, largest in magnitude first."""
+        if metric not in self.metrics:
+            raise InputError("metric", metric, "one of " + ", ".join(self.metrics))
+        row = self.elasticity[self.metrics.index(metric)]
+        order = np.argsort(-np.abs(row), kind="stable")
+        return {self.params[j]: float(row[j]) for j in order}
+
+    def top(self, metric, k=10, threshold=1e-6) -> dict:
+        """The `k` largest elasticities of `metric` (smaller than `threshold` dropped)."""
+        return {p: e for p, e in list(self.of(metric).items())[:k] if abs(e) > threshold}
+
+
+#: Leaves that are fractions in (0, 1]: a tornado's "+step" side stops at 1.
+FRACTIONS = frozenset({
+    "bandwidth_efficiency", "compute_efficiency", "network_efficiency", "memory_utilization",
+    "offload_fraction", "capacity_penalty", "packet_sram_fraction", "static_fraction", "on_interposer",
+    "memory_on_die",
+})
+
+
+def _scaled(design, paths, u):
+    """`design` with every leaf at `paths` multiplied by ``exp(u)``."""
+    return set_values(design, {p: get_value(design, p) * jnp.exp(u[i]) for i, p in enumerate(paths)})
+
+
+def sensitivity(design: Design, metrics=None, params=None, tau=None) -> Sensitivity:
+    """Jacobian of `metrics` (default: all of `metric_names`) with respect to `params`
+    (default: every scalar leaf of hardware and technology, `leaf_paths`), as
+    elasticities, by forward-mode autodiff in log space (one `jax.jacfwd`)."""
+    design = anonymous(design)
+    metrics = tuple(metric_names(design) if metrics is None else metrics)
+    allowed = metric_names(design)
+    for m in metrics:
+        if m not in allowed:
+            raise InputError("metric", m, "one of " + ", ".join(allowed))
+    params = tuple(leaf_paths(design) if params is None else params)
+    for p in params:
+        check_path(design, p)
+
+    def log_metrics(u):
+        vals = design_values(_scaled(design, params, u), tau)
+        return jnp.stack([vals[m] if m in SIGNED else jnp.log(vals[m]) for m in metrics]), vals
+
+    @jax.jit
+    def run():
+        u = jnp.zeros(len(params))
+        jac, vals = jax.jacfwd(log_metrics, has_aux=True)(u)
+        m = evaluate_design(design, tau)
+        d = m.decode
+        parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
+        return jac, jnp.stack([vals[k] for k in metrics]), parts / jnp.sum(parts)
+
+    jac, values, shares = (np.asarray(a) for a in run())
+    jac = np.where(np.isfinite(jac), jac, 0.0)
+    pvals = np.asarray([float(get_value(design, p)) for p in params])
+    shares = dict(zip(COMPONENTS, map(float, shares), strict=True))
+    return Sensitivity(metrics, params, values, pvals, jac, max(shares, key=shares.get), shares)
+
+
+def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> dict:
+    """For each parameter, the factors (below and above its value) at which the resource
+    binding the Decode step changes, found on a log grid over ``[1/span, span]`` and
+    refined between grid points. Default parameters: compute (every FLOP/s column),
+    memory bandwidth, link bandwidth and the batch.
+
+    **Returns:** ``{name: {"bound": now, "below": (factor, new bound) or None,
+    "above": ...}}``.
+    """
+    from ._sizing import ALIASES
+
+    design = anonymous(design)
+    if params is None:
+        params = {"compute": ALIASES["compute"][0],
+                  "memory_bandwidth": ALIASES["memory_bandwidth"][0],
+                  "link_bandwidth": ALIASES["link_bandwidth"][0],
+                  "batch": ("workload.batch",)}
+    params = {k: ((v,) if isinstance(v, str) else tuple(v)) for k, v in params.items()}
+    for paths in params.values():
+        for p in paths:
+            check_path(design, p)
+
+    names = list(params)
+    union = sorted({p for paths in params.values() for p in paths})
+    masks = jnp.asarray([[1.0 if p in params[n] else 0.0 for p in union] for n in names])
+
+    @jax.jit
+    def bounds(mask, log_f):
+        def one(lf):
+            s = evaluate_design(_scaled(design, union, mask * lf), tau).decode
+            return jnp.argmax(jnp.stack([s.compute_s, s.memory_s, s.communication_s, s.overhead_s]))
+
+        return jax.vmap(one)(log_f)
+
+    out = {}
+    grid = np.linspace(-np.log(span), np.log(span), points)
+    for k, name in enumerate(names):
+        b = np.asarray(bounds(masks[k], jnp.asarray(grid)))
+        now = int(np.asarray(bounds(masks[k], jnp.zeros(points)))[0])
+        entry = {"bound": COMPONENTS[now], "below": None, "above": None}
+        mid = int(np.searchsorted(grid, 0.0))
+        for side, idx in (("above", range(mid, points)), ("below", range(mid - 1, -1, -1))):
+            prev = 0.0
+            for i in idx:
+                if b[i] != now:
+                    fine = np.linspace(prev, grid[i], points)
+                    bf = np.asarray(bounds(masks[k], jnp.asarray(fine)))
+                    j = int(np.argmax(bf != now))
+                    entry[side] = (float(np.exp(fine[j])), COMPONENTS[int(bf[j])])
+                    break
+                prev = grid[i]
+        out[name] = entry
+    return out
+
+
+def tornado(design: Design, metric, params=None, step=0.2, top=12, tau=None) -> list:
+    """A tornado chart's rows: for the `top` parameters with the largest elasticity of
+    `metric`, the metric's relative change when each is multiplied by ``1 - step`` and
+    by ``1 + step`` (evaluated, not linearised), largest swing first.
+
+    **Returns:** a list of ``(param, value, change_low, change_high)``.
+    """
+    if not 0 < step < 1:
+        raise InputError("step", step, "a fraction in (0, 1)")
+    s = sensitivity(design, (metric,), params, tau)
+    chosen = list(s.top(metric, top))
+    if not chosen:
+        return []
+    d = anonymous(design)
+
+    @jax.jit
+    def swing(log_f):
+        def one(i, lf):
+            u = jnp.zeros(len(chosen)).at[i].set(lf)
+            return design_values(_scaled(d, chosen, u), tau)[metric]
+
+        return jax.vmap(one)(jnp.arange(len(chosen)), log_f)
+
+    base = float(s.values[0])
+    # Fractions (efficiencies, utilisation) may not pass 1: their high side stops there.
+    up = jnp.asarray([np.log1p(step) if p.rsplit(".", 1)[-1] not in FRACTIONS
+                      else min(np.log1p(step), -np.log(float(get_value(d, p)))) for p in chosen])
+    lo = np.asarray(swing(jnp.full(len(chosen), jnp.log(1 - step))))
+    hi = np.asarray(swing(up))
+    rows = [(p, float(get_value(d, p)), float(lo[i] / base - 1), float(hi[i] / base - 1)) for i, p in enumerate(chosen)]
+    return sorted(rows, key=lambda r: -max(abs(r[2]), abs(r[3])))
+
+
+def plot_tornado(rows, metric, path, step=0.2):
+    """Write a tornado chart of `tornado`'s rows to `path` (PNG, SVG or PDF)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise InputError("tornado", metric, "a metric that some parameter changes")
+    labels = [r[0].replace("hardware.", "").replace("technology.", "tech.") for r in rows][::-1]
+    lo = np.asarray([r[2] for r in rows][::-1]) * 100
+    hi = np.asarray([r[3] for r in rows][::-1]) * 100
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
+    y = np.arange(len(rows))
+    ax.barh(y, lo, color="#4C72B0", label=f"parameter x {1 - step:g}")
+    ax.barh(y, hi, color="#DD8452", label=f"parameter x {1 + step:g}")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel(f"change of {metric} (%)")
+    ax.set_title(f"Sensitivity of {metric}: each parameter {-step:+.0%} / {step:+.0%}")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def hessian_vector_product(design: Design, metric, params, vector, tau=None):
+    """Second-order term: ``H v`` where ``H`` is the Hessian of ``log metric`` in the log
+    of `params` (forward-over-reverse; no Hessian is formed)."""
+    design = anonymous(design)
+    params = tuple(params)
+    v = jnp.asarray(vector, dtype=float)
+    if v.shape != (len(params),):
+        raise InputError("vector", v.shape, f"shape ({len(params)},), one entry per parameter")
+
+    def f(u):
+        val = design_values(_scaled(design, params, u), tau)[metric]
+        return val if metric in SIGNED else jnp.log(val)
+
+    return jax.jit(lambda: jax.jvp(jax.grad(f), (jnp.zeros(len(params)),), (v,))[1])()
+
+
+def curvature(design: Design, metric, params, tau=None) -> dict:
+    """Diagonal second-order elasticities ``d2 log m / d(log p)2`` for `params`, one
+    Hessian-vector product per parameter (under `vmap`)."""
+    design = anonymous(design)
+    params = tuple(params)
+
+    def f(u):
+        val = design_values(_scaled(design, params, u), tau)[metric]
+        return val if metric in SIGNED else jnp.log(val)
+
+    eye = jnp.eye(len(params))
+    hvp = jax.jit(jax.vmap(lambda e: jax.jvp(jax.grad(f), (jnp.zeros(len(params)),), (e,))[1]))(eye)
+    return {p: float(hvp[i, i]) for i, p in enumerate(params)}

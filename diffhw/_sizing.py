@@ -1,0 +1,560 @@
+"""Gradient-based sizing: choose hardware (and parallelism, batch) that minimises an
+objective under budgets, by Optax on the smooth model, then round and re-check exactly.
+
+The method, in four steps:
+
+1. **Bounded log-space variables.** Each `Variable` maps a free real ``z`` to
+   ``lower * (upper / lower) ** sigmoid(z)``, so every iterate is inside its bounds and
+   steps are relative (a factor, not an amount).
+2. **Augmented Lagrangian.** Constraints are dimensionless margins ``g >= 0`` (log of
+   limit over value for positive metrics, the value itself for signed margins); the
+   Powell-Hestenes-Rockafellar term ``((max(0, lam - mu g))^2 - lam^2) / (2 mu)`` is
+   added to the objective's log, an inner `lax.scan` of Adam steps minimises it, the
+   outer scan updates ``lam`` and grows ``mu``. Several starts run at once under `vmap`.
+3. **Rounding.** Whole-number variables (chips, parallel degrees, batch) take the two
+   nearest allowed values on each side of the relaxed optimum; every combination is
+   re-evaluated *exactly* (``tau = 0``: hard max and min) and checked against every
+   budget.
+4. **Report.** The relaxed optimum, the chosen integer design, every constraint margin,
+   feasibility, and the optimisation history (`SizingResult`).
+"""
+
+import dataclasses
+import itertools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import _smooth
+from ._design import Design, anonymous, check_path, design_values, get_value, metric_names, set_values
+from ._errors import InputError
+
+#: Metrics where more is better (an objective on them is maximised unless told otherwise).
+HIGHER_IS_BETTER = frozenset({
+    "output_tokens_per_s", "decode_tokens_per_s", "per_user_tokens_per_s", "tokens_per_s_per_watt",
+    "tokens_per_s_per_usd", "tokens_per_kgco2e", "max_batch", "memory_margin", "tier_lifetime_margin",
+    "min_tier_lifetime_s", "die_yield",
+})
+
+#: Metrics that may be negative (margins): constrained by difference, not by log ratio.
+SIGNED = frozenset({"memory_margin", "tier_lifetime_margin"})
+
+#: Short names for common design variables: the paths they set, and whether they scale
+#: the baseline values (``scale=True``: the variable is a factor on every path) or set
+#: them (``False``: the variable is the value itself, SI units).
+ALIASES = {
+    "compute": (("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.flop_per_s_fp8",
+                 "hardware.flop_per_s_int8", "hardware.flop_per_s_fp4"), True),
+    "memory_bandwidth": (("hardware.memory_bandwidth_bytes_per_s",), False),
+    "memory_capacity": (("hardware.memory_capacity_bytes",), False),
+    "sram": (("hardware.sram_bytes",), False),
+    "link_bandwidth": (("hardware.link_bandwidth_bytes_per_s",), False),
+    "link_latency": (("hardware.link_latency_s",), False),
+    "tp": (("parallelism.tp",), False),
+    "pp": (("parallelism.pp",), False),
+    "dp": (("parallelism.dp",), False),
+    "ep": (("parallelism.ep",), False),
+    "batch": (("workload.batch",), False),
+}
+
+_INTEGER_PREFIXES = ("parallelism.", "workload.batch")
+_MAX_COMBINATIONS = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    """One design variable.
+
+    - `name`: how results name it (an alias such as ``"compute"`` or a path).
+    - `paths`: the leaves it sets (all to the same value, or all scaled by it).
+    - `lower`, `upper`: bounds, ``0 < lower < upper`` (a factor when `scale`).
+    - `scale`: the variable multiplies the baseline value of every path.
+    - `integer`: rounded to whole numbers (from `choices` if given) before the exact
+      re-check; default for parallel degrees and the batch.
+    - `choices`: allowed whole values (e.g. divisors of the head count), or None.
+    """
+
+    name: str
+    paths: tuple
+    lower: float
+    upper: float
+    scale: bool = False
+    integer: bool = False
+    choices: tuple | None = None
+
+
+def variable(name, lower, upper, integer=None, choices=None, paths=None, scale=None) -> Variable:
+    """A `Variable` from an alias (`ALIASES`) or a dotted path, checked.
+
+    ``variable("memory_bandwidth", 1e12, 2e13)``, ``variable("compute", 0.25, 4)`` (a
+    factor on every FLOP/s column), ``variable("parallelism.tp", 1, 64)`` (whole numbers),
+    ``variable("chips", 8, 64, paths=("parallelism.tp", "parallelism.ep"))`` (tied).
+    """
+    if paths is None:
+        paths, default_scale = ALIASES.get(name, ((name,), False))
+    else:
+        paths, default_scale = tuple(paths), False
+    scale = default_scale if scale is None else bool(scale)
+    try:
+        lo, hi = float(lower), float(upper)
+    except (TypeError, ValueError):
+        raise InputError(f"variable {name}: bounds", (lower, upper), "two numbers") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+        raise InputError(f"variable {name}: bounds", f"{lower}:{upper}", "finite numbers with 0 < lower < upper")
+    if integer is None:
+        integer = not scale and all(p.startswith(_INTEGER_PREFIXES) for p in paths)
+    if choices is not None:
+        choices = tuple(sorted(float(c) for c in choices if lo <= float(c) <= hi))
+        if not choices:
+            raise InputError(f"variable {name}: choices", choices, f"at least one value within [{lo:g}, {hi:g}]")
+    return Variable(name, tuple(paths), lo, hi, scale, bool(integer), choices)
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraint:
+    """``metric <= upper`` and/or ``metric >= lower`` (SI units, metric names as in the
+    CLI's JSON, e.g. ``Constraint("peak_power_w", upper=1000)``)."""
+
+    metric: str
+    upper: float | None = None
+    lower: float | None = None
+
+    @property
+    def label(self):
+        parts = []
+        if self.lower is not None:
+            parts.append(f"{self.metric} >= {self.lower:g}")
+        if self.upper is not None:
+            parts.append(f"{self.metric} <= {self.upper:g}")
+        return " and ".join(parts)
+
+
+def constraint(spec) -> Constraint:
+    """Parse ``"peak_power_w<=1000"`` or ``"memory_margin>=0"`` (a `Constraint` passes
+    through)."""
+    if isinstance(spec, Constraint):
+        return spec
+    s = str(spec).replace(" ", "")
+    for op in ("<=", ">="):
+        if op in s:
+            name, _, value = s.partition(op)
+            try:
+                v = float(value)
+            except ValueError:
+                raise InputError("constraint", spec, "METRIC<=NUMBER or METRIC>=NUMBER") from None
+            if not np.isfinite(v):
+                raise InputError("constraint", spec, "a finite limit")
+            return Constraint(name, upper=v) if op == "<=" else Constraint(name, lower=v)
+    raise InputError("constraint", spec, "METRIC<=NUMBER or METRIC>=NUMBER (e.g. peak_power_w<=1000)")
+
+
+def objective_terms(objective) -> tuple:
+    """``((metric, weight, sense), ...)`` from ``"usd_per_million_tokens"``,
+    ``"tokens_per_s_per_watt:max"`` or ``{"tpot_s": 1, "usd_per_million_tokens": 1}``.
+
+    A weighted combination is a weighted sum of logs (a weighted geometric mean), so it
+    does not depend on units; ``sense`` is +1 to minimise, -1 to maximise (default: by
+    `HIGHER_IS_BETTER`)."""
+    items = objective.items() if isinstance(objective, dict) else [(objective, 1.0)]
+    out = []
+    for spec, weight in items:
+        name, _, sense = str(spec).partition(":")
+        if sense not in ("", "min", "max"):
+            raise InputError("objective", spec, "METRIC, METRIC:min or METRIC:max")
+        if name in SIGNED:
+            raise InputError("objective", name, "a positive metric (margins belong in constraints)")
+        s = (-1.0 if name in HIGHER_IS_BETTER else 1.0) if sense == "" else (1.0 if sense == "min" else -1.0)
+        w = float(weight)
+        if not (np.isfinite(w) and w > 0):
+            raise InputError(f"objective weight of {name}", weight, "a positive number")
+        out.append((name, w, s))
+    if not out:
+        raise InputError("objective", objective, "at least one metric")
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class SizingResult:
+    """What `size` found.
+
+    - `variables`: the `Variable`s, in order.
+    - `baseline`, `relaxed`, `chosen`: variable values (dicts name -> float) of the
+      starting design, the best relaxed (continuous) optimum and the chosen integer design.
+    - `objective_baseline`, `objective_relaxed`, `objective`: the objective (a weighted
+      geometric mean of its metrics, their unit when it is one metric) at each; the last
+      two are exact (``tau = 0``) re-evaluations.
+    - `margins`: constraint label -> margin of the chosen design (``>= 0`` is met;
+      relative for positive metrics: ``0.1`` = 10% headroom).
+    - `feasible`: whether the chosen design meets every constraint exactly.
+    - `violations`: for an infeasible result, a line per unmet constraint saying by how
+      much the best design found misses it.
+    - `design`: the chosen `Design`; `metrics`, `baseline_metrics`: its and the
+      baseline's metric values (exact).
+    - `history`: arrays over ``(start, step)``: ``objective`` (smooth), ``violation`` (the
+      largest constraint violation) and ``values`` (variables).
+    - `evaluations`: model evaluations (each with its gradient) the search used;
+      `seconds`: wall time.
+    """
+
+    variables: tuple
+    constraints: tuple
+    objective_spec: tuple
+    baseline: dict
+    relaxed: dict
+    chosen: dict
+    objective_baseline: float
+    objective_relaxed: float
+    objective: float
+    margins: dict
+    feasible: bool
+    violations: tuple
+    metrics: dict
+    baseline_metrics: dict
+    history: dict
+    evaluations: int
+    candidates: int
+    seconds: float
+    design: Design
+
+
+def _check_metric(design, name, what):
+    names = metric_names(design)
+    if name not in names:
+        from ._config import _close
+
+        extra = "" if design.technology is not None else " (economics metrics need a technology)"
+        raise InputError(what, name, "a metric: " + ", ".join(names) + extra, _close(name, names))
+
+
+def _baseline_value(design, v: Variable):
+    if v.scale:
+        return 1.0
+    return float(get_value(design, v.paths[0]))
+
+
+def _apply(design, variables, x, base_leaves):
+    """Set every variable's paths from the value vector `x`."""
+    values = {}
+    for i, v in enumerate(variables):
+        for p in v.paths:
+            values[p] = x[i] * base_leaves[p] if v.scale else x[i]
+    return set_values(design, values)
+
+
+def _margins(vals, constraints, slack=0.0):
+    """Dimensionless margins (>= 0 when met), one per bound."""
+    out = []
+    for c in constraints:
+        m = vals[c.metric]
+        for bound, sign in ((c.upper, 1.0), (c.lower, -1.0)):
+            if bound is None:
+                continue
+            if c.metric in SIGNED or bound <= 0:
+                g = sign * (bound - m)
+            else:
+                g = sign * (jnp.log(bound) - _smooth.safe_log(m))
+            out.append(g - slack)
+    return jnp.stack(out) if out else jnp.zeros((0,))
+
+
+def _bound_labels(constraints):
+    out = []
+    for c in constraints:
+        if c.upper is not None:
+            out.append((c, "upper", c.upper))
+        if c.lower is not None:
+            out.append((c, "lower", c.lower))
+    return out
+
+
+def _objective(vals, terms):
+    return sum(w * s * _smooth.safe_log(vals[n]) for n, w, s in terms)
+
+
+def _allowed(design, v: Variable, base_leaves):
+    """Whole values a variable may take: its choices, else the integers in its bounds that
+    make a valid design (parallel degrees are checked against the model)."""
+    from ._workload import validate_parallelism
+
+    values = v.choices or tuple(float(k) for k in range(int(np.ceil(v.lower)), int(np.floor(v.upper)) + 1))
+    if not values:
+        raise InputError(f"variable {v.name}: bounds", f"{v.lower:g}:{v.upper:g}", "a range holding a whole number")
+    if any(p.startswith("parallelism.") for p in v.paths) and len(values) <= 4096:
+        ok = []
+        for k in values:
+            d = _apply(design, (v,), [k], base_leaves)
+            try:
+                validate_parallelism(design.model, d.parallelism)
+            except InputError:
+                continue
+            ok.append(k)
+        if not ok:
+            raise InputError(f"variable {v.name}", f"{v.lower:g}:{v.upper:g}",
+                             "bounds that hold a parallel degree valid for the model")
+        values = tuple(ok)
+    return np.asarray(values, dtype=float)
+
+
+def _neighbours(x, allowed, k=2):
+    """Up to `k` allowed values on each side of `x`."""
+    below = allowed[allowed <= x][-k:]
+    above = allowed[allowed > x][:k]
+    return np.concatenate([below, above])
+
+
+def size(
+    design: Design,
+    variables,
+    objective="usd_per_million_tokens",
+    constraints=(),
+    *,
+    starts: int = 8,
+    outer_steps: int = 8,
+    inner_steps: int = 120,
+    learning_rate: float = 0.08,
+    penalty: float = 100.0,
+    penalty_growth: float = 2.0,
+    slack: float = 2e-3,
+    seed: int = 0,
+    tau: float = _smooth.DEFAULT_TAU,
+) -> SizingResult:
+    """Size a design by gradient descent under constraints (see the module docstring).
+
+    **Arguments:**
+
+    - `design`: the baseline `Design` (e.g. `diffhw.from_presets(...)`); every leaf not
+      named by a variable keeps its value.
+    - `variables`: `Variable`s (see `variable`), or ``(name, lower, upper)`` tuples.
+    - `objective`: a metric name, ``"name:max"``, or a dict of weights (see
+      `objective_terms`).
+    - `constraints`: `Constraint`s or strings like ``"chip_area_mm2<=858"``; ``memory fits``
+      (``memory_margin >= 0``) is always added.
+    - `starts`: optimisations run at once under `vmap` (the first starts from the
+      baseline, clipped into bounds; the others at random).
+    - `outer_steps`, `inner_steps`, `learning_rate`: multiplier updates, Adam steps per
+      update, Adam's step size (in the unbounded ``z`` space).
+    - `penalty`, `penalty_growth`: the augmented Lagrangian's initial ``mu`` and its
+      growth per outer step; `slack`: margin the relaxed problem keeps from each bound
+      (so rounding starts feasible).
+    - `seed`: random starts; `tau`: smoothing of the relaxed model.
+
+    **Returns:** a `SizingResult`. It says `feasible=False` (with `violations`) rather
+    than raising when no design meets the budgets.
+    """
+    t0 = time.perf_counter()
+    variables = tuple(v if isinstance(v, Variable) else variable(*v) for v in variables)
+    if not variables:
+        raise InputError("variables", "()", "at least one design variable")
+    names = [v.name for v in variables]
+    if len(set(names)) != len(names):
+        raise InputError("variables", names, "distinct names")
+    for v in variables:
+        for p in v.paths:
+            check_path(design, p)
+    constraints = tuple(constraint(c) for c in constraints)
+    if not any(c.metric == "memory_margin" for c in constraints):
+        constraints = (Constraint("memory_margin", lower=0.0), *constraints)
+    for c in constraints:
+        _check_metric(design, c.metric, "constraint metric")
+    terms = objective_terms(objective)
+    for n, _, _ in terms:
+        _check_metric(design, n, "objective metric")
+    for name, value in (("starts", starts), ("outer_steps", outer_steps), ("inner_steps", inner_steps)):
+        if int(value) != value or value < 1:
+            raise InputError(name, value, "a whole number >= 1")
+
+    base = anonymous(design)
+    base_leaves = {p: get_value(base, p) for v in variables if v.scale for p in v.paths}
+    lo = jnp.asarray([v.lower for v in variables])
+    hi = jnp.asarray([v.upper for v in variables])
+    log_ratio = jnp.log(hi / lo)
+
+    def x_of(z):
+        return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))
+
+    def values_at(x, t):
+        return design_values(_apply(base, variables, x, base_leaves), t)
+
+    baseline_x = np.asarray([_baseline_value(design, v) for v in variables])
+    base_vals = jax.jit(lambda: values_at(jnp.asarray(baseline_x), tau))()
+    f0 = float(_objective(base_vals, terms))
+    if not np.isfinite(f0):
+        raise InputError("objective", objective, "a metric that is finite and positive at the baseline")
+
+    def lagrangian(z, lam, mu):
+        vals = values_at(x_of(z), tau)
+        f = _objective(vals, terms) - f0
+        g = _margins(vals, constraints, slack)
+        pen = jnp.sum(_smooth.exact_max(lam - mu * g, 0.0) ** 2 - lam**2) / (2.0 * mu)
+        viol = jnp.max(_smooth.exact_max(-(g + slack), 0.0)) if g.shape[0] else jnp.zeros(())
+        return f + pen, (f, viol, g)
+
+    opt = optax.adam(learning_rate)
+    opt_restore = optax.adam(learning_rate / 2)
+    restore_steps = max(inner_steps // 2, 20)
+
+    def run_one(z0):
+        n_g = _margins(base_vals, constraints).shape[0]
+
+        def inner(carry, _):
+            z, state, lam, mu = carry
+            (_, (f, viol, _)), grad = jax.value_and_grad(lagrangian, has_aux=True)(z, lam, mu)
+            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+            updates, state = opt.update(grad, state)
+            return (optax.apply_updates(z, updates), state, lam, mu), (f, viol, x_of(z))
+
+        def outer(carry, _):
+            z, state, lam, mu = carry
+            (z, state, lam, mu), hist = jax.lax.scan(inner, (z, state, lam, mu), length=inner_steps)
+            _, (_, _, g) = lagrangian(z, lam, mu)
+            lam = _smooth.exact_max(lam - mu * g, 0.0)
+            return (z, state, lam, mu * penalty_growth), hist
+
+        def restore(carry, _):
+            # Feasibility restoration: squared violations dominate, the objective only
+            # breaks ties, so a point the multipliers left slightly outside moves in.
+            z, state = carry
+
+            def loss(z):
+                vals = values_at(x_of(z), tau)
+                f = _objective(vals, terms) - f0
+                g = _margins(vals, constraints, slack)
+                return 1e-3 * f + jnp.sum(_smooth.exact_max(-g, 0.0) ** 2) * 1e3, (f, g)
+
+            (_, (f, g)), grad = jax.value_and_grad(loss, has_aux=True)(z)
+            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+            updates, state = opt_restore.update(grad, state)
+            viol = jnp.max(_smooth.exact_max(-(g + slack), 0.0)) if n_g else jnp.zeros(())
+            return (optax.apply_updates(z, updates), state), (f, viol, x_of(z))
+
+        carry = (z0, opt.init(z0), jnp.zeros((n_g,)), jnp.asarray(penalty))
+        (z, _, _, _), hist = jax.lax.scan(outer, carry, length=outer_steps)
+        (z, _), hist_r = jax.lax.scan(restore, (z, opt_restore.init(z)), length=restore_steps)
+        f, viol, xs = (jnp.concatenate([h.reshape((-1,) + h.shape[2:]), r]) for h, r in zip(hist, hist_r, strict=True))
+        # The final point too (the history holds the points before each step).
+        _, (f_end, viol_end, _) = lagrangian(z, jnp.zeros((n_g,)), jnp.asarray(1.0))
+        return (jnp.concatenate([f, f_end[None]]), jnp.concatenate([viol, viol_end[None]]),
+                jnp.concatenate([xs, x_of(z)[None]]))
+
+    # Starts: the baseline (clipped into bounds) and random points, in z space.
+    u0 = np.log(np.clip(baseline_x, np.asarray(lo) * 1.001, np.asarray(hi) / 1.001) / np.asarray(lo))
+    z_base = np.log(u0 / np.asarray(log_ratio)) - np.log1p(-u0 / np.asarray(log_ratio))
+    rng = np.random.default_rng(seed)
+    z_starts = np.concatenate([z_base[None], rng.uniform(-2.5, 2.5, (starts - 1, len(variables)))])
+    with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
+        f_hist, viol_hist, x_hist = jax.jit(jax.vmap(run_one))(jnp.asarray(z_starts))
+    f_hist, viol_hist, x_hist = np.asarray(f_hist), np.asarray(viol_hist), np.asarray(x_hist)
+    steps = f_hist.shape[1]
+
+    # The best relaxed point of each start: feasible (within the slack) first, lowest
+    # objective next; if a start never got feasible, its least violating point.
+    tol = 1e-4
+    best_idx = []
+    for s in range(starts):
+        ok = viol_hist[s] <= tol
+        best_idx.append(int(np.argmin(np.where(ok, f_hist[s], np.inf))) if ok.any() else int(np.argmin(viol_hist[s])))
+    order = sorted(range(starts), key=lambda s: (viol_hist[s, best_idx[s]] > tol, f_hist[s, best_idx[s]]))
+    relaxed_x = x_hist[order[0], best_idx[order[0]]]
+
+    # Rounding: neighbourhoods of the best few distinct starts, re-evaluated exactly.
+    allowed = {i: _allowed(design, v, base_leaves) for i, v in enumerate(variables) if v.integer}
+    cands = []
+    for s in order[: min(3, starts)]:
+        x = x_hist[s, best_idx[s]]
+        options = [_neighbours(x[i], allowed[i]) if i in allowed else np.asarray([x[i]])
+                   for i in range(len(variables))]
+        n = int(np.prod([len(o) for o in options]))
+        if n > _MAX_COMBINATIONS:
+            options = [_neighbours(x[i], allowed[i], k=1) if i in allowed else o for i, o in enumerate(options)]
+        cands.extend(itertools.product(*options))
+    cands = np.unique(np.asarray(cands, dtype=float), axis=0)
+    cands = _valid_candidates(design, variables, cands, base_leaves)
+    exact = jax.jit(jax.vmap(lambda x: values_at(x, 0)))
+    cand_vals = {k: np.asarray(v) for k, v in exact(jnp.asarray(cands)).items()}
+    cand_margins = np.asarray(jax.vmap(lambda i: _margins({k: jnp.asarray(v)[i] for k, v in cand_vals.items()},
+                                                          constraints))(jnp.arange(len(cands))))
+    cand_obj = np.asarray(sum(w * s * np.log(np.maximum(cand_vals[n], 1e-300)) for n, w, s in terms))
+    feasible = np.all(cand_margins >= 0.0, axis=1) & np.isfinite(cand_obj)
+    if feasible.any():
+        pick = int(np.argmin(np.where(feasible, cand_obj, np.inf)))
+    else:  # the least violating candidate
+        pick = int(np.argmin(np.sum(np.maximum(-cand_margins, 0.0), axis=1)))
+    chosen_x = cands[pick]
+    chosen_vals = {k: float(v[pick]) for k, v in cand_vals.items()}
+    relaxed_vals = jax.jit(lambda: values_at(jnp.asarray(relaxed_x), 0))()
+
+    labels = _bound_labels(constraints)
+    margins = {_label(c, kind, b): float(cand_margins[pick, j]) for j, (c, kind, b) in enumerate(labels)}
+    violations = ()
+    if not feasible.any():
+        best_margin = cand_margins.max(axis=0)
+        # Over every point the search visited too (smooth values), the best reached.
+        violations = tuple(
+            _violation_line(c, kind, b, best_margin[j]) for j, (c, kind, b) in enumerate(labels) if best_margin[j] < 0
+        ) or tuple(_violation_line(c, kind, b, cand_margins[pick, j])
+                   for j, (c, kind, b) in enumerate(labels) if cand_margins[pick, j] < 0)
+
+    def obj_value(vals):
+        return float(np.exp(sum(w * s * np.log(max(float(vals[n]), 1e-300)) for n, w, s in terms)
+                            / sum(w for _, w, _ in terms)))
+
+    sign = terms[0][2] if len(terms) == 1 else 1.0
+    chosen_design = _apply(design, variables, jnp.asarray(chosen_x), {p: get_value(design, p) for p in base_leaves})
+    return SizingResult(
+        variables=variables,
+        constraints=constraints,
+        objective_spec=terms,
+        baseline=dict(zip(names, map(float, baseline_x), strict=True)),
+        relaxed=dict(zip(names, map(float, relaxed_x), strict=True)),
+        chosen=dict(zip(names, map(float, chosen_x), strict=True)),
+        objective_baseline=obj_value(base_vals) ** sign if len(terms) == 1 else obj_value(base_vals),
+        objective_relaxed=obj_value(relaxed_vals) ** sign if len(terms) == 1 else obj_value(relaxed_vals),
+        objective=obj_value(chosen_vals) ** sign if len(terms) == 1 else obj_value(chosen_vals),
+        margins=margins,
+        feasible=bool(feasible[pick]),
+        violations=violations,
+        metrics=chosen_vals,
+        baseline_metrics={k: float(v) for k, v in base_vals.items()},
+        history={"objective": np.exp(f_hist + f0) ** (sign if len(terms) == 1 else 1.0),
+                 "violation": viol_hist, "values": x_hist},
+        evaluations=int(starts * steps),
+        candidates=int(len(cands)),
+        seconds=time.perf_counter() - t0,
+        design=chosen_design,
+    )
+
+
+def _label(c, kind, bound):
+    return f"{c.metric} {'<=' if kind == 'upper' else '>='} {bound:g}"
+
+
+def _violation_line(c, kind, bound, margin):
+    op = "<=" if kind == "upper" else ">="
+    if c.metric in SIGNED or bound <= 0:
+        how = f"misses by {-margin:.3g}"
+    else:
+        how = f"misses by {np.expm1(-margin) * 100:.1f}%"
+    return f"{c.metric} {op} {bound:g}: the best design found {how}"
+
+
+def _valid_candidates(design, variables, cands, base_leaves):
+    """Drop rounded designs whose parallel degrees do not fit the model together."""
+    from ._workload import validate_parallelism
+
+    if not any(p.startswith("parallelism.") for v in variables for p in v.paths):
+        return cands
+    keep = []
+    for row in cands:
+        d = _apply(design, variables, row, base_leaves)
+        try:
+            validate_parallelism(design.model, d.parallelism)
+        except InputError:
+            continue
+        keep.append(row)
+    if not keep:
+        raise InputError("variables", [v.name for v in variables],
+                         "bounds whose whole values give a valid parallelism for the model")
+    return np.asarray(keep)

@@ -1,0 +1,149 @@
+"""Sensitivity: elasticities vs finite differences, identities that physics fixes,
+binding resource and crossovers, tornado, second order, and the CLI."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffhw
+from diffhw._cli import main
+from diffhw._sensitivity import (
+    crossovers,
+    curvature,
+    hessian_vector_product,
+    leaf_paths,
+    sensitivity,
+    tornado,
+)
+
+
+@pytest.fixture(scope="module")
+def design():
+    return diffhw.from_presets("h100-sxm", "llama-3.1-70b", chips=8, batch=16, input_tokens=1024, output_tokens=128)
+
+
+@pytest.fixture(scope="module")
+def sens(design):
+    return sensitivity(design)
+
+
+def test_covers_every_hardware_and_technology_leaf(design, sens):
+    params = leaf_paths(design)
+    assert sens.params == params
+    assert "hardware.memory_bandwidth_bytes_per_s" in params and "technology.wafer_usd" in params
+    assert "hardware.profile.layer_overhead_s" in params and "hardware.network.switch_radix" in params
+    assert sens.elasticity.shape == (len(sens.metrics), len(params))
+    assert np.all(np.isfinite(sens.elasticity))
+
+
+@pytest.mark.parametrize("metric, param", [
+    ("tpot_s", "hardware.memory_bandwidth_bytes_per_s"),
+    ("tpot_s", "hardware.profile.layer_overhead_s"),
+    ("ttft_s", "hardware.flop_per_s_bf16"),
+    ("usd_per_million_tokens", "technology.wafer_usd"),
+    ("energy_per_token_j", "technology.memory_j_per_byte"),
+    ("chip_area_mm2", "hardware.sram_bytes"),
+    ("kgco2e_per_million_tokens", "technology.grid_kgco2e_per_j"),
+])
+def test_elasticities_match_finite_differences(design, sens, metric, param):
+    h = 1e-5
+    p = diffhw.get_value(design, param)
+
+    def at(f):
+        return float(diffhw.design_values(diffhw.set_values(design, {param: p * f}))[metric])
+
+    fd = (np.log(at(np.exp(h))) - np.log(at(np.exp(-h)))) / (2 * h)
+    assert sens.of(metric)[param] == pytest.approx(fd, rel=1e-4, abs=1e-7)
+
+
+@pytest.mark.parametrize("preset, model, chips", [("h100-sxm", "llama-3.1-70b", 8), ("b200-hbf", "llama-3.1-405b", 1)])
+def test_time_scaling_identity(preset, model, chips):
+    """Multiplying every time-like hardware parameter by k and dividing every rate by k
+    multiplies TPOT and TTFT by k: sum(E_time) - sum(E_rate) = 1 exactly (the smooth max
+    works in log space, so it keeps this homogeneity)."""
+    d = diffhw.from_presets(preset, model, chips=chips, batch=4, input_tokens=1024, output_tokens=128,
+                            precision="fp8")
+    s = sensitivity(d, metrics=("tpot_s", "ttft_s", "e2e_latency_s"), params=leaf_paths(d, ("hardware",)))
+    for metric in ("tpot_s", "ttft_s", "e2e_latency_s"):
+        e = s.of(metric)
+        time_like = sum(v for p, v in e.items() if p.endswith("_s") and "per_s" not in p)
+        rate_like = sum(v for p, v in e.items() if "per_s" in p or p.endswith("_w") or "_w_per_" in p)
+        assert time_like - rate_like == pytest.approx(1.0, abs=1e-9)
+
+
+def test_money_scaling_identity(design, sens):
+    """Every dollar figure times k (prices, wafer, electricity, facility) scales $/Mtoken
+    by k: the elasticities of all ``usd`` parameters sum to 1."""
+    e = sens.of("usd_per_million_tokens")
+    assert sum(v for p, v in e.items() if "usd" in p) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_binding_resource_and_crossovers(design, sens):
+    assert sens.bound in ("memory", "overhead")
+    assert sum(sens.bound_shares.values()) == pytest.approx(1.0)
+    c = crossovers(design)
+    mb = c["memory_bandwidth"]
+    assert mb["bound"] == sens.bound
+    # Less bandwidth makes the step memory-bound at some factor below 1 (or it is already).
+    if sens.bound != "memory":
+        f, new = mb["below"]
+        assert 0 < f < 1 and new == "memory"
+        # Check the crossover by evaluation on either side.
+        bw = diffhw.get_value(design, "hardware.memory_bandwidth_bytes_per_s")
+        for factor, expect in ((f * 0.97, "memory"), (f * 1.03, sens.bound)):
+            m = diffhw.evaluate_design(diffhw.set_values(design, {"hardware.memory_bandwidth_bytes_per_s": bw * factor}))
+            assert diffhw.bound_name(m) == expect
+
+
+def test_tornado_rows_and_plot(design, tmp_path):
+    from diffhw._sensitivity import plot_tornado
+
+    rows = tornado(design, "tpot_s", step=0.2, top=5)
+    assert len(rows) == 5
+    swings = [max(abs(lo), abs(hi)) for _, _, lo, hi in rows]
+    assert swings == sorted(swings, reverse=True)
+    p = rows[0][0]
+    assert p in ("hardware.memory_bandwidth_bytes_per_s", "hardware.profile.bandwidth_efficiency",
+                 "hardware.profile.layer_overhead_s")
+    path = plot_tornado(rows, "tpot_s", tmp_path / "t.png")
+    assert path.exists() and path.stat().st_size > 1000
+
+
+def test_second_order_by_hvp(design):
+    params = ["hardware.memory_bandwidth_bytes_per_s", "hardware.profile.layer_overhead_s"]
+    diag = curvature(design, "tpot_s", params)
+    h = 1e-3
+    bw = diffhw.get_value(design, params[0])
+
+    def g(f):
+        return np.log(float(diffhw.design_values(diffhw.set_values(design, {params[0]: bw * f}))["tpot_s"]))
+
+    fd = (g(np.exp(h)) - 2 * g(1.0) + g(np.exp(-h))) / h**2
+    assert diag[params[0]] == pytest.approx(fd, rel=1e-3, abs=1e-6)
+    hv = hessian_vector_product(design, "tpot_s", params, jnp.asarray([1.0, 0.0]))
+    assert float(hv[0]) == pytest.approx(diag[params[0]], rel=1e-9)
+
+
+def test_cli_sensitivity_json_and_plot(tmp_path, capsys):
+    png = tmp_path / "tornado.png"
+    rc = main(["sensitivity", "--model", "llama-3.1-8b", "--chips", "1", "--batch", "8", "--metric",
+               "usd_per_million_tokens", "--top", "6", "--json", "--plot", str(png), "--second-order"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["metric"] == "usd_per_million_tokens" and len(d["top"]) == 6 and len(d["tornado"]) == 6
+    assert d["bound"] in d["bound_shares"] and set(d["crossovers"]) == {"compute", "memory_bandwidth",
+                                                                        "link_bandwidth", "batch"}
+    assert "tpot_s" in d["elasticities"] and "hardware.memory_bandwidth_bytes_per_s" in d["params"]
+    assert set(d["second_order"]) == set(d["top"])
+    assert png.exists()
+
+
+def test_cli_sensitivity_table_and_bad_metric(capsys):
+    assert main(["sensitivity", "--model", "llama-3.1-8b", "--chips", "1", "--batch", "8", "--top", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "elasticity" in out and "binding resource changes" in out
+    assert main(["sensitivity", "--metric", "tpot"]) == 2
+    err = capsys.readouterr().err
+    assert "--metric" in err and err.count("\n") == 1

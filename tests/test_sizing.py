@@ -1,0 +1,152 @@
+"""Gradient-based sizing: optimality against a dense grid, exact feasibility of the
+returned design, integer rounding, infeasible budgets, and the CLI."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import diffhw
+from diffhw import InputError
+from diffhw._cli import main
+from diffhw._sizing import Constraint, constraint, objective_terms, size, variable
+
+
+@pytest.fixture(scope="module")
+def small():
+    return diffhw.from_presets("h100-sxm", "llama-3.1-8b", chips=1, batch=16, input_tokens=1024, output_tokens=256)
+
+
+BUDGETS = ("tpot_s<=0.012", "peak_power_w<=800")
+
+
+@pytest.fixture(scope="module")
+def sized(small):
+    variables = [variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256)]
+    return size(small, variables, "usd_per_million_tokens", BUDGETS, starts=4, outer_steps=6, inner_steps=80)
+
+
+def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
+    """Exhaustive grid (every whole batch x 400 bandwidths), exact evaluation: the sized
+    integer design is at most 1% worse than the grid's best feasible point."""
+    bw = np.geomspace(5e11, 1e13, 400)
+    batch = np.arange(1.0, 257.0)
+    B, W = (a.ravel() for a in np.meshgrid(batch, bw))
+
+    @jax.jit
+    def grid(w, b):
+        def one(w, b):
+            d = diffhw.set_values(small, {"hardware.memory_bandwidth_bytes_per_s": w, "workload.batch": b})
+            v = diffhw.design_values(d, 0)
+            ok = (v["tpot_s"] <= 0.012) & (v["peak_power_w"] <= 800) & (v["memory_margin"] >= 0)
+            return jnp.where(ok, v["usd_per_million_tokens"], jnp.inf)
+
+        return jax.vmap(one)(w, b)
+
+    best = float(np.min(np.asarray(grid(jnp.asarray(W), jnp.asarray(B)))))
+    assert np.isfinite(best)
+    assert sized.feasible
+    assert sized.objective <= best * 1.01
+    assert sized.objective < sized.objective_baseline
+
+
+def test_returned_design_meets_every_budget_exactly(sized):
+    v = diffhw.design_values(sized.design, 0)
+    assert float(v["tpot_s"]) <= 0.012
+    assert float(v["peak_power_w"]) <= 800
+    assert float(v["memory_margin"]) >= 0
+    assert float(sized.design.workload.batch) == round(float(sized.design.workload.batch))
+    assert all(m >= 0 for m in sized.margins.values())
+    assert set(sized.margins) == {"memory_margin >= 0", "tpot_s <= 0.012", "peak_power_w <= 800"}
+    # History: one row per start, objective and violation finite.
+    h = sized.history
+    assert h["objective"].shape[0] == 4 and np.all(np.isfinite(h["objective"]))
+    assert h["values"].shape[-1] == 2
+    assert sized.evaluations == 4 * (6 * 80 + 40 + 1)
+
+
+def test_integer_parallelism_rounds_to_valid_degrees():
+    d = diffhw.from_presets("h100-sxm", "mixtral-8x7b", chips=2, ep=2, batch=8, input_tokens=512, output_tokens=64)
+    chips = variable("chips", 1, 8, paths=("parallelism.tp", "parallelism.ep"))
+    r = size(d, [chips, variable("batch", 1, 128)], "tokens_per_s_per_usd", ["tpot_s<=0.03"],
+             starts=3, outer_steps=4, inner_steps=60)
+    tp, ep = float(r.design.parallelism.tp), float(r.design.parallelism.ep)
+    assert tp == ep and tp in (1.0, 2.0, 4.0, 8.0)
+    diffhw.validate_parallelism(d.model, r.design.parallelism)
+    assert r.feasible
+    assert float(diffhw.design_values(r.design, 0)["tpot_s"]) <= 0.03
+
+
+def test_infeasible_budget_is_reported_not_nan(small):
+    r = size(small, [variable("memory_bandwidth", 5e11, 1e13)], "usd_per_million_tokens",
+             ["peak_power_w<=50"], starts=2, outer_steps=3, inner_steps=40)
+    assert not r.feasible
+    assert any("peak_power_w <= 50" in line and "%" in line for line in r.violations)
+    assert all(np.isfinite(v) for v in r.metrics.values())
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda d: size(d, [], "tpot_s"), "variables"),
+    (lambda d: size(d, [variable("memory_bandwidth", 1e12, 2e12)], "tpot_z"), "objective metric"),
+    (lambda d: size(d, [variable("memory_bandwidth", 1e12, 2e12)], "tpot_s", ["area<=3"]), "constraint metric"),
+    (lambda d: size(d, [variable("hardware.bandwidth", 1, 2)], "tpot_s"), "design path"),
+    (lambda d: variable("memory_bandwidth", 2e12, 1e12), "bounds"),
+    (lambda d: variable("memory_bandwidth", -1, 1e12), "bounds"),
+    (lambda d: constraint("tpot_s<0.1"), "constraint"),
+    (lambda d: objective_terms("tpot_s:up"), "objective"),
+    (lambda d: objective_terms("memory_margin"), "objective"),
+])
+def test_bad_input_names_the_field(small, call, field):
+    with pytest.raises(InputError) as e:
+        call(small)
+    assert field in str(e.value)
+
+
+def test_constraint_and_objective_parsing():
+    assert constraint("peak_power_w <= 1000") == Constraint("peak_power_w", upper=1000.0)
+    assert constraint("memory_margin>=0") == Constraint("memory_margin", lower=0.0)
+    assert objective_terms("tokens_per_s_per_watt") == (("tokens_per_s_per_watt", 1.0, -1.0),)
+    assert objective_terms({"tpot_s": 1, "usd_per_million_tokens": 2})[1] == ("usd_per_million_tokens", 2.0, 1.0)
+    assert variable("compute", 0.5, 2).scale and not variable("compute", 0.5, 2).integer
+    assert variable("parallelism.tp", 1, 8).integer
+
+
+def test_cli_size_json(capsys):
+    rc = main(["size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1",
+               "--precision", "bf16", "--input-tokens", "1024", "--output-tokens", "128", "--batch", "8",
+               "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:128", "--starts", "2", "--steps", "40",
+               "--outer", "3", "--tpot-slo-ms", "15", "--area-budget-mm2", "0", "--power-budget-w", "600", "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["feasible"] is True
+    assert [v["name"] for v in d["variables"]] == ["memory_bandwidth", "batch"]
+    assert {c["constraint"] for c in d["constraints"]} == {"memory_margin >= 0", "tpot_s <= 0.015",
+                                                           "peak_power_w <= 600"}
+    assert d["metrics"]["tpot_s"] <= 0.015 and d["objective"]["chosen"] <= d["objective"]["baseline"]
+    assert d["sensitivities"] and len(d["history"]["objective"]) == 3 * 40 + 20 + 1
+
+
+def test_cli_size_infeasible_exits_2(capsys):
+    rc = main(["size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1",
+               "--precision", "bf16", "--vary", "memory_bandwidth=1e12:1e13", "--starts", "1", "--steps", "20",
+               "--outer", "2", "--power-budget-w", "40"])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert "INFEASIBLE" in out
+    assert err.count("\n") == 1 and "peak_power_w <= 40" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["size", "--vary", "memory_bandwidth"], "--vary"),
+    (["size", "--vary", "memory_bandwidth=a:b"], "--vary"),
+    (["size", "--vary", "nonsense=1:2"], "design path"),
+    (["size", "--objective", "tpot_s*x"], "--objective"),
+    (["size", "--constraint", "watts<=3"], "constraint metric"),
+    (["size", "--power-budget-w", "-5"], "--power-budget-w"),
+])
+def test_cli_size_bad_input(capsys, argv, word):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert word in err and err.count("\n") == 1
