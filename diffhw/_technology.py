@@ -51,6 +51,9 @@ class Technology(eqx.Module):
     `lifetime_s`, `facility_lifetime_s`, `facility_usd_per_w`,
     `server_capex_multiplier`, `network_capex_fraction`, `server_power_ratio`,
     `chip_price_multiplier`, `upkeep_fraction_per_year`.
+
+    **3D stacking:** `bond_usd_per_mm2` (hybrid-bonding cost per mm2 of stacked logic),
+    `bond_yield` (per bonded die); used for near-memory and 3D logic dies.
     """
 
     compute_mm2_per_flop_per_s: Scalar = _leaf()
@@ -94,6 +97,8 @@ class Technology(eqx.Module):
     server_power_ratio: Scalar = _leaf()
     chip_price_multiplier: Scalar = _leaf()
     upkeep_fraction_per_year: Scalar = _leaf()
+    bond_usd_per_mm2: Scalar = eqx.field(converter=_f, default=0.017)  # system.toml [package]
+    bond_yield: Scalar = eqx.field(converter=_f, default=0.99)  # system.toml [package]
     node: str = eqx.field(static=True, default="N4")
     memory: str = eqx.field(static=True, default="HBM3")
 
@@ -109,7 +114,8 @@ KWH_J = 3.6e6
 # Map a preset's free-text process / memory type to a table row.
 _NODE_PATTERNS = [("N2", "N2"), ("N3", "N3"), ("3 NM", "N3"), ("4N", "N4"), ("N4", "N4"), ("4 NM", "N4"),
                   ("N5", "N5"), ("5 NM", "N5"), ("N6", "N6"), ("N7", "N7"), ("7 NM", "N7"),
-                  ("7NM", "N7"), ("14 NM", "N16"), ("16", "N16")]
+                  ("7NM", "N7"), ("12 NM", "N16"), ("12NM", "N16"), ("14 NM", "N16"), ("16", "N16")]
+# TSMC 12FFN/12FFC are optimised 16FF+ processes (same design rules family): the N16 row.
 
 
 def node_of(process: str | None) -> str:
@@ -146,10 +152,27 @@ def list_memories():
     return sorted(tomllib.loads((_TECH / "memory.toml").read_text()))
 
 
-def load_technology(node="N4", memory="HBM3", overrides=None) -> Technology:
+def list_architectures():
+    return sorted(tomllib.loads((_TECH / "architecture.toml").read_text()))
+
+
+def architecture_of(preset_names) -> str:
+    """Row of ``architecture.toml`` whose ``presets`` list holds one of `preset_names`
+    (a preset and the presets it is ``based_on``); ``""`` when none does."""
+    arch = _read_toml(_TECH / "architecture.toml")
+    for name in preset_names:
+        for row, table in arch.items():
+            if name in table.get("presets", []):
+                return row
+    return ""
+
+
+def load_technology(node="N4", memory="HBM3", overrides=None, architecture="") -> Technology:
     """A `Technology` for a process node (``N7 N6 N5 N4 N3 N2 N16``) and a main-memory
     technology (``HBM2 HBM2E HBM3 HBM3E HBM4 HBF GDDR6 GDDR6X GDDR7 LPDDR5 LPDDR5X DDR5 SSD
-    SRAM``), from the shipped tables; `overrides` maps field names to SI values."""
+    SRAM``), from the shipped tables; `overrides` maps field names to SI values.
+    `architecture` (a row of ``architecture.toml``, e.g. ``"blackwell"``, ``"tpu"``)
+    scales the node's compute density and energy per FLOP for that microarchitecture."""
     logic = _read_toml(_TECH / "logic.toml")
     mem = _read_toml(_TECH / "memory.toml")
     sysd = _read_toml(_TECH / "system.toml")
@@ -210,7 +233,17 @@ def load_technology(node="N4", memory="HBM3", overrides=None) -> Technology:
         server_power_ratio=n(dc, "system.toml [datacenter]", "server_power_ratio"),
         chip_price_multiplier=n(dc, "system.toml [datacenter]", "chip_price_multiplier"),
         upkeep_fraction_per_year=n(dc, "system.toml [datacenter]", "upkeep_fraction_per_year", allow_zero=True),
+        bond_usd_per_mm2=n(pk, "system.toml [package]", "bond_usd_per_mm2", allow_zero=True),
+        bond_yield=n(pk, "system.toml [package]", "bond_yield", fraction=True),
     )
+    if architecture:
+        arch = _read_toml(_TECH / "architecture.toml")
+        if architecture not in arch:
+            raise InputError("architecture", architecture, "one of " + ", ".join(sorted(arch)),
+                             _close(architecture, arch))
+        a, where_a = arch[architecture], f"architecture.toml [{architecture}]"
+        values["compute_mm2_per_flop_per_s"] *= n(a, where_a, "compute_area_scale") if "compute_area_scale" in a else 1.0
+        values["compute_j_per_flop"] *= n(a, where_a, "compute_energy_scale") if "compute_energy_scale" in a else 1.0
     for k, v in (overrides or {}).items():
         if k not in values:
             raise InputError("technology field", k, "a Technology field", _close(k, values))
@@ -220,15 +253,33 @@ def load_technology(node="N4", memory="HBM3", overrides=None) -> Technology:
     return Technology(**values, node=node, memory=memory)
 
 
+def _preset_chain(path):
+    """Names of a hardware file and of the presets it is (transitively) ``based_on``."""
+    from ._config import _resolve
+
+    names = []
+    for _ in range(6):
+        d = _read_toml(path)
+        names.append(str(d.get("name", "")))
+        base = d.get("based_on")
+        if base is None:
+            break
+        names.append(str(base))
+        path = _resolve("hardware", ".toml", base)
+    return names
+
+
 def technology_for(hardware_name_or_path, overrides=None) -> Technology:
     """The `Technology` of a hardware preset or file: its ``[physical] process`` and
-    ``[memory] type`` pick the node and memory rows."""
+    ``[memory] type`` pick the node and memory rows, and its name (or the preset it is
+    ``based_on``) the ``architecture.toml`` row, if any."""
     from ._config import _merged_hardware, _resolve
 
-    d = _merged_hardware(_resolve("hardware", ".toml", hardware_name_or_path))
+    path = _resolve("hardware", ".toml", hardware_name_or_path)
+    d = _merged_hardware(path)
     node = node_of(d.get("physical", {}).get("process"))
     memory = memory_of(d.get("memory", {}).get("type"))
-    return load_technology(node, memory, overrides)
+    return load_technology(node, memory, overrides, architecture_of(_preset_chain(path)))
 
 
 def memory_device(memory: str) -> dict:

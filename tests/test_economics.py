@@ -13,13 +13,23 @@ from diffhw import presets
 from diffhw._cli import main
 from diffhw._technology import YEAR_S
 
-# Real chips: (preset, model, tp, die area mm2 or None, TDP W or None, anchor note).
-# H100 anchors the N4 compute density and A100 the N7 one (see logic.toml), so their areas
-# are reproductions by construction; their power, B200's area and MI300X's power are not.
+# Real chips: (preset, published die area mm2 or None, TDP W or None). Which numbers are
+# anchors (used to set a constant, so reproduced by construction) and which are checks:
+#   h100-sxm   area anchor (N4 density), power anchor (N4 pJ/FLOP = 40% of H100's TDP/peak)
+#   a100       area anchor (N7 density); power independent (N7 energy = N4 / 0.70, TSMC)
+#   v100-sxm2  area and power independent (12 nm = N16 row: N7 scaled by TSMC's ratios)
+#   tpu-v4     area independent (TPU density anchored on TPU v4i, a different chip); no TDP
+#   b200       area independent; power anchor (Blackwell energy scale, architecture.toml)
+#   gb200, b300, h200, mi300x: power independent
 CHIPS = [
     ("h100-sxm", 814.0, 700.0),          # hardware_specs.csv
     ("a100-sxm-80gb", 826.0, 400.0),     # hardware_specs.csv
-    ("b200", 1600.0, None),              # ~2 x 800 mm2 (siliconanalysts, tech_constants §4)
+    ("v100-sxm2", 815.0, 300.0),         # NVIDIA Tesla V100 whitepaper (2017) and datasheet
+    ("tpu-v4", 600.0, None),             # Jouppi et al. ISCA 2023 Table 4: die < 600 mm2
+    ("b200", 1600.0, 1000.0),            # ~2 x 800 mm2 (siliconanalysts, tech_constants §4)
+    ("gb200", None, 1200.0),             # hardware_specs.csv
+    ("b300", None, 1100.0),              # hardware_specs.csv
+    ("h200-sxm", None, 700.0),           # hardware_specs.csv
     ("mi300x", None, 750.0),             # hardware_specs.csv
 ]
 
@@ -34,8 +44,9 @@ def _econ(name, model="llama-3.1-70b", tp=8, batch=64, tech=None):
 
 @pytest.mark.parametrize("name, area, tdp", CHIPS)
 def test_real_chips_reproduced_within_25_percent(name, area, tdp):
-    _, _, m = _econ(name)
-    e = m.economics
+    hw = presets.hardware(name)
+    e = diffhw.evaluate(hw, presets.model("llama-3.1-8b"), diffhw.workload(1, 512, 64), diffhw.parallelism(),
+                        technology=presets.technology_for(name)).economics
     if area is not None:
         assert float(e.chip_area_mm2) == pytest.approx(area, rel=0.25)
     if tdp is not None:
@@ -74,6 +85,59 @@ def test_dies_per_wafer_and_yield_by_hand():
     assert bool(jnp.all(jnp.diff(ys) < 0)) and float(ys[0]) < 1.0
     g = jax.grad(lambda a: diffhw.die_yield(a, tech))(jnp.asarray(0.0))
     assert np.isfinite(g)
+
+
+def test_architecture_rows_scale_the_node():
+    from diffhw._technology import architecture_of
+
+    n4 = presets.technology("N4", "HBM3E")
+    bw = presets.technology_for("b200")
+    assert architecture_of(["b200-hbm4-pnm", "b200"]) == "blackwell" and architecture_of(["h100-sxm"]) == ""
+    assert float(bw.compute_j_per_flop) == pytest.approx(0.59 * float(n4.compute_j_per_flop))
+    assert float(bw.compute_mm2_per_flop_per_s) == float(n4.compute_mm2_per_flop_per_s)
+    tpu = presets.technology_for("tpu-v4")
+    assert float(tpu.compute_mm2_per_flop_per_s) == pytest.approx(0.87 * float(presets.technology("N7").compute_mm2_per_flop_per_s))
+    assert presets.technology_for("v100-sxm2").node == "N16"  # TSMC 12 nm FFN is a 16FF+ derivative
+
+
+def test_die_yield_and_dies_per_wafer_at_their_kinks():
+    """Yield has no kink (its gradient at A = 0 is -D0); dies per wafer is kept >= 1 by a
+    smooth max where ``pi r^2 / A - pi d / sqrt(2 A)`` crosses 1 (a die near wafer size):
+    values and gradients there are finite and continuous, and the hard limit is reached
+    on both sides."""
+    tech = presets.technology("N5", "HBM3")
+    g0 = jax.grad(lambda a: diffhw.die_yield(a, tech))(jnp.asarray(0.0))
+    assert float(diffhw.die_yield(0.0, tech)) == 1.0 and float(g0) == pytest.approx(-0.10 / 100, rel=1e-9)
+    r = 145.0
+
+    def raw(a):
+        return np.pi * r**2 / a - np.pi * 2 * r / np.sqrt(2 * a)
+
+    lo, hi = 1e3, 1e4  # raw(lo) > 1 > raw(hi): bisect the crossing
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if raw(mid) > 1 else (lo, mid)
+    kink = 0.5 * (lo + hi)
+    dpw = jax.vmap(lambda a: diffhw.dies_per_wafer(a, tech))
+    areas = jnp.asarray([0.5 * kink, 0.99 * kink, kink, 1.01 * kink, 2.0 * kink])
+    v = np.asarray(dpw(areas))
+    assert v[0] == pytest.approx(raw(0.5 * kink), rel=1e-3) and v[-1] == pytest.approx(1.0, rel=1e-3)
+    assert np.all(v >= 1.0) and np.all(np.diff(v) <= 0)
+    grads = np.asarray(jax.vmap(jax.grad(lambda a: diffhw.dies_per_wafer(a, tech)))(areas))
+    assert np.all(np.isfinite(grads)) and np.all(grads <= 0)
+    assert abs(grads[2] - grads[1]) < 0.5 * abs(grads[1]) and abs(grads[3] - grads[2]) < 0.5 * abs(grads[1])
+
+
+def test_chiplet_split_tends_to_the_hard_split():
+    hw = presets.hardware("b200")
+    tech = presets.technology_for("b200")
+    for tau, tol in ((0.02, 0.02), (1e-3, 1e-3)):
+        a = diffhw.chip_area(hw, tech, tau=tau)
+        base = float(a.compute_mm2 + a.sram_mm2 + a.memory_phy_mm2 + a.serdes_mm2)
+        d = 0.1 * 858.0
+        assert float(a.chiplets) == pytest.approx(max((base - d) / (858.0 - d), 1.0), rel=tol)
+    small = diffhw.chip_area(presets.hardware("l4"), presets.technology_for("l4"), tau=1e-3)
+    assert float(small.chiplets) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_chiplet_split_is_smooth_at_the_reticle():
