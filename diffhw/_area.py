@@ -1,9 +1,10 @@
 """Silicon area of a chip from its specification and a technology's densities."""
 
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _smooth
+from . import _near_memory, _smooth
 
 Scalar = Float[Array, ""]
 
@@ -17,7 +18,11 @@ class Area(eqx.Module):
       needed for the bandwidth, plus each extra tier's interface.
     - `serdes_mm2`: scale-up network SerDes, per unit of link bandwidth.
     - `chiplets`: relaxed die count (see `chip_area`).
-    - `total_mm2`: all logic dies, with die-to-die overhead for every extra chiplet.
+    - `total_mm2`: all host logic dies, with die-to-die overhead for every extra chiplet.
+    - `near_memory_mm2`: logic of near-memory units and 3D-stacked logic dies
+      (`diffhw._near_memory.logic_mm2`); it sits on the memory side (base or stacked
+      dies), so it is not part of `total_mm2` nor of the reticle split, and is costed as
+      its own dies (`diffhw._cost`). ``silicon_mm2`` adds both.
     """
 
     compute_mm2: Scalar
@@ -26,10 +31,15 @@ class Area(eqx.Module):
     serdes_mm2: Scalar
     chiplets: Scalar
     total_mm2: Scalar
+    near_memory_mm2: Scalar
 
     @property
     def die_mm2(self):
         return self.total_mm2 / self.chiplets
+
+    @property
+    def silicon_mm2(self):
+        return self.total_mm2 + self.near_memory_mm2
 
 
 def memory_devices(hw, tech):
@@ -45,7 +55,8 @@ def chip_area(hw, tech, tau=_smooth.DEFAULT_TAU) -> Area:
     memory devices the bandwidth needs and ``L`` the link bandwidth; ``a_*`` come from
     the `Technology`. Past the reticle ``R`` the design splits smoothly into
     ``n = smooth_max((base - d) / (R - d), 1)`` reticle-sized chiplets, each extra one
-    adding ``d = chiplet_overhead * R`` of area for die-to-die interfaces. Densities: see
+    adding ``d = chiplet_overhead * R`` of area for die-to-die interfaces. Near-memory
+    logic is reported apart (``near_memory_mm2``). Densities: see
     ``diffhw/data/technology/logic.toml``.
     """
     compute = hw.flop_per_s_bf16 * tech.compute_mm2_per_flop_per_s
@@ -56,4 +67,5 @@ def chip_area(hw, tech, tau=_smooth.DEFAULT_TAU) -> Area:
     d2d = tech.chiplet_overhead * tech.reticle_mm2  # die-to-die area per extra chiplet
     n = _smooth.smooth_max((base - d2d) / (tech.reticle_mm2 - d2d), 1.0, tau=tau)
     total = base + d2d * (n - 1.0)
-    return Area(compute, sram, phy, serdes, n, total)
+    near = _near_memory.logic_mm2(hw.near_memory, tech) if hw.near_memory is not None else jnp.zeros_like(total)
+    return Area(compute, sram, phy, serdes, n, total, near)

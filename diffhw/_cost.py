@@ -30,11 +30,36 @@ def die_yield(die_mm2, tech):
     return (1.0 + die_mm2 * tech.defect_density_per_mm2 / tech.yield_alpha) ** (-tech.yield_alpha)
 
 
+def near_memory_dies(hw, tech, area_mm2):
+    """Cost ($) and embodied-carbon factor of the near-memory / 3D logic dies.
+
+    The logic (``area_mm2``, from `chip_area`) is split into one die per memory device
+    of its tier (an HBM stack's base die or the die bonded under it; one die on another
+    tier). Each die is bought at the node's wafer price per good mm2, ``wafer / (usable
+    wafer mm2 x yield(die))`` with the usable area ``pi r^2 - pi d sqrt(A / 2)`` of
+    `dies_per_wafer` (times the die area, so an area of 0 costs 0 with finite gradients),
+    then hybrid-bonded: ``bond_usd_per_mm2`` per mm2 and a ``bond_yield`` loss.
+
+    **Returns:** ``(cost_usd, yield)`` where yield is die yield x bond yield (embodied
+    carbon divides the logic's carbon per area by it).
+    """
+    nm = hw.near_memory
+    n = memory_devices(hw, tech) if nm.tier == 0 else jnp.ones_like(area_mm2)
+    die = _smooth.safe_div(area_mm2, n)
+    r = tech.wafer_diameter_mm / 2.0 - tech.wafer_edge_mm
+    usable = _smooth.smooth_max(jnp.pi * r**2 - jnp.pi * 2.0 * r * _smooth.safe_sqrt(die / 2.0), die)
+    y = die_yield(die, tech) * tech.bond_yield
+    cost = area_mm2 * tech.wafer_usd / (usable * y) + area_mm2 * tech.bond_usd_per_mm2
+    return cost, y
+
+
 class Economics(eqx.Module):
     """Energy, power, area, cost, TCO and carbon of a design (SI units; $ in USD).
 
-    Per chip: `chip_area_mm2`, `die_area_mm2`, `chiplets`, `die_yield`,
-    `chip_cost_usd` (manufacturing: dies + package + test + memory), `peak_power_w`
+    Per chip: `chip_area_mm2` (host logic dies), `die_area_mm2`, `chiplets`, `die_yield`,
+    `near_memory_mm2` (near-memory / 3D logic), `near_memory_cost_usd` (its dies and
+    bonding), `chip_cost_usd` (manufacturing: dies + near-memory dies + package + test +
+    memory), `peak_power_w`
     (modelled), `static_power_w`, `average_power_w` (while serving this workload),
     `embodied_kgco2e_per_chip`.
     Per output token: `energy_per_token_j` (Prefill and Decode of the whole request),
@@ -53,6 +78,8 @@ class Economics(eqx.Module):
     chiplets: Scalar
     die_yield: Scalar
     logic_cost_usd: Scalar
+    near_memory_mm2: Scalar
+    near_memory_cost_usd: Scalar
     package_cost_usd: Scalar
     memory_cost_usd: Scalar
     chip_cost_usd: Scalar
@@ -83,7 +110,8 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
 
     Energy: the `Work` of a Decode step (chain of layers on one rank per stage) times
     the chips, per ``batch`` tokens, plus static power over TPOT; Prefill likewise over
-    TTFT. TCO per year: ``capex / lifetime + facility capex / facility lifetime +
+    TTFT. Near-memory and 3D logic (`near_memory_dies`) adds its dies, bonding and
+    embodied carbon to the chip's. TCO per year: ``capex / lifetime + facility capex / facility lifetime +
     energy x PUE x price + upkeep x capex``, with capex = chips x chip cost x price
     multiplier x server multiplier / (1 - network share), and the facility provisioned
     for peak power. Carbon: embodied / lifetime + operational; both per token assume the
@@ -107,7 +135,12 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
     if hw.near_memory is not None:  # PIM loses commodity pricing on its tier
         tier_costs[hw.near_memory.tier] = tier_costs[hw.near_memory.tier] * hw.near_memory.price_multiplier
     memory_cost = sum(tier_costs)
-    chip_cost = logic_cost + package_cost + memory_cost
+    if hw.near_memory is not None:
+        near_cost, near_yield = near_memory_dies(hw, tech, area.near_memory_mm2)
+        near_kgco2e = area.near_memory_mm2 * tech.logic_kgco2e_per_mm2 / near_yield
+    else:
+        near_cost = near_kgco2e = jnp.zeros_like(logic_cost)
+    chip_cost = logic_cost + near_cost + package_cost + memory_cost
 
     peak = _energy.peak_power_w(hw, tech)
     static = _energy.static_power_w(hw, tech)
@@ -145,6 +178,7 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
         + sum(t.capacity_bytes * t.kgco2e_per_byte for t in hw.tiers)
         + tech.package_kgco2e * area.chiplets
         + tech.on_interposer * interposer * tech.interposer_kgco2e_per_mm2
+        + near_kgco2e
     )
     embodied = chips * embodied_chip
     operational_year = facility_power * YEAR_S * tech.grid_kgco2e_per_j
@@ -156,6 +190,8 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
         chiplets=area.chiplets,
         die_yield=y,
         logic_cost_usd=logic_cost,
+        near_memory_mm2=area.near_memory_mm2,
+        near_memory_cost_usd=near_cost,
         package_cost_usd=package_cost,
         memory_cost_usd=memory_cost,
         chip_cost_usd=chip_cost,

@@ -47,6 +47,10 @@ class NearMemory(eqx.Module):
       units beside the banks and loses density; Ma & Patterson, Table 4), in [0, 1).
     - `price_multiplier`: the tier's $/GB over commodity memory (PIM loses commodity
       pricing; PNM keeps it: 1).
+    - `logic_die`: 1 when the units are logic silicon of their own (an HBM4 base die's
+      added logic, 3D-stacked dies): charged as area, die cost, bonding and embodied
+      carbon (`logic_mm2`); 0 for PIM units inside the DRAM arrays, whose silicon is already
+      charged as `capacity_penalty` and `price_multiplier`. Continuous in [0, 1].
     - `tier`: the memory tier it sits on (0 = main memory), static.
     """
 
@@ -61,8 +65,16 @@ class NearMemory(eqx.Module):
     bandwidth_density_bytes_per_s_per_mm2: Scalar = eqx.field(converter=_f, default=0.0)
     capacity_penalty: Scalar = eqx.field(converter=_f, default=0.0)
     price_multiplier: Scalar = eqx.field(converter=_f, default=1.0)
+    logic_die: Scalar = eqx.field(converter=_f, default=1.0)
     tier: int = eqx.field(static=True, default=0)
     name: str = eqx.field(static=True, default="pnm")
+
+
+def logic_mm2(nm: NearMemory, tech):
+    """Silicon area of the near-memory logic (mm2): its FLOP/s at the host node's compute
+    density, ``logic_die x flop_per_s x mm2 per FLOP/s`` (the logic is assumed built on
+    the host's node, as a base die or stacked die is)."""
+    return nm.logic_die * nm.flop_per_s * tech.compute_mm2_per_flop_per_s
 
 
 def tier_bandwidth(hw, tier: int):

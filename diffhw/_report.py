@@ -117,7 +117,7 @@ ECONOMICS_KEYS = (
     "memory_cost_usd", "system_capex_usd", "facility_capex_usd", "tco_usd_per_year",
     "usd_per_million_tokens", "embodied_kgco2e", "embodied_kgco2e_per_chip",
     "operational_kgco2e_per_year", "kgco2e_per_million_tokens", "tokens_per_s_per_watt",
-    "tokens_per_s_per_usd", "tokens_per_kgco2e",
+    "tokens_per_s_per_usd", "tokens_per_kgco2e", "near_memory_cost_usd",
 )
 
 
@@ -144,5 +144,6 @@ def _economics_dict(e) -> dict:
     out["area_breakdown_mm2"] = {
         "compute": float(a.compute_mm2), "sram": float(a.sram_mm2),
         "memory_phy": float(a.memory_phy_mm2), "serdes": float(a.serdes_mm2),
+        "near_memory": float(a.near_memory_mm2),
     }
     return out

@@ -176,3 +176,82 @@ def test_pim_costs_density_and_commodity_pricing():
     b = diffhw.evaluate(pim, m, wl, par, technology=presets.technology_for("snapdragon-8-gen-3-pim"))
     assert float(b.tiers.capacity_bytes[0]) == pytest.approx(0.75 * float(a.tiers.capacity_bytes[0]))
     assert float(b.economics.memory_cost_usd) == pytest.approx(1.5 * float(a.economics.memory_cost_usd))
+
+
+def test_near_memory_logic_counts_in_area_cost_and_carbon(capsys):
+    """3D logic under the stacks: FLOP/s x the node's mm2 per FLOP/s of silicon, one die
+    per HBM stack, bought at the wafer price per good mm2, hybrid-bonded (cost per mm2 and
+    a bond yield), and charged embodied carbon per area over its yield. `logic_die = 0`
+    (PIM inside the DRAM arrays) charges none of it."""
+    import json
+
+    from diffhw._cli import main
+
+    hw = presets.hardware("b200-3d")
+    tech = presets.technology_for("b200-3d")
+    m = presets.model("llama-3.1-8b")
+    wl = diffhw.workload(1, 512, 16)
+    par = diffhw.parallelism()
+    e = diffhw.evaluate(hw, m, wl, par, technology=tech).economics
+    none = eqx.tree_at(lambda n: n.logic_die, hw.near_memory, jnp.asarray(0.0))
+    e0 = diffhw.evaluate(hw.replace(near_memory=none), m, wl, par, technology=tech).economics
+    area = 1000e12 * float(tech.compute_mm2_per_flop_per_s)  # 1000 TFLOP/s at N4's 0.70 mm2/TF
+    assert float(e.near_memory_mm2) == pytest.approx(area, rel=1e-9) and area == pytest.approx(700.0)
+    assert float(e.area.near_memory_mm2) == float(e.near_memory_mm2)
+    assert float(e.chip_area_mm2) == pytest.approx(float(e0.chip_area_mm2))  # host dies unchanged
+    stacks = 8e12 / 1254e9
+    die = area / stacks
+    r = 145.0
+    usable = np.pi * r**2 - np.pi * 2 * r * np.sqrt(die / 2)
+    y = (1 + die * 0.10 / 100 / 10) ** -10 * 0.99
+    cost = area * 17000.0 / (usable * y) + area * 0.017
+    assert float(e.near_memory_cost_usd) == pytest.approx(cost, rel=1e-4)
+    assert float(e0.near_memory_cost_usd) == 0.0 and float(e0.near_memory_mm2) == 0.0
+    assert float(e.chip_cost_usd - e0.chip_cost_usd) == pytest.approx(cost, rel=1e-4)
+    assert float(e.embodied_kgco2e_per_chip - e0.embodied_kgco2e_per_chip) == pytest.approx(area * 0.025 / y, rel=1e-4)
+    assert float(e.usd_per_million_tokens) > float(e0.usd_per_million_tokens)
+    assert main(["evaluate", "--json", "--hardware", "b200-3d", "--model", "llama-3.1-8b", "--chips", "1",
+                 "--batch", "1", "--input-tokens", "512", "--output-tokens", "16"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["area_breakdown_mm2"]["near_memory"] == pytest.approx(700.0, rel=1e-6)
+    assert d["near_memory_cost_usd"] > 0 and "compute" in d["area_breakdown_mm2"]
+
+
+@pytest.mark.parametrize("name", ["b200-hbm4-pnm", "snapdragon-8-gen-3-pim"])
+def test_near_memory_cost_gradients_match_finite_differences(name):
+    """Near-memory area, die cost and yield w.r.t. every near-memory, hardware and
+    technology leaf (float64), including an area of 0 (no logic: cost 0, finite slopes)."""
+    from diffhw._cost import near_memory_dies
+
+    hw = presets.hardware(name)
+    tech = presets.technology_for(name)
+    params, static = eqx.partition((hw, tech), eqx.is_inexact_array)
+    flat, treedef = jax.tree_util.tree_flatten(params)
+
+    def f(xs):
+        h, t = eqx.combine(jax.tree_util.tree_unflatten(treedef, list(xs)), static)
+        a = diffhw.chip_area(h, t)
+        cost, y = near_memory_dies(h, t, a.near_memory_mm2)
+        return jnp.stack([a.near_memory_mm2, cost, y])
+
+    x0 = [jnp.asarray(x, dtype=jnp.float64) for x in flat]
+    jac = jax.jit(jax.jacrev(f))(x0)
+    f = jax.jit(f)
+    y0 = np.asarray(f(x0))
+    for j, x in enumerate(x0):
+        g = np.asarray(jac[j])
+        assert np.all(np.isfinite(g)), j
+        v = float(x)
+        h = 1e-6 * abs(v) if v else 1e-9
+        up = [xx if k != j else xx + h for k, xx in enumerate(x0)]
+        dn = [xx if k != j else xx - h for k, xx in enumerate(x0)]
+        fd = (np.asarray(f(up)) - np.asarray(f(dn))) / (2 * h)
+        for k in range(3):
+            assert g[k] == pytest.approx(fd[k], rel=1e-4, abs=1e-8 * abs(y0[k]) / (abs(v) or 1.0)), (j, k)
+
+    def cost_at(flops):
+        nm = eqx.tree_at(lambda n: n.flop_per_s, hw.near_memory, flops)
+        return near_memory_dies(hw.replace(near_memory=nm), tech, flops * tech.compute_mm2_per_flop_per_s)[0]
+
+    g0 = jax.grad(cost_at)(jnp.asarray(0.0))
+    assert float(cost_at(jnp.asarray(0.0))) == 0.0 and np.isfinite(float(g0)) and float(g0) > 0
