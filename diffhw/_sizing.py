@@ -428,7 +428,9 @@ def size(
             grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
             updates, state = opt_restore.update(grad, state)
             viol = jnp.max(_smooth.exact_max(-(g + slack), 0.0)) if n_g else jnp.zeros(())
-            return (optax.apply_updates(z, updates), state), (f, viol, x_of(z))
+            # A point that already meets every bound stays where it is.
+            z_next = jnp.where(viol > 0.0, optax.apply_updates(z, updates), z)
+            return (z_next, state), (f, viol, x_of(z))
 
         carry = (z0, opt.init(z0), jnp.zeros((n_g,)), jnp.asarray(penalty))
         (z, _, _, _), hist = jax.lax.scan(outer, carry, length=outer_steps)
