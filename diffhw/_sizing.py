@@ -23,6 +23,7 @@ import dataclasses
 import itertools
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -236,27 +237,31 @@ def _baseline_value(design, v: Variable):
 
 
 def _apply(design, variables, x, base_leaves):
-    """Set every variable's paths from the value vector `x`."""
-    values = {}
-    for i, v in enumerate(variables):
-        for p in v.paths:
-            values[p] = x[i] * base_leaves[p] if v.scale else x[i]
-    return set_values(design, values)
+    """Set every variable's paths from the value vector `x` (outside `jit`)."""
+    return _set(design, tuple((v.paths, v.scale) for v in variables), base_leaves, x)
 
 
-def _margins(vals, constraints, slack=0.0):
-    """Dimensionless margins (>= 0 when met), one per bound."""
-    out = []
+def _bounds(constraints):
+    """Static structure of the constraints: ``(metric, sign, log)`` per bound (sign +1
+    for an upper bound), and their limits (a separate list, so that new limits reuse
+    the compiled search)."""
+    spec, limits = [], []
     for c in constraints:
-        m = vals[c.metric]
         for bound, sign in ((c.upper, 1.0), (c.lower, -1.0)):
-            if bound is None:
-                continue
-            if c.metric in SIGNED or bound <= 0:
-                g = sign * (bound - m)
-            else:
-                g = sign * (jnp.log(bound) - _smooth.safe_log(m))
-            out.append(g - slack)
+            if bound is not None:
+                spec.append((c.metric, sign, c.metric not in SIGNED and bound > 0))
+                limits.append(float(bound))
+    return tuple(spec), limits
+
+
+def _margins(vals, bounds, limits, slack=0.0):
+    """Dimensionless margins (>= 0 when met), one per bound: log of limit over value
+    for positive metrics, the difference for signed ones."""
+    out = []
+    for j, (metric, sign, log) in enumerate(bounds):
+        m = vals[metric]
+        g = sign * (jnp.log(limits[j]) - _smooth.safe_log(m)) if log else sign * (limits[j] - m)
+        out.append(g - slack)
     return jnp.stack(out) if out else jnp.zeros((0,))
 
 
@@ -368,86 +373,29 @@ def size(
 
     base = anonymous(design)
     base_leaves = {p: get_value(base, p) for v in variables if v.scale for p in v.paths}
-    lo = jnp.asarray([v.lower for v in variables])
-    hi = jnp.asarray([v.upper for v in variables])
-    log_ratio = jnp.log(hi / lo)
-
-    def x_of(z):
-        return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))
-
-    def values_at(x, t):
-        return design_values(_apply(base, variables, x, base_leaves), t)
+    var_spec = tuple((v.paths, v.scale) for v in variables)
+    bounds, limits = _bounds(constraints)
+    spec = _Spec(var_spec, bounds, terms, int(outer_steps), int(inner_steps), max(int(inner_steps) // 2, 20),
+                 float(learning_rate), float(penalty), float(penalty_growth), float(slack), tau)
+    # Exact (tau = 0) metrics of the baseline: the objective's scale and the report.
+    lo = np.asarray([v.lower for v in variables])
+    hi = np.asarray([v.upper for v in variables])
+    limits = jnp.asarray(limits)
 
     baseline_x = np.asarray([_baseline_value(design, v) for v in variables])
-    base_vals = jax.jit(lambda: values_at(jnp.asarray(baseline_x), tau))()
+    base_vals = _values(base, var_spec, base_leaves, jnp.asarray(baseline_x), 0)
     f0 = float(_objective(base_vals, terms))
     if not np.isfinite(f0):
         raise InputError("objective", objective, "a metric that is finite and positive at the baseline")
 
-    def lagrangian(z, lam, mu):
-        vals = values_at(x_of(z), tau)
-        f = _objective(vals, terms) - f0
-        g = _margins(vals, constraints, slack)
-        pen = jnp.sum(_smooth.exact_max(lam - mu * g, 0.0) ** 2 - lam**2) / (2.0 * mu)
-        viol = jnp.max(_smooth.exact_max(-(g + slack), 0.0)) if g.shape[0] else jnp.zeros(())
-        return f + pen, (f, viol, g)
-
-    opt = optax.adam(learning_rate)
-    opt_restore = optax.adam(learning_rate / 2)
-    restore_steps = max(inner_steps // 2, 20)
-
-    def run_one(z0):
-        n_g = _margins(base_vals, constraints).shape[0]
-
-        def inner(carry, _):
-            z, state, lam, mu = carry
-            (_, (f, viol, _)), grad = jax.value_and_grad(lagrangian, has_aux=True)(z, lam, mu)
-            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
-            updates, state = opt.update(grad, state)
-            return (optax.apply_updates(z, updates), state, lam, mu), (f, viol, x_of(z))
-
-        def outer(carry, _):
-            z, state, lam, mu = carry
-            (z, state, lam, mu), hist = jax.lax.scan(inner, (z, state, lam, mu), length=inner_steps)
-            _, (_, _, g) = lagrangian(z, lam, mu)
-            lam = _smooth.exact_max(lam - mu * g, 0.0)
-            return (z, state, lam, mu * penalty_growth), hist
-
-        def restore(carry, _):
-            # Feasibility restoration: squared violations dominate, the objective only
-            # breaks ties, so a point the multipliers left slightly outside moves in.
-            z, state = carry
-
-            def loss(z):
-                vals = values_at(x_of(z), tau)
-                f = _objective(vals, terms) - f0
-                g = _margins(vals, constraints, slack)
-                return 1e-3 * f + jnp.sum(_smooth.exact_max(-g, 0.0) ** 2) * 1e3, (f, g)
-
-            (_, (f, g)), grad = jax.value_and_grad(loss, has_aux=True)(z)
-            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
-            updates, state = opt_restore.update(grad, state)
-            viol = jnp.max(_smooth.exact_max(-(g + slack), 0.0)) if n_g else jnp.zeros(())
-            # A point that already meets every bound stays where it is.
-            z_next = jnp.where(viol > 0.0, optax.apply_updates(z, updates), z)
-            return (z_next, state), (f, viol, x_of(z))
-
-        carry = (z0, opt.init(z0), jnp.zeros((n_g,)), jnp.asarray(penalty))
-        (z, _, _, _), hist = jax.lax.scan(outer, carry, length=outer_steps)
-        (z, _), hist_r = jax.lax.scan(restore, (z, opt_restore.init(z)), length=restore_steps)
-        f, viol, xs = (jnp.concatenate([h.reshape((-1,) + h.shape[2:]), r]) for h, r in zip(hist, hist_r, strict=True))
-        # The final point too (the history holds the points before each step).
-        _, (f_end, viol_end, _) = lagrangian(z, jnp.zeros((n_g,)), jnp.asarray(1.0))
-        return (jnp.concatenate([f, f_end[None]]), jnp.concatenate([viol, viol_end[None]]),
-                jnp.concatenate([xs, x_of(z)[None]]))
-
     # Starts: the baseline (clipped into bounds) and random points, in z space.
-    u0 = np.log(np.clip(baseline_x, np.asarray(lo) * 1.001, np.asarray(hi) / 1.001) / np.asarray(lo))
-    z_base = np.log(u0 / np.asarray(log_ratio)) - np.log1p(-u0 / np.asarray(log_ratio))
+    u0 = np.log(np.clip(baseline_x, lo * 1.001, hi / 1.001) / lo) / np.log(hi / lo)
+    z_base = np.log(u0) - np.log1p(-u0)
     rng = np.random.default_rng(seed)
     z_starts = np.concatenate([z_base[None], rng.uniform(-2.5, 2.5, (starts - 1, len(variables)))])
     with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
-        f_hist, viol_hist, x_hist = jax.jit(jax.vmap(run_one))(jnp.asarray(z_starts))
+        f_hist, viol_hist, x_hist = _search(base, spec, base_leaves, jnp.asarray(lo), jnp.asarray(hi), limits,
+                                            jnp.asarray(f0), jnp.asarray(z_starts))
     f_hist, viol_hist, x_hist = np.asarray(f_hist), np.asarray(viol_hist), np.asarray(x_hist)
     steps = f_hist.shape[1]
 
@@ -474,10 +422,9 @@ def size(
         cands.extend(itertools.product(*options))
     cands = np.unique(np.asarray(cands, dtype=float), axis=0)
     cands = _valid_candidates(design, variables, cands, base_leaves)
-    exact = jax.jit(jax.vmap(lambda x: values_at(x, 0)))
-    cand_vals = {k: np.asarray(v) for k, v in exact(jnp.asarray(cands)).items()}
-    cand_margins = np.asarray(jax.vmap(lambda i: _margins({k: jnp.asarray(v)[i] for k, v in cand_vals.items()},
-                                                          constraints))(jnp.arange(len(cands))))
+    cand_vals, cand_margins = _exact(base, var_spec, bounds, base_leaves, limits, jnp.asarray(cands))
+    cand_vals = {k: np.asarray(v) for k, v in cand_vals.items()}
+    cand_margins = np.asarray(cand_margins)
     cand_obj = np.asarray(sum(w * s * np.log(np.maximum(cand_vals[n], 1e-300)) for n, w, s in terms))
     feasible = np.all(cand_margins >= 0.0, axis=1) & np.isfinite(cand_obj)
     if feasible.any():
@@ -486,24 +433,25 @@ def size(
         pick = int(np.argmin(np.sum(np.maximum(-cand_margins, 0.0), axis=1)))
     chosen_x = cands[pick]
     chosen_vals = {k: float(v[pick]) for k, v in cand_vals.items()}
-    relaxed_vals = jax.jit(lambda: values_at(jnp.asarray(relaxed_x), 0))()
+    relaxed_vals = _values(base, var_spec, base_leaves, jnp.asarray(relaxed_x), 0)
 
     labels = _bound_labels(constraints)
     margins = {_label(c, kind, b): float(cand_margins[pick, j]) for j, (c, kind, b) in enumerate(labels)}
     violations = ()
     if not feasible.any():
+        # Per bound, the best margin any candidate reached.
         best_margin = cand_margins.max(axis=0)
-        # Over every point the search visited too (smooth values), the best reached.
         violations = tuple(
             _violation_line(c, kind, b, best_margin[j]) for j, (c, kind, b) in enumerate(labels) if best_margin[j] < 0
         ) or tuple(_violation_line(c, kind, b, cand_margins[pick, j])
                    for j, (c, kind, b) in enumerate(labels) if cand_margins[pick, j] < 0)
 
-    def obj_value(vals):
-        return float(np.exp(sum(w * s * np.log(max(float(vals[n]), 1e-300)) for n, w, s in terms)
-                            / sum(w for _, w, _ in terms)))
+    def reported(f_log):
+        """The objective in the metric's unit for one term; else the weighted geometric
+        mean ``exp(sum(w s log m) / sum(w))`` (lower is better)."""
+        scale = terms[0][1] * terms[0][2] if len(terms) == 1 else sum(w for _, w, _ in terms)
+        return np.exp(np.asarray(f_log, dtype=float) / scale)
 
-    sign = terms[0][2] if len(terms) == 1 else 1.0
     chosen_design = _apply(design, variables, jnp.asarray(chosen_x), {p: get_value(design, p) for p in base_leaves})
     return SizingResult(
         variables=variables,
@@ -512,21 +460,120 @@ def size(
         baseline=dict(zip(names, map(float, baseline_x), strict=True)),
         relaxed=dict(zip(names, map(float, relaxed_x), strict=True)),
         chosen=dict(zip(names, map(float, chosen_x), strict=True)),
-        objective_baseline=obj_value(base_vals) ** sign if len(terms) == 1 else obj_value(base_vals),
-        objective_relaxed=obj_value(relaxed_vals) ** sign if len(terms) == 1 else obj_value(relaxed_vals),
-        objective=obj_value(chosen_vals) ** sign if len(terms) == 1 else obj_value(chosen_vals),
+        objective_baseline=float(reported(f0)),
+        objective_relaxed=float(reported(_objective(relaxed_vals, terms))),
+        objective=float(reported(cand_obj[pick])),
         margins=margins,
         feasible=bool(feasible[pick]),
         violations=violations,
         metrics=chosen_vals,
         baseline_metrics={k: float(v) for k, v in base_vals.items()},
-        history={"objective": np.exp(f_hist + f0) ** (sign if len(terms) == 1 else 1.0),
-                 "violation": viol_hist, "values": x_hist},
+        history={"objective": reported(f_hist + f0), "violation": viol_hist, "values": x_hist},
         evaluations=int(starts * steps),
         candidates=int(len(cands)),
         seconds=time.perf_counter() - t0,
         design=chosen_design,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """The static structure of a sizing run (hashable: one compile per structure)."""
+
+    variables: tuple  # ((paths, scale), ...)
+    bounds: tuple  # ((metric, sign, log), ...)
+    terms: tuple  # ((metric, weight, sense), ...)
+    outer: int
+    inner: int
+    restore: int
+    learning_rate: float
+    penalty: float
+    growth: float
+    slack: float
+    tau: float
+
+
+def _set(base, var_spec, base_leaves, x):
+    values = {}
+    for i, (paths, scale) in enumerate(var_spec):
+        for p in paths:
+            values[p] = x[i] * base_leaves[p] if scale else x[i]
+    return set_values(base, values)
+
+
+@eqx.filter_jit
+def _values(base, var_spec, base_leaves, x, tau):
+    return design_values(_set(base, var_spec, base_leaves, x), tau)
+
+
+@eqx.filter_jit
+def _exact(base, var_spec, bounds, base_leaves, limits, xs):
+    """Exact (tau = 0) metrics and margins of candidate designs, under `vmap`."""
+
+    def one(x):
+        vals = design_values(_set(base, var_spec, base_leaves, x), 0)
+        return vals, _margins(vals, bounds, limits)
+
+    return jax.vmap(one)(xs)
+
+
+@eqx.filter_jit
+def _search(base, spec: _Spec, base_leaves, lo, hi, limits, f0, z_starts):
+    """The augmented-Lagrangian search from every start at once (see the module
+    docstring). One flat `lax.scan` runs every phase through the same step (so the model
+    and its gradient are compiled once): ``outer x inner`` Adam steps on the augmented
+    Lagrangian, with the multipliers updated and the penalty grown after each ``inner``
+    steps, then ``restore`` steps of feasibility restoration (squared violations
+    dominate, the objective only breaks ties, and a point that already meets every bound
+    stays put). Returns the smooth objective (relative to the baseline, in log), the
+    largest violation and the variables at every step, per start."""
+    log_ratio = jnp.log(hi / lo)
+    n_g = len(spec.bounds)
+    opt = optax.adam(spec.learning_rate)
+    n_al = spec.outer * spec.inner
+    k = jnp.arange(n_al + spec.restore)
+    schedule = dict(
+        update=(k < n_al) & ((k + 1) % spec.inner == 0),  # multipliers after this step
+        restoring=k >= n_al,
+    )
+
+    def x_of(z):
+        return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))
+
+    def loss(z, lam, mu, w_f):
+        vals = design_values(_set(base, spec.variables, base_leaves, x_of(z)), spec.tau)
+        f = _objective(vals, spec.terms) - f0
+        g = _margins(vals, spec.bounds, limits, spec.slack)
+        pen = jnp.sum(_smooth.exact_max(lam - mu * g, 0.0) ** 2 - lam**2) / (2.0 * mu)
+        return w_f * f + pen, (f, g)
+
+    def step(carry, sched):
+        z, state, lam, mu = carry
+        restoring = sched["restoring"]
+        # Restoration is the same Lagrangian with no multipliers, a stiff penalty
+        # (1e3 x squared violation) and the objective weighted down by 1e-3.
+        lam_k = jnp.where(restoring, 0.0, lam)
+        mu_k = jnp.where(restoring, 2e3, mu)
+        w_f = jnp.where(restoring, 1e-3, 1.0)
+        (_, (f, g)), grad = jax.value_and_grad(loss, has_aux=True)(z, lam_k, mu_k, w_f)
+        # Violation of "margin >= slack / 2": half the slack is kept as headroom for the
+        # exact re-check of the continuous values.
+        viol = jnp.max(_smooth.exact_max(-(g + spec.slack / 2), 0.0)) if n_g else jnp.zeros(())
+        grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+        updates, new_state = opt.update(grad, state)
+        z_new = optax.apply_updates(z, updates)
+        z_next = jnp.where(restoring & (viol <= 0.0), z, z_new)
+        upd = sched["update"]
+        lam = jnp.where(upd, _smooth.exact_max(lam - mu * g, 0.0), lam)
+        mu = jnp.where(upd, mu * spec.growth, mu)
+        return (z_next, new_state, lam, mu), (f, viol, x_of(z))
+
+    def run_one(z0):
+        carry = (z0, opt.init(z0), jnp.zeros((n_g,)), jnp.asarray(spec.penalty))
+        _, hist = jax.lax.scan(step, carry, schedule)
+        return hist
+
+    return jax.vmap(run_one)(z_starts)
 
 
 def _label(c, kind, bound):

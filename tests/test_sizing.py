@@ -3,6 +3,7 @@ returned design, integer rounding, infeasible budgets, and the CLI."""
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,12 +21,14 @@ def small():
 
 
 BUDGETS = ("tpot_s<=0.012", "peak_power_w<=800")
+VARIABLES = (variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256))
+# One search structure for most tests here (and the CLI's below): compiled once.
+QUICK = dict(starts=4, outer_steps=6, inner_steps=80)
 
 
 @pytest.fixture(scope="module")
 def sized(small):
-    variables = [variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256)]
-    return size(small, variables, "usd_per_million_tokens", BUDGETS, starts=4, outer_steps=6, inner_steps=80)
+    return size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, **QUICK)
 
 
 def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
@@ -53,7 +56,7 @@ def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
 
 
 def test_returned_design_meets_every_budget_exactly(sized):
-    v = diffhw.design_values(sized.design, 0)
+    v = eqx.filter_jit(diffhw.design_values)(sized.design, 0)
     assert float(v["tpot_s"]) <= 0.012
     assert float(v["peak_power_w"]) <= 800
     assert float(v["memory_margin"]) >= 0
@@ -64,24 +67,34 @@ def test_returned_design_meets_every_budget_exactly(sized):
     h = sized.history
     assert h["objective"].shape[0] == 4 and np.all(np.isfinite(h["objective"]))
     assert h["values"].shape[-1] == 2
-    assert sized.evaluations == 4 * (6 * 80 + 40 + 1)
+    assert sized.evaluations == 4 * (6 * 80 + 40)
 
 
-def test_integer_parallelism_rounds_to_valid_degrees():
-    d = diffhw.from_presets("h100-sxm", "mixtral-8x7b", chips=2, ep=2, batch=8, input_tokens=512, output_tokens=64)
-    chips = variable("chips", 1, 8, paths=("parallelism.tp", "parallelism.ep"))
-    r = size(d, [chips, variable("batch", 1, 128)], "tokens_per_s_per_usd", ["tpot_s<=0.03"],
-             starts=3, outer_steps=4, inner_steps=60)
-    tp, ep = float(r.design.parallelism.tp), float(r.design.parallelism.ep)
-    assert tp == ep and tp in (1.0, 2.0, 4.0, 8.0)
-    diffhw.validate_parallelism(d.model, r.design.parallelism)
-    assert r.feasible
-    assert float(diffhw.design_values(r.design, 0)["tpot_s"]) <= 0.03
+def test_integer_parallelism_rounds_to_valid_degrees(small):
+    """Chips (tp) sized end to end: the chosen degree divides the heads, and is exact-feasible."""
+    r = size(small, [variable("tp", 1, 16), variable("batch", 1, 128)], "tokens_per_s_per_usd", ["tpot_s<=0.008"],
+             starts=2, outer_steps=4, inner_steps=60)
+    tp = float(r.design.parallelism.tp)
+    assert tp in (1.0, 2.0, 4.0, 8.0, 16.0)
+    diffhw.validate_parallelism(small.model, r.design.parallelism)
+    assert r.feasible and float(eqx.filter_jit(diffhw.design_values)(r.design, 0)["tpot_s"]) <= 0.008
+
+
+def test_tied_moe_degrees_round_to_valid_pairs():
+    """tp and ep tied (one 'chips' variable) on an MoE: only values valid for both."""
+    from diffhw._sizing import _allowed, _neighbours, _valid_candidates
+
+    d = diffhw.from_presets("h100-sxm", "mixtral-8x7b", chips=2, ep=2, batch=8)
+    chips = variable("chips", 1, 48, paths=("parallelism.tp", "parallelism.ep"))
+    allowed = _allowed(d, chips, {})
+    assert list(allowed) == [1.0, 2.0, 4.0, 8.0]  # divide 32 heads and 8 experts
+    assert list(_neighbours(5.3, allowed)) == [2.0, 4.0, 8.0]
+    rows = _valid_candidates(d, (chips,), np.asarray([[2.0], [3.0], [8.0]]), {})
+    assert rows[:, 0].tolist() == [2.0, 8.0]
 
 
 def test_infeasible_budget_is_reported_not_nan(small):
-    r = size(small, [variable("memory_bandwidth", 5e11, 1e13)], "usd_per_million_tokens",
-             ["peak_power_w<=50"], starts=2, outer_steps=3, inner_steps=40)
+    r = size(small, VARIABLES, "usd_per_million_tokens", ["tpot_s<=0.012", "peak_power_w<=50"], **QUICK)
     assert not r.feasible
     assert any("peak_power_w <= 50" in line and "%" in line for line in r.violations)
     assert all(np.isfinite(v) for v in r.metrics.values())
@@ -116,8 +129,8 @@ def test_constraint_and_objective_parsing():
 def test_cli_size_json(capsys):
     rc = main(["size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1",
                "--precision", "bf16", "--input-tokens", "1024", "--output-tokens", "128", "--batch", "8",
-               "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:128", "--starts", "2", "--steps", "40",
-               "--outer", "3", "--tpot-slo-ms", "15", "--area-budget-mm2", "0", "--power-budget-w", "600", "--json"])
+               "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:128", "--starts", "4", "--steps", "80",
+               "--outer", "6", "--tpot-slo-ms", "15", "--area-budget-mm2", "0", "--power-budget-w", "600", "--json"])
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert d["feasible"] is True
@@ -125,13 +138,14 @@ def test_cli_size_json(capsys):
     assert {c["constraint"] for c in d["constraints"]} == {"memory_margin >= 0", "tpot_s <= 0.015",
                                                            "peak_power_w <= 600"}
     assert d["metrics"]["tpot_s"] <= 0.015 and d["objective"]["chosen"] <= d["objective"]["baseline"]
-    assert d["sensitivities"] and len(d["history"]["objective"]) == 3 * 40 + 20 + 1
+    assert d["sensitivities"] and len(d["history"]["objective"]) == 6 * 80 + 40
 
 
 def test_cli_size_infeasible_exits_2(capsys):
     rc = main(["size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1",
-               "--precision", "bf16", "--vary", "memory_bandwidth=1e12:1e13", "--starts", "1", "--steps", "20",
-               "--outer", "2", "--power-budget-w", "40"])
+               "--precision", "bf16", "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:128",
+               "--starts", "4", "--steps", "80", "--outer", "6", "--tpot-slo-ms", "15", "--area-budget-mm2", "0",
+               "--power-budget-w", "40"])
     out, err = capsys.readouterr()
     assert rc == 2
     assert "INFEASIBLE" in out
