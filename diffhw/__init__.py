@@ -29,6 +29,7 @@ from ._sensitivity import (
     curvature,
     hessian_vector_product,
     leaf_paths,
+    plot_tornado,
     sensitivity,
     tornado,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "parallelism",
     "pareto_front",
     "placement_from_logits",
+    "plot_tornado",
     "precision",
     "presets",
     "safe_div",

@@ -205,14 +205,12 @@ def _size_table(d):
 
 
 def _plot_trace(r, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from ._plot import figure
+
     h = r.history
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig, (a1, a2) = figure(2, 1, figsize=(7, 6), sharex=True)
     for s in range(h["objective"].shape[0]):
         a1.plot(h["objective"][s], lw=1)
         a2.plot(np.maximum(h["violation"][s], 1e-6), lw=1)
@@ -225,7 +223,6 @@ def _plot_trace(r, path):
     a2.set_xlabel("Adam step (all starts, under vmap)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _run_sensitivity(args):
@@ -249,7 +246,7 @@ def _run_sensitivity(args):
         notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(fit)}, the largest that fits")
     check_positive("--top", args.top)
     s = sensitivity(design)
-    rows = tornado(design, args.metric, step=args.step, top=args.top)
+    rows = tornado(design, args.metric, step=args.step, top=args.top, sens=s)
     cross = crossovers(design)
     d = {
         "hardware": design.hardware.name,

@@ -180,9 +180,11 @@ def metric_names(design: Design) -> tuple:
     return CORE_METRICS + ((*ECONOMICS_KEYS, *SYSTEM_METRICS) if design.technology is not None else ())
 
 
+@eqx.filter_jit
 def evaluate_design(design: Design, tau=None):
-    """`Metrics` of a design, un-jitted (for use inside `jit`, `grad`, `vmap`, `scan`).
-    ``tau=0`` evaluates exactly (hard max and min everywhere)."""
+    """`Metrics` of a design (compiled once per structure and `tau`; works inside `jit`,
+    `grad`, `vmap` and `scan` too). ``tau=0`` evaluates exactly (hard max and min
+    everywhere)."""
     from ._evaluate import _metrics
     from ._smooth import DEFAULT_TAU
 
@@ -191,8 +193,9 @@ def evaluate_design(design: Design, tau=None):
                     d.technology)
 
 
+@eqx.filter_jit
 def design_values(design: Design, tau=None) -> dict:
-    """`metric_values` of `evaluate_design` (un-jitted)."""
+    """`metric_values` of `evaluate_design` (compiled; usable inside transformations)."""
     return metric_values(evaluate_design(design, tau), design)
 
 

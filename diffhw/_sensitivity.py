@@ -10,6 +10,7 @@ instead. Elasticities are unit-free, so a bandwidth and a price compare directly
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,20 +118,7 @@ def sensitivity(design: Design, metrics=None, params=None, tau=None) -> Sensitiv
     for p in params:
         check_path(design, p)
 
-    def log_metrics(u):
-        vals = design_values(_scaled(design, params, u), tau)
-        return jnp.stack([vals[m] if m in SIGNED else jnp.log(vals[m]) for m in metrics]), vals
-
-    @jax.jit
-    def run():
-        u = jnp.zeros(len(params))
-        jac, vals = jax.jacfwd(log_metrics, has_aux=True)(u)
-        m = evaluate_design(design, tau)
-        d = m.decode
-        parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
-        return jac, jnp.stack([vals[k] for k in metrics]), parts / jnp.sum(parts)
-
-    jac, values, shares = (np.asarray(a) for a in run())
+    jac, values, shares = (np.asarray(a) for a in _jacobian(design, metrics, params, tau))
     jac = np.where(np.isfinite(jac), jac, 0.0)
     pvals = np.asarray([float(get_value(design, p)) for p in params])
     shares = dict(zip(COMPONENTS, map(float, shares), strict=True))
@@ -163,19 +151,11 @@ def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> d
     union = sorted({p for paths in params.values() for p in paths})
     masks = jnp.asarray([[1.0 if p in params[n] else 0.0 for p in union] for n in names])
 
-    @jax.jit
-    def bounds(mask, log_f):
-        def one(lf):
-            s = evaluate_design(_scaled(design, union, mask * lf), tau).decode
-            return jnp.argmax(jnp.stack([s.compute_s, s.memory_s, s.communication_s, s.overhead_s]))
-
-        return jax.vmap(one)(log_f)
-
     out = {}
     grid = np.linspace(-np.log(span), np.log(span), points)
     for k, name in enumerate(names):
-        b = np.asarray(bounds(masks[k], jnp.asarray(grid)))
-        now = int(np.asarray(bounds(masks[k], jnp.zeros(points)))[0])
+        b = np.asarray(_bounds_at(design, tuple(union), tau, masks[k], jnp.asarray(grid)))
+        now = int(np.asarray(_bounds_at(design, tuple(union), tau, masks[k], jnp.zeros(points)))[0])
         entry = {"bound": COMPONENTS[now], "below": None, "above": None}
         mid = int(np.searchsorted(grid, 0.0))
         for side, idx in (("above", range(mid, points)), ("below", range(mid - 1, -1, -1))):
@@ -183,7 +163,7 @@ def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> d
             for i in idx:
                 if b[i] != now:
                     fine = np.linspace(prev, grid[i], points)
-                    bf = np.asarray(bounds(masks[k], jnp.asarray(fine)))
+                    bf = np.asarray(_bounds_at(design, tuple(union), tau, masks[k], jnp.asarray(fine)))
                     j = int(np.argmax(bf != now))
                     entry[side] = (float(np.exp(fine[j])), COMPONENTS[int(bf[j])])
                     break
@@ -192,52 +172,45 @@ def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> d
     return out
 
 
-def tornado(design: Design, metric, params=None, step=0.2, top=12, tau=None) -> list:
+def tornado(design: Design, metric, params=None, step=0.2, top=12, tau=None, sens=None) -> list:
     """A tornado chart's rows: for the `top` parameters with the largest elasticity of
     `metric`, the metric's relative change when each is multiplied by ``1 - step`` and
     by ``1 + step`` (evaluated, not linearised), largest swing first.
+
+    `sens`: a `Sensitivity` of this design that includes `metric` (saves computing it).
 
     **Returns:** a list of ``(param, value, change_low, change_high)``.
     """
     if not 0 < step < 1:
         raise InputError("step", step, "a fraction in (0, 1)")
-    s = sensitivity(design, (metric,), params, tau)
+    s = sens if sens is not None and metric in sens.metrics else sensitivity(design, (metric,), params, tau)
     chosen = list(s.top(metric, top))
     if not chosen:
         return []
     d = anonymous(design)
 
-    @jax.jit
-    def swing(log_f):
-        def one(i, lf):
-            u = jnp.zeros(len(chosen)).at[i].set(lf)
-            return design_values(_scaled(d, chosen, u), tau)[metric]
-
-        return jax.vmap(one)(jnp.arange(len(chosen)), log_f)
-
     base = float(s.values[0])
     # Fractions (efficiencies, utilisation) may not pass 1: their high side stops there.
     up = jnp.asarray([np.log1p(step) if p.rsplit(".", 1)[-1] not in FRACTIONS
                       else min(np.log1p(step), -np.log(float(get_value(d, p)))) for p in chosen])
-    lo = np.asarray(swing(jnp.full(len(chosen), jnp.log(1 - step))))
-    hi = np.asarray(swing(up))
+    lo = np.asarray(_swing(d, tuple(chosen), metric, tau, jnp.full(len(chosen), np.log1p(-step))))
+    hi = np.asarray(_swing(d, tuple(chosen), metric, tau, up))
     rows = [(p, float(get_value(d, p)), float(lo[i] / base - 1), float(hi[i] / base - 1)) for i, p in enumerate(chosen)]
     return sorted(rows, key=lambda r: -max(abs(r[2]), abs(r[3])))
 
 
-def plot_tornado(rows, metric, path, step=0.2):
-    """Write a tornado chart of `tornado`'s rows to `path` (PNG, SVG or PDF)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_tornado(rows, metric, path=None, step=0.2):
+    """A tornado chart of `tornado`'s rows: written to `path` (PNG, SVG or PDF; returns
+    the path), or returned as a `matplotlib.figure.Figure` when `path` is None (a
+    notebook shows it). Never switches the caller's matplotlib backend."""
+    from ._plot import figure
 
     if not rows:
         raise InputError("tornado", metric, "a metric that some parameter changes")
     labels = [r[0].replace("hardware.", "").replace("technology.", "tech.") for r in rows][::-1]
     lo = np.asarray([r[2] for r in rows][::-1]) * 100
     hi = np.asarray([r[3] for r in rows][::-1]) * 100
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
+    fig, ax = figure(figsize=(8, 0.4 * len(rows) + 1.5))
     y = np.arange(len(rows))
     ax.barh(y, lo, color="#4C72B0", label=f"parameter x {1 - step:g}")
     ax.barh(y, hi, color="#DD8452", label=f"parameter x {1 + step:g}")
@@ -247,8 +220,9 @@ def plot_tornado(rows, metric, path, step=0.2):
     ax.set_title(f"Sensitivity of {metric}: each parameter {-step:+.0%} / {step:+.0%}")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
+    if path is None:
+        return fig
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -261,23 +235,80 @@ def hessian_vector_product(design: Design, metric, params, vector, tau=None):
     if v.shape != (len(params),):
         raise InputError("vector", v.shape, f"shape ({len(params)},), one entry per parameter")
 
-    def f(u):
-        val = design_values(_scaled(design, params, u), tau)[metric]
-        return val if metric in SIGNED else jnp.log(val)
-
-    return jax.jit(lambda: jax.jvp(jax.grad(f), (jnp.zeros(len(params)),), (v,))[1])()
+    return _hvp(design, params, metric, tau, v)
 
 
 def curvature(design: Design, metric, params, tau=None) -> dict:
-    """Diagonal second-order elasticities ``d2 log m / d(log p)2`` for `params`, one
-    Hessian-vector product per parameter (under `vmap`)."""
+    """Diagonal second-order elasticities ``d2 log m / d(log p)2`` for `params` (second
+    directional derivatives, forward over forward, under `vmap`)."""
     design = anonymous(design)
     params = tuple(params)
 
-    def f(u):
-        val = design_values(_scaled(design, params, u), tau)[metric]
-        return val if metric in SIGNED else jnp.log(val)
+    diag = _second_directional(design, params, metric, tau, jnp.eye(len(params)))
+    return {p: float(diag[i]) for i, p in enumerate(params)}
 
-    eye = jnp.eye(len(params))
-    hvp = jax.jit(jax.vmap(lambda e: jax.jvp(jax.grad(f), (jnp.zeros(len(params)),), (e,))[1]))(eye)
-    return {p: float(hvp[i, i]) for i, p in enumerate(params)}
+
+# Compiled kernels, one per structure (design pytree, metric and parameter names, tau).
+
+
+def _log_metric(design, params, metric, tau, u):
+    val = design_values(_scaled(design, params, u), tau)[metric]
+    return val if metric in SIGNED else jnp.log(val)
+
+
+@eqx.filter_jit
+def _jacobian(design, metrics, params, tau):
+    def log_metrics(u):
+        vals = design_values(_scaled(design, params, u), tau)
+        return jnp.stack([vals[m] if m in SIGNED else jnp.log(vals[m]) for m in metrics]), vals
+
+    jac, vals = jax.jacfwd(log_metrics, has_aux=True)(jnp.zeros(len(params)))
+    d = evaluate_design(design, tau).decode
+    parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
+    return jac, jnp.stack([vals[k] for k in metrics]), parts / jnp.sum(parts)
+
+
+@eqx.filter_jit
+def _bounds_at(design, union, tau, mask, log_f):
+    """Index into `COMPONENTS` of the Decode step's binding resource, with the leaves in
+    `union` scaled by ``exp(mask * f)`` for every `f` in `log_f`."""
+
+    def one(lf):
+        s = evaluate_design(_scaled(design, union, mask * lf), tau).decode
+        return jnp.argmax(jnp.stack([s.compute_s, s.memory_s, s.communication_s, s.overhead_s]))
+
+    return jax.vmap(one)(log_f)
+
+
+@eqx.filter_jit
+def _swing(design, params, metric, tau, log_f):
+    """`metric` with each of `params` alone scaled by ``exp(log_f[i])``."""
+
+    def one(i, lf):
+        u = jnp.zeros(len(params)).at[i].set(lf)
+        return design_values(_scaled(design, params, u), tau)[metric]
+
+    return jax.vmap(one)(jnp.arange(len(params)), log_f)
+
+
+def _hvp_impl(design, params, metric, tau, v):
+    u0 = jnp.zeros(len(params))
+    return jax.jvp(jax.grad(lambda u: _log_metric(design, params, metric, tau, u)), (u0,), (v,))[1]
+
+
+_hvp = eqx.filter_jit(_hvp_impl)  # forward over reverse: one product, any vector
+
+
+@eqx.filter_jit
+def _second_directional(design, params, metric, tau, vs):
+    """``v^T H v`` for every row ``v`` of `vs`, forward over forward (cheaper to compile
+    than a vmapped Hessian-vector product when only the diagonal is wanted)."""
+    u0 = jnp.zeros(len(params))
+
+    def f(u):
+        return _log_metric(design, params, metric, tau, u)
+
+    def one(v):
+        return jax.jvp(lambda u: jax.jvp(f, (u,), (v,))[1], (u0,), (v,))[1]
+
+    return jax.vmap(one)(vs)

@@ -195,7 +195,9 @@ class SizingResult:
     - `design`: the chosen `Design`; `metrics`, `baseline_metrics`: its and the
       baseline's metric values (exact).
     - `history`: arrays over ``(start, step)``: ``objective`` (smooth), ``violation`` (the
-      largest constraint violation) and ``values`` (variables).
+      largest constraint violation) and ``values`` (variables, a last axis); and the
+      phases: ``multiplier_updates`` (the steps after which the multipliers were
+      updated) and ``restoration_start`` (first step of feasibility restoration).
     - `evaluations`: model evaluations (each with its gradient) the search used;
       `seconds`: wall time.
     """
@@ -468,7 +470,9 @@ def size(
         violations=violations,
         metrics=chosen_vals,
         baseline_metrics={k: float(v) for k, v in base_vals.items()},
-        history={"objective": reported(f_hist + f0), "violation": viol_hist, "values": x_hist},
+        history={"objective": reported(f_hist + f0), "violation": viol_hist, "values": x_hist,
+                 "multiplier_updates": [(k + 1) * int(inner_steps) for k in range(int(outer_steps))],
+                 "restoration_start": int(outer_steps) * int(inner_steps)},
         evaluations=int(starts * steps),
         candidates=int(len(cands)),
         seconds=time.perf_counter() - t0,

@@ -133,16 +133,13 @@ class SweepResult:
         - `log`: ``(log_x, log_y)``; default: log where every value is positive and they
           span more than a factor of 10.
         """
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from ._plot import figure
 
         xs, ys = np.asarray(self[x], dtype=float), np.asarray(self[y], dtype=float)
         objectives = dict(objectives or {x: _default_sense(x), y: _default_sense(y)})
         front = self.pareto(objectives) if len(objectives) else np.zeros(0, dtype=int)
         ok = self.feasible & np.isfinite(xs) & np.isfinite(ys)
-        fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
+        fig, ax = figure(figsize=(6.4, 4.8), dpi=110)
         ax.scatter(xs[ok], ys[ok], s=8, c="tab:blue", alpha=0.5, linewidths=0, label=f"feasible ({ok.sum()})")
         bad = ~self.feasible & np.isfinite(xs) & np.isfinite(ys)
         if bad.any():
@@ -163,7 +160,6 @@ class SweepResult:
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path)
-        plt.close(fig)
 
 
 # Unit of a name, from the suffix the house style puts in every name (longest first).

@@ -141,7 +141,8 @@ def test_cli_sensitivity_json_and_plot(tmp_path, capsys):
 
 
 def test_cli_sensitivity_table_and_bad_metric(capsys):
-    assert main(["sensitivity", "--model", "llama-3.1-8b", "--chips", "1", "--batch", "8", "--top", "4"]) == 0
+    assert main(["sensitivity", "--model", "llama-3.1-8b", "--chips", "1", "--batch", "8", "--top", "6",
+                 "--metric", "usd_per_million_tokens"]) == 0
     out = capsys.readouterr().out
     assert "elasticity" in out and "binding resource changes" in out
     assert main(["sensitivity", "--metric", "tpot"]) == 2
