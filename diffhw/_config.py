@@ -131,7 +131,7 @@ _HW_TOP = {"name", "description", "vendor", "default_chips", "profile", "compute
            "network", "power", "physical", "tiers", "placement", "tier_access", "based_on", "near_memory"}
 _NEAR_KEYS = {"tier", "flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb",
               "offload_fraction", "power_density_w_per_mm2", "footprint_mm2", "name",
-              "bandwidth_density_gb_s_per_mm2", "capacity_penalty", "price_multiplier"}
+              "bandwidth_density_gb_s_per_mm2", "capacity_penalty", "price_multiplier", "logic_die"}
 _TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb"}
 _HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"}
 _HW_MEMORY = {"capacity_gb", "bandwidth_tb_s", "type", "sram_mb"}
@@ -330,6 +330,7 @@ def _near_memory(where, d, tier_names):
         ) * units.GB_PER_S,
         capacity_penalty=_num(w, "capacity_penalty", t.get("capacity_penalty", 0.0), allow_zero=True),
         price_multiplier=_num(w, "price_multiplier", t.get("price_multiplier", 1.0)),
+        logic_die=_num(w, "logic_die", t.get("logic_die", 1.0), allow_zero=True, fraction=True),
         tier=tier_names.index(tier),
         name=str(t.get("name", "near-memory")),
     )

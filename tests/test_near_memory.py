@@ -255,3 +255,13 @@ def test_near_memory_cost_gradients_match_finite_differences(name):
 
     g0 = jax.grad(cost_at)(jnp.asarray(0.0))
     assert float(cost_at(jnp.asarray(0.0))) == 0.0 and np.isfinite(float(g0)) and float(g0) > 0
+
+
+def test_pim_preset_charges_no_logic_die():
+    """PIM inside DRAM arrays (logic_die = 0) is paid through capacity and price, not as
+    a logic die; a PNM base die (default logic_die = 1) is."""
+    from diffhw import presets
+
+    pim = presets.hardware("snapdragon-8-gen-3-pim")
+    assert float(pim.near_memory.logic_die) == 0.0
+    assert float(presets.hardware("b200-hbm4-pnm").near_memory.logic_die) == 1.0
