@@ -5,7 +5,9 @@ Sizing, sensitivity and sweeps all speak this language: a `Design` bundles hardw
 model, workload, parallelism and technology; a path such as
 ``"hardware.memory_bandwidth_bytes_per_s"``, ``"hardware.tiers[0].capacity_bytes"``,
 ``"workload.batch"`` or ``"technology.wafer_usd"`` names one float leaf (or one entry
-of an array leaf, ``"hardware.placement.fractions[1,1]"``); `metric_values` gives
+of an array leaf, ``"hardware.placement.fractions[1,1]"``); ``"placement.kv_cache[1]"``
+is the share of a data class in an extra tier, set so each placement row still sums to
+1 (the difference goes to main memory); `metric_values` gives
 every metric under the name the CLI's JSON uses.
 """
 
@@ -85,11 +87,48 @@ def _walk(design, steps, path):
     return node, index
 
 
+_PLACEMENT = re.compile(r"placement\.([a-z_]+)\[(\d+)\]$")
+
+
+def _placement_entry(design, path):
+    """``placement.<class>[t]``: the share of a data class held in extra tier ``t``
+    (1 = the first of `Hardware.tiers`); setting it moves the difference to or from main
+    memory, so every row of the placement still sums to 1. Returns (class row, tier) or
+    None when `path` is not of this form."""
+    from ._memory import DATA_CLASSES
+
+    m = _PLACEMENT.match(path)
+    if m is None:
+        return None
+    cls, tier = m.group(1), int(m.group(2))
+    if cls not in DATA_CLASSES:
+        raise InputError("design path", path, "placement.<class>[tier] with a class of " + ", ".join(DATA_CLASSES))
+    n = 1 + len(design.hardware.tiers)
+    if not 1 <= tier < n:
+        raise InputError("design path", path, f"a tier from 1 to {n - 1} (0 is main memory; the hardware has "
+                         f"{n - 1} extra tier{'s' if n != 2 else ''})")
+    return DATA_CLASSES.index(cls), tier
+
+
 def get_value(design: Design, path: str):
     """The value of the leaf at `path` (a scalar array)."""
+    entry = _placement_entry(design, path)
+    if entry is not None:
+        from ._memory import fractions_of
+
+        return fractions_of(design.hardware)[entry]
     steps = _parse(path)
     node, index = _walk(design, steps, path)
     return node if index is None else node[index]
+
+
+def _set_placement(design, entry, v):
+    from ._memory import Placement, fractions_of
+
+    frac = fractions_of(design.hardware)
+    c, t = entry
+    new = frac.at[c, t].set(v).at[c, 0].add(frac[c, t] - v)
+    return eqx.tree_at(lambda d: d.hardware.placement, design, Placement(new), is_leaf=lambda x: x is None)
 
 
 def _getter(steps):
@@ -106,6 +145,10 @@ def set_values(design: Design, values: dict) -> Design:
     """A copy of `design` with the leaves at the paths of `values` replaced (works under
     `jit`, `grad` and `vmap`)."""
     for path, v in values.items():
+        entry = _placement_entry(design, path)
+        if entry is not None:
+            design = _set_placement(design, entry, v)
+            continue
         steps = _parse(path)
         node, index = _walk(design, steps, path)
         if index is None:
@@ -117,7 +160,10 @@ def set_values(design: Design, values: dict) -> Design:
 
 
 def check_path(design: Design, path: str) -> str:
-    """Raise an `InputError` naming `path` unless it names a float leaf of `design`."""
+    """Raise an `InputError` naming `path` unless it names a float leaf of `design` (or
+    a ``placement.<class>[tier]`` share)."""
+    if _placement_entry(design, path) is not None:
+        return path
     _walk(design, _parse(path), path)
     return path
 

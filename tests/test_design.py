@@ -79,3 +79,22 @@ def test_exact_evaluation_is_the_hard_limit(design):
         assert float(exact[k]) == pytest.approx(float(sharp[k]), rel=2e-3)
         assert float(exact[k]) <= float(smooth[k]) * (1 + 1e-12)
     assert all(bool(jnp.isfinite(v)) for v in exact.values())
+
+
+def test_placement_share_keeps_rows_summing_to_one():
+    d = diffhw.from_presets("b200-hbf", "llama-3.1-8b", chips=1, batch=1)
+    before = float(diffhw.get_value(d, "placement.kv_cache[1]"))
+    d2 = diffhw.set_values(d, {"placement.kv_cache[1]": 0.3})
+    frac = d2.hardware.placement.fractions
+    assert float(frac[1, 1]) == pytest.approx(0.3)
+    assert jnp.allclose(jnp.sum(frac, axis=1), 1.0)
+    assert float(diffhw.get_value(d, "placement.kv_cache[1]")) == before  # the original is untouched
+    # From hardware with no placement at all (everything in main memory).
+    h = diffhw.from_presets("h100-sxm", "llama-3.1-8b", chips=1)
+    with pytest.raises(InputError, match="tier from 1"):
+        diffhw.set_values(h, {"placement.kv_cache[1]": 0.3})
+    with pytest.raises(InputError, match="class of"):
+        diffhw.get_value(d, "placement.kv[1]")
+    # Differentiable: moving KV to HBF changes TPOT smoothly.
+    g = jax.grad(lambda f: diffhw.design_values(diffhw.set_values(d, {"placement.kv_cache[1]": f}))["tpot_s"])(0.3)
+    assert jnp.isfinite(g) and float(g) != 0.0
