@@ -164,3 +164,19 @@ def test_cli_size_bad_input(capsys, argv, word):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert word in err and err.count("\n") == 1
+
+
+def test_kv_placement_in_hbf_is_limited_by_wear_out():
+    """Ma & Patterson: HBF suits weights, not the KV cache (limited write endurance).
+    Sizing the KV share in HBF under a 5-year lifetime: the wear-out margin binds."""
+    d = diffhw.from_presets("b200-hbf", "llama-3.1-8b", chips=1, batch=64, input_tokens=4096, output_tokens=512)
+    r = size(d, [variable("placement.kv_cache[1]", 1e-3, 1.0), variable("batch", 1, 1024)],
+             "usd_per_million_tokens", ["tier_lifetime_margin>=0", "tpot_s<=0.05"],
+             starts=3, outer_steps=4, inner_steps=60)
+    assert r.feasible and r.objective < r.objective_baseline
+    share = r.chosen["placement.kv_cache[1]"]
+    assert 1e-3 < share < 0.5
+    assert 0 <= r.margins["tier_lifetime_margin >= 0"] < 0.05  # binds
+    values = eqx.filter_jit(diffhw.design_values)
+    worse = diffhw.set_values(r.design, {"placement.kv_cache[1]": min(2 * share, 1.0)})
+    assert float(values(worse, 0)["tier_lifetime_margin"]) < 0
