@@ -28,8 +28,9 @@ def _add_size(sub, common):
     p.set_defaults(**SIZE_DEFAULTS)
     p.add_argument("--batch", type=float, default=SIZE_BATCH, help="starting batch (default: %(default)s)")
     p.add_argument("--vary", action="append", default=None, metavar="NAME=LOW:HIGH[:int]",
-                   help="a design variable: an alias (compute, memory_bandwidth, memory_capacity, sram, "
-                        "link_bandwidth, tp, pp, dp, ep, batch) or a dotted path, with bounds; repeatable "
+                   help="a design variable: an alias (compute, memory_bandwidth, memory_capacity, memory_stacks, "
+                        "sram, link_bandwidth, link_latency, chips, tp, pp, dp, ep, batch), a dotted path or "
+                        "placement.<class>[tier], with bounds; repeatable "
                         "(default: compute, memory bandwidth and capacity, SRAM, link bandwidth, chips, batch)")
     p.add_argument("--objective", default="usd_per_million_tokens",
                    help="METRIC[:min|max], or a weighted product 'a*1,b*0.5' (default: %(default)s)")

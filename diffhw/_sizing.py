@@ -54,6 +54,9 @@ ALIASES = {
     "sram": (("hardware.sram_bytes",), False),
     "link_bandwidth": (("hardware.link_bandwidth_bytes_per_s",), False),
     "link_latency": (("hardware.link_latency_s",), False),
+    # Whole memory devices (HBM stacks, DRAM channels): capacity and bandwidth scale
+    # together, from the baseline's per-device share (needs a technology).
+    "memory_stacks": (("hardware.memory_capacity_bytes", "hardware.memory_bandwidth_bytes_per_s"), True),
     "tp": (("parallelism.tp",), False),
     "pp": (("parallelism.pp",), False),
     "dp": (("parallelism.dp",), False),
@@ -62,6 +65,7 @@ ALIASES = {
 }
 
 _INTEGER_PREFIXES = ("parallelism.", "workload.batch")
+_COUNTS = ("memory_stacks",)
 _MAX_COMBINATIONS = 4096
 
 
@@ -76,6 +80,8 @@ class Variable:
     - `integer`: rounded to whole numbers (from `choices` if given) before the exact
       re-check; default for parallel degrees and the batch.
     - `choices`: allowed whole values (e.g. divisors of the head count), or None.
+    - `count`: a count of units (``memory_stacks``): every path is its baseline value
+      per unit times the variable (whole numbers).
     """
 
     name: str
@@ -85,6 +91,7 @@ class Variable:
     scale: bool = False
     integer: bool = False
     choices: tuple | None = None
+    count: bool = False
 
 
 def variable(name, lower, upper, integer=None, choices=None, paths=None, scale=None) -> Variable:
@@ -105,13 +112,14 @@ def variable(name, lower, upper, integer=None, choices=None, paths=None, scale=N
         raise InputError(f"variable {name}: bounds", (lower, upper), "two numbers") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
         raise InputError(f"variable {name}: bounds", f"{lower}:{upper}", "finite numbers with 0 < lower < upper")
+    count = name in _COUNTS and paths == ALIASES[name][0]
     if integer is None:
-        integer = not scale and all(p.startswith(_INTEGER_PREFIXES) for p in paths)
+        integer = count or (not scale and all(p.startswith(_INTEGER_PREFIXES) for p in paths))
     if choices is not None:
         choices = tuple(sorted(float(c) for c in choices if lo <= float(c) <= hi))
         if not choices:
             raise InputError(f"variable {name}: choices", choices, f"at least one value within [{lo:g}, {hi:g}]")
-    return Variable(name, tuple(paths), lo, hi, scale, bool(integer), choices)
+    return Variable(name, tuple(paths), lo, hi, scale, bool(integer), choices, count)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,10 +240,28 @@ def _check_metric(design, name, what):
         raise InputError(what, name, "a metric: " + ", ".join(names) + extra, _close(name, names))
 
 
+def _units(design, v: Variable):
+    """Baseline count of a `count` variable: memory devices the bandwidth needs."""
+    if design.technology is None:
+        raise InputError(f"variable {v.name}", v.name, "a design with a technology (it sets the device bandwidth)")
+    per_device = float(design.technology.device_bandwidth_bytes_per_s)
+    if per_device <= 0:
+        raise InputError(f"variable {v.name}", v.name, "a memory technology with a device bandwidth (not on-die SRAM)")
+    return max(round(float(design.hardware.memory_bandwidth_bytes_per_s) / per_device), 1)
+
+
 def _baseline_value(design, v: Variable):
+    if v.count:
+        return float(_units(design, v))
     if v.scale:
         return 1.0
     return float(get_value(design, v.paths[0]))
+
+
+def _base_leaves(design, variables):
+    """Baseline value of every path a scaling variable multiplies (per unit for counts)."""
+    return {p: get_value(design, p) / (_units(design, v) if v.count else 1.0)
+            for v in variables if v.scale for p in v.paths}
 
 
 def _apply(design, variables, x, base_leaves):
@@ -374,7 +400,7 @@ def size(
             raise InputError(name, value, "a whole number >= 1")
 
     base = anonymous(design)
-    base_leaves = {p: get_value(base, p) for v in variables if v.scale for p in v.paths}
+    base_leaves = _base_leaves(base, variables)
     var_spec = tuple((v.paths, v.scale) for v in variables)
     bounds, limits = _bounds(constraints)
     spec = _Spec(var_spec, bounds, terms, int(outer_steps), int(inner_steps), max(int(inner_steps) // 2, 20),
@@ -454,7 +480,7 @@ def size(
         scale = terms[0][1] * terms[0][2] if len(terms) == 1 else sum(w for _, w, _ in terms)
         return np.exp(np.asarray(f_log, dtype=float) / scale)
 
-    chosen_design = _apply(design, variables, jnp.asarray(chosen_x), {p: get_value(design, p) for p in base_leaves})
+    chosen_design = _apply(design, variables, jnp.asarray(chosen_x), _base_leaves(design, variables))
     return SizingResult(
         variables=variables,
         constraints=constraints,

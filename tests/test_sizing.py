@@ -70,13 +70,22 @@ def test_returned_design_meets_every_budget_exactly(sized):
     assert sized.evaluations == 4 * (6 * 80 + 40)
 
 
-def test_integer_parallelism_rounds_to_valid_degrees(small):
-    """Chips (tp) sized end to end: the chosen degree divides the heads, and is exact-feasible."""
-    r = size(small, [variable("tp", 1, 16), variable("batch", 1, 128)], "tokens_per_s_per_usd", ["tpot_s<=0.008"],
-             starts=2, outer_steps=4, inner_steps=60)
+def test_integer_variables_round_to_valid_values(small):
+    """Chips (tp) and whole HBM stacks sized end to end: the chosen degree divides the
+    heads, stacks are whole (capacity and bandwidth move together, per stack as in the
+    baseline), and the design is exact-feasible."""
+    stacks = variable("memory_stacks", 1, 12)
+    assert stacks.integer and stacks.count
+    r = size(small, [variable("tp", 1, 16), stacks, variable("batch", 1, 128)], "tokens_per_s_per_usd",
+             ["tpot_s<=0.008"], starts=2, outer_steps=4, inner_steps=60)
     tp = float(r.design.parallelism.tp)
     assert tp in (1.0, 2.0, 4.0, 8.0, 16.0)
     diffhw.validate_parallelism(small.model, r.design.parallelism)
+    n = r.chosen["memory_stacks"]
+    assert n == round(n) and r.baseline["memory_stacks"] == 4.0  # H100: 3.35 TB/s of ~0.82 TB/s HBM3 stacks
+    hw, base = r.design.hardware, small.hardware
+    assert float(hw.memory_capacity_bytes) == pytest.approx(float(base.memory_capacity_bytes) * n / 4)
+    assert float(hw.memory_bandwidth_bytes_per_s) == pytest.approx(float(base.memory_bandwidth_bytes_per_s) * n / 4)
     assert r.feasible and float(eqx.filter_jit(diffhw.design_values)(r.design, 0)["tpot_s"]) <= 0.008
 
 
