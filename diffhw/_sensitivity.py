@@ -189,7 +189,7 @@ def tornado(design: Design, metric, params=None, step=0.2, top=12, tau=None, sen
         return []
     d = anonymous(design)
 
-    base = float(s.values[0])
+    base = float(s.values[s.metrics.index(metric)])
     # Fractions (efficiencies, utilisation) may not pass 1: their high side stops there.
     up = jnp.asarray([np.log1p(step) if p.rsplit(".", 1)[-1] not in FRACTIONS
                       else min(np.log1p(step), -np.log(float(get_value(d, p)))) for p in chosen])

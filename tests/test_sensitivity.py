@@ -137,6 +137,11 @@ def test_cli_sensitivity_json_and_plot(tmp_path, capsys):
                                                                         "link_bandwidth", "batch"}
     assert "tpot_s" in d["elasticities"] and "hardware.memory_bandwidth_bytes_per_s" in d["params"]
     assert set(d["second_order"]) == set(d["top"])
+    for row in d["tornado"]:  # swings relative to this metric, in the elasticity's direction
+        e = d["top"][row["param"]]
+        assert abs(row["change_low"]) < 0.5 and abs(row["change_high"]) < 0.5
+        assert np.sign(row["change_high"]) == np.sign(e) and np.sign(row["change_low"]) == -np.sign(e)
+        assert row["change_high"] - row["change_low"] == pytest.approx(e * np.log(1.2 / 0.8), rel=0.25)
     assert png.exists()
 
 
