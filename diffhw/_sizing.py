@@ -338,6 +338,27 @@ def _neighbours(x, allowed, k=2):
     return np.concatenate([below, above])
 
 
+def _rounding_candidates(x, allowed, n_vars, wide=12, spread=0.35):
+    """Whole-number designs near a relaxed point `x`: every combination of the two
+    allowed values on either side of each whole-number variable, plus, one variable at
+    a time, up to `wide` allowed values within ``x * (1 +- spread)`` (so when rounding
+    one variable tightens a budget, another can give back more than two steps, e.g. a
+    smaller batch for one HBM stack fewer). Continuous variables keep their values."""
+    near = [_neighbours(x[i], allowed[i]) if i in allowed else np.asarray([x[i]]) for i in range(n_vars)]
+    if int(np.prod([len(o) for o in near])) > _MAX_COMBINATIONS:
+        near = [_neighbours(x[i], allowed[i], k=1) if i in allowed else o for i, o in enumerate(near)]
+    out = list(itertools.product(*near))
+    for i in allowed:
+        a = allowed[i]
+        band = a[(a >= x[i] * (1 - spread)) & (a <= x[i] * (1 + spread))]
+        if len(band) > wide:
+            band = band[np.unique(np.linspace(0, len(band) - 1, wide).round().astype(int))]
+        options = [*near[:i], band, *near[i + 1:]]
+        if len(band) and int(np.prod([len(o) for o in options])) <= _MAX_COMBINATIONS:
+            out.extend(itertools.product(*options))
+    return out
+
+
 def size(
     design: Design,
     variables,
@@ -441,16 +462,15 @@ def size(
     allowed = {i: _allowed(design, v, base_leaves) for i, v in enumerate(variables) if v.integer}
     cands = []
     for s in order[: min(3, starts)]:
-        x = x_hist[s, best_idx[s]]
-        options = [_neighbours(x[i], allowed[i]) if i in allowed else np.asarray([x[i]])
-                   for i in range(len(variables))]
-        n = int(np.prod([len(o) for o in options]))
-        if n > _MAX_COMBINATIONS:
-            options = [_neighbours(x[i], allowed[i], k=1) if i in allowed else o for i, o in enumerate(options)]
-        cands.extend(itertools.product(*options))
+        cands.extend(_rounding_candidates(x_hist[s, best_idx[s]], allowed, len(variables)))
     cands = np.unique(np.asarray(cands, dtype=float), axis=0)
     cands = _valid_candidates(design, variables, cands, base_leaves)
-    cand_vals, cand_margins = _exact(base, var_spec, bounds, base_leaves, limits, jnp.asarray(cands))
+    # Evaluate in buckets of a power-of-two size so the exact check compiles rarely.
+    n = len(cands)
+    padded = np.concatenate([cands, np.repeat(cands[:1], (1 << max(n - 1, 1).bit_length()) - n, axis=0)])
+    cand_vals, cand_margins = _exact(base, var_spec, bounds, base_leaves, limits, jnp.asarray(padded))
+    cand_vals = {k: v[:n] for k, v in cand_vals.items()}
+    cand_margins = cand_margins[:n]
     cand_vals = {k: np.asarray(v) for k, v in cand_vals.items()}
     cand_margins = np.asarray(cand_margins)
     cand_obj = np.asarray(sum(w * s * np.log(np.maximum(cand_vals[n], 1e-300)) for n, w, s in terms))
@@ -559,7 +579,10 @@ def _search(base, spec: _Spec, base_leaves, lo, hi, limits, f0, z_starts):
     largest violation and the variables at every step, per start."""
     log_ratio = jnp.log(hi / lo)
     n_g = len(spec.bounds)
-    opt = optax.adam(spec.learning_rate)
+    # The step size decays by 0.7 per multiplier update: as the penalty stiffens, smaller
+    # steps settle on the active bounds instead of bouncing across them.
+    opt = optax.adam(optax.exponential_decay(spec.learning_rate, spec.inner, 0.7, staircase=True,
+                                             end_value=spec.learning_rate * 0.02))
     n_al = spec.outer * spec.inner
     k = jnp.arange(n_al + spec.restore)
     schedule = dict(

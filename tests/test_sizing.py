@@ -181,7 +181,7 @@ def test_kv_placement_in_hbf_is_limited_by_wear_out():
     d = diffhw.from_presets("b200-hbf", "llama-3.1-8b", chips=1, batch=64, input_tokens=4096, output_tokens=512)
     r = size(d, [variable("placement.kv_cache[1]", 1e-3, 1.0), variable("batch", 1, 1024)],
              "usd_per_million_tokens", ["tier_lifetime_margin>=0", "tpot_s<=0.05"],
-             starts=3, outer_steps=4, inner_steps=60)
+             starts=3, outer_steps=6, inner_steps=80)
     assert r.feasible and r.objective < r.objective_baseline
     share = r.chosen["placement.kv_cache[1]"]
     assert 1e-3 < share < 0.5
