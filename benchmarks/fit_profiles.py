@@ -21,6 +21,10 @@ Each name runs exactly ``diffhw calibrate diffhw/data/calibration/<name>.csv --p
 - ``published-2024.csv``: every usable row of ``published_measurements.csv`` (modern
   stacks: TensorRT-LLM, vLLM, llama.cpp, Hugging Face), the data the ``default``
   profile was chosen against.
+
+Every row carries its serving ``stack`` (from the source's ``software`` column:
+tensorrt-llm, vllm, llama.cpp, hf-transformers, saxml-jax, splitwise-2023), so that
+``diffhw calibrate DATA.csv --cv hardware --cv-within stack`` fits one profile per stack.
 """
 
 import argparse

@@ -92,6 +92,8 @@ CSV_COLUMNS = {
     "tpot_limit_ms": "max_output_tokens_per_s only: limit on TPOT, ms (default none)",
     "ttft_limit_ms": "max_output_tokens_per_s only: limit on TTFT, ms (default none)",
     "group": "a label for reports (default empty)",
+    "stack": "the serving software stack that measured the point, e.g. tensorrt-llm, vllm, llama.cpp "
+             "(default empty; `cross_validate(..., within=\"stack\")` folds within each stack)",
     "source": "where the number comes from (kept, not read)",
 }
 REQUIRED_COLUMNS = ("hardware", "model", "metric", "value", "batch", "input_tokens", "output_tokens")
@@ -126,6 +128,7 @@ class Measurement:
     id: str = ""
     group: str = ""
     source: str = ""
+    stack: str = ""
 
 
 # ------------------------------------------------------------------------------ loading
@@ -227,7 +230,7 @@ def load_points(path) -> list[Measurement]:
         points.append(Measurement(
             hardware=hw_name, model=model_name, metric=metric, value=value, batch=batch, input_tokens=isl,
             output_tokens=osl, **degrees, **prec, **limits, id=get("id") or f"row{i}", group=get("group"),
-            source=get("source"),
+            source=get("source"), stack=get("stack"),
         ))
     return points
 
@@ -241,7 +244,7 @@ def write_points(points, path):
     """Write `points` as a measurement CSV that `load_points` reads back (SI metrics)."""
     cols = ["id", "hardware", "model", "tp", "pp", "dp", "ep", "weight_precision", "activation_precision",
             "kv_precision", "batch", "input_tokens", "output_tokens", "metric", "value", "tpot_limit_ms",
-            "ttft_limit_ms", "group", "source"]
+            "ttft_limit_ms", "group", "source", "stack"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(cols)
@@ -588,10 +591,12 @@ def calibrate(
 class CrossValidation:
     """What `cross_validate` returns.
 
-    - `by`: ``"hardware"``, ``"model"`` or ``"group"``.
-    - `groups`: per held-out group: ``count``, ``median_abs_rel_err``,
-      ``mean_abs_rel_err`` of its points predicted by the profile fitted without it,
-      and that ``profile`` (values).
+    - `by`: ``"hardware"``, ``"model"``, ``"group"`` or ``"stack"``; `within`: None or
+      the field whose values partition the folds (e.g. ``"stack"``).
+    - `groups`: per held-out group (``"<within value>/<by value>"`` with `within`):
+      ``count``, ``median_abs_rel_err``, ``mean_abs_rel_err`` of its points predicted by
+      the profile fitted without it, and that ``profile`` (values); a ``note`` where the
+      fit could not stay within the group's partition.
     - `pooled`: the same statistics over every held-out prediction.
     - `points`, `measured`, `predicted`: per point, the held-out prediction.
     """
@@ -602,35 +607,56 @@ class CrossValidation:
     points: list
     measured: np.ndarray
     predicted: np.ndarray
+    within: str | None = None
+
+
+#: Fields `cross_validate` can fold by (``by``) or partition by (``within``).
+CV_FIELDS = ("hardware", "model", "group", "stack")
 
 
 def cross_validate(points, by="hardware", base_profile="default", fit=DEFAULT_FIT, steps: int = 300,
-                   learning_rate: float = 0.05, huber_delta: float = 0.0) -> CrossValidation:
+                   learning_rate: float = 0.05, huber_delta: float = 0.0, within: str | None = None
+                   ) -> CrossValidation:
     """Leave one group out: fit on the other points, predict the group left out.
 
-    Groups are the points' ``hardware``, ``model`` or ``group`` field (`by`). Every fold
-    reuses one compiled fit (the held-out points get zero weight), so a fold costs the
-    optimiser steps only. Other arguments as `calibrate`.
+    Groups are the points' ``hardware``, ``model``, ``group`` or ``stack`` field (`by`).
+    With `within` (e.g. ``"stack"``: one profile per software stack, as a user who knows
+    their stack would fit), the points are first partitioned by that field and each fold
+    fits only on its own partition's other points; a partition with a single `by` value
+    (nothing of its own left to fit on) is predicted by a fit on the other partitions
+    instead (noted in `groups`). Every fold reuses one compiled fit (the held-out points
+    get zero weight), so a fold costs the optimiser steps only. Other arguments as
+    `calibrate`.
 
     **Returns:** a `CrossValidation`.
     """
-    if by not in ("hardware", "model", "group"):
-        raise InputError("by", by, "hardware, model or group")
+    if by not in CV_FIELDS:
+        raise InputError("by", by, ", ".join(CV_FIELDS))
+    if within is not None and (within not in CV_FIELDS or within == by):
+        raise InputError("within", within, "None or one of " + ", ".join(f for f in CV_FIELDS if f != by))
     prob = _problem(points)
     keys = [getattr(p, by) for p in prob.points]
-    names = list(dict.fromkeys(keys))
-    if len(names) < 2:
-        raise InputError("by", by, f"a field with at least two distinct values (the points have {names})")
+    parts = [getattr(p, within) if within else "" for p in prob.points]
+    names = list(dict.fromkeys(zip(parts, keys)))
+    if len({k for _, k in names}) < 2 and len(set(parts)) < 2:
+        raise InputError("by", by, f"a field with at least two distinct values (the points have {sorted(set(keys))})")
+    part_arr, key_arr = np.asarray(parts, dtype=object), np.asarray(keys, dtype=object)
     predicted = np.full(len(prob.points), np.nan)
     groups = {}
-    for g in names:
-        held = np.asarray([k == g for k in keys])
-        if not (prob.fittable & ~held).any():
-            groups[g] = dict(error_stats([], []), profile=None, note="nothing left to fit on")
+    for part, g in names:
+        held = (part_arr == part) & (key_arr == g)
+        mask, note = (part_arr == part) & ~held, None
+        if within and not (prob.fittable & mask).any():
+            mask, note = part_arr != part, f"no other {by} in {within} {part!r}: fitted on the other {within}s"
+        label = f"{part}/{g}" if within else g
+        if not (prob.fittable & mask).any():
+            groups[label] = dict(error_stats([], []), profile=None, note="nothing left to fit on")
             continue
-        cal = calibrate(prob, base_profile, fit, steps, learning_rate, huber_delta, _mask=~held)
+        cal = calibrate(prob, base_profile, fit, steps, learning_rate, huber_delta, _mask=mask)
         predicted[held] = cal.predicted[held]
-        groups[g] = dict(error_stats(cal.predicted[held], cal.measured[held]), profile=cal.values())
+        groups[label] = dict(error_stats(cal.predicted[held], cal.measured[held]), profile=cal.values())
+        if note:
+            groups[label]["note"] = note
     measured = np.asarray([p.value for p in prob.points])
     return CrossValidation(by=by, groups=groups, pooled=error_stats(predicted, measured), points=prob.points,
-                           measured=measured, predicted=predicted)
+                           measured=measured, predicted=predicted, within=within)

@@ -2,7 +2,7 @@
 
 The CSV has one measured number per row (columns: ``diffhw.calibrate`` module's
 `CSV_COLUMNS`). The fitted profile is written as TOML (``--out``) that every command
-loads with ``--profile FILE.toml``; ``--cv hardware|model`` adds leave-one-group-out
+loads with ``--profile FILE.toml``; ``--cv hardware|model|group|stack`` (``--cv-within stack``) adds leave-one-group-out
 cross-validation. JSON keys (``--json``) are a public contract.
 """
 
@@ -35,7 +35,13 @@ def add_parser(subparsers, common):
     p.add_argument("--description", default=None, help="description stored in the profile TOML")
     p.add_argument("--steps", type=float, default=300, help="Adam steps (default: %(default)s)")
     p.add_argument("--learning-rate", type=float, default=0.05, help="Adam step size (default: %(default)s)")
-    p.add_argument("--cv", default=None, help="also cross-validate: leave one 'hardware' or 'model' out")
+    p.add_argument("--huber-delta", type=float, default=0.0,
+                   help="0: least squares on log error; > 0: pseudo-Huber beyond this log error, robust to "
+                   "outliers (default: %(default)s)")
+    p.add_argument("--cv", default=None,
+                   help="also cross-validate: leave one 'hardware', 'model', 'group' or 'stack' out")
+    p.add_argument("--cv-within", default=None,
+                   help="with --cv: fold within each value of this column, e.g. 'stack' (one fit per software stack)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -44,11 +50,17 @@ def _stats_json(s):
 
 
 def run(args):
-    from ._calibrate import calibrate, cross_validate, load_points
+    from ._calibrate import CV_FIELDS, calibrate, cross_validate, load_points
 
     fit = tuple(x.strip() for x in str(args.fit).split(",") if x.strip())
-    if args.cv is not None and args.cv not in ("hardware", "model"):
-        raise InputError("--cv", args.cv, "hardware or model")
+    if args.cv is not None and args.cv not in CV_FIELDS:
+        raise InputError("--cv", args.cv, " or ".join(CV_FIELDS))
+    if args.cv_within is not None and (args.cv is None or args.cv_within not in CV_FIELDS
+                                       or args.cv_within == args.cv):
+        raise InputError("--cv-within", args.cv_within,
+                         "with --cv, another of " + ", ".join(CV_FIELDS))
+    if not (math.isfinite(args.huber_delta) and args.huber_delta >= 0):
+        raise InputError("--huber-delta", args.huber_delta, "a finite number >= 0")
     steps = args.steps
     if not (math.isfinite(steps) and steps >= 1 and steps == int(steps)):
         raise InputError("--steps", steps, "a whole number >= 1")
@@ -74,12 +86,13 @@ def run(args):
     base = load_profile(args.base_profile, overrides=over)
     points = load_points(args.data)
     cal = calibrate(points, base_profile=base, fit=fit, steps=int(steps),
-                    learning_rate=args.learning_rate, name=args.profile)
+                    learning_rate=args.learning_rate, huber_delta=args.huber_delta, name=args.profile)
     command = (f"diffhw calibrate {shlex.quote(str(args.data))} --profile {shlex.quote(args.profile)} "
                f"--base-profile {shlex.quote(str(args.base_profile))} "
                + "".join(f"--set {shlex.quote(str(x))} " for x in args.set)
                + (f"--description {shlex.quote(args.description)} " if args.description else "") + f"--fit {','.join(fit)} --steps {int(steps)} "
-               f"--learning-rate {args.learning_rate:g}")
+               f"--learning-rate {args.learning_rate:g}"
+               + (f" --huber-delta {args.huber_delta:g}" if args.huber_delta else ""))
     toml = cal.to_toml(args.profile, args.description or "", fitted_on=str(args.data), command=command)
     if args.out:
         try:
@@ -90,7 +103,7 @@ def run(args):
     cv = None
     if args.cv:
         cv = cross_validate(points, by=args.cv, base_profile=base, fit=fit, steps=int(steps),
-                            learning_rate=args.learning_rate)
+                            learning_rate=args.learning_rate, huber_delta=args.huber_delta, within=args.cv_within)
     if args.json:
         out = {
             "profile": args.profile,
@@ -114,6 +127,7 @@ def run(args):
         if cv is not None:
             out["cross_validation"] = {
                 "by": cv.by,
+                "within": cv.within,
                 "groups": {g: dict(d, **_stats_json({k: d[k] for k in ("count", "median_abs_rel_err",
                                                                           "mean_abs_rel_err")}))
                            for g, d in cv.groups.items()},
@@ -130,10 +144,12 @@ def run(args):
     for n in cal.fit:
         print(f"    {n:<22} {float(getattr(cal.base_profile, n)):.4g} -> {cal.values()[n]:.4g}")
     if cv is not None:
-        print(f"  cross-validation, leave one {cv.by} out (error on the one left out):")
+        inside = f", within each {cv.within}" if cv.within else ""
+        print(f"  cross-validation, leave one {cv.by} out{inside} (error on the one left out):")
         for g, d in cv.groups.items():
             if d["count"]:
-                print(f"    {g:<28} n={d['count']:<4} median {d['median_abs_rel_err']:.1%}  mean {d['mean_abs_rel_err']:.1%}")
+                print(f"    {g:<28} n={d['count']:<4} median {d['median_abs_rel_err']:.1%}  mean {d['mean_abs_rel_err']:.1%}"
+                      + (f"  ({d['note']})" if d.get("note") else ""))
             else:
                 print(f"    {g:<28} {d.get('note', 'no points')}")
         if cv.pooled["count"]:

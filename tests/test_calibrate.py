@@ -119,6 +119,22 @@ def test_cross_validation_one_error_per_held_out_group(synthetic):
         diffhw.cross_validate(synthetic, by="model")
 
 
+def test_cross_validation_within_stack(synthetic):
+    """One fit per software stack: folds stay inside their stack; a stack with a single
+    chip is predicted by a fit on the other stacks (and says so). Robust loss on."""
+    import dataclasses
+
+    pts = [dataclasses.replace(p, stack="s2" if i >= 9 else "s1") for i, p in enumerate(synthetic)]
+    cv = diffhw.cross_validate(pts, by="hardware", within="stack", fit=FIT, steps=STEPS, huber_delta=0.02)
+    assert cv.within == "stack"
+    assert set(cv.groups) == {"s1/h100-sxm", "s1/h200-sxm", "s2/h200-sxm"}
+    assert cv.groups["s1/h200-sxm"]["count"] == 2 and cv.groups["s2/h200-sxm"]["count"] == 3
+    assert "other stacks" in cv.groups["s2/h200-sxm"]["note"] and "note" not in cv.groups["s1/h100-sxm"]
+    assert cv.pooled["count"] == len(pts) and cv.pooled["mean_abs_rel_err"] < 0.05
+    with pytest.raises(diffhw.InputError, match="within"):
+        diffhw.cross_validate(pts, by="hardware", within="hardware")
+
+
 def test_bad_arguments(synthetic):
     with pytest.raises(diffhw.InputError, match="fit"):
         diffhw.calibrate(synthetic, fit=("bandwidth_efficency",))
@@ -154,6 +170,11 @@ def test_load_points_reads_units_and_defaults(tmp_path):
     assert pts[0].metric == "tpot_s" and pts[0].value == pytest.approx(9.5e-3)
     assert pts[1].tp == 1 and pts[1].metric == "ttft_s"
     assert pts[0].weight_precision == pts[0].activation_precision == "bf16"
+    assert pts[0].stack == ""
+    stacked = diffhw.load_points(_write(tmp_path / "s.csv", [GOOD + ["vllm"]], HEADER + ["stack"]))
+    assert stacked[0].stack == "vllm"
+    _calibrate.write_points(stacked, tmp_path / "back.csv")
+    assert diffhw.load_points(tmp_path / "back.csv")[0].stack == "vllm"
 
 
 @pytest.mark.parametrize(
@@ -217,6 +238,9 @@ def test_cli_calibrate_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert main(["calibrate", str(good), "--fit", "bandwith"]) == 2
     assert "--fit" in capsys.readouterr().err
     assert main(["calibrate", str(good), "--cv", "colour"]) == 2
+    assert main(["calibrate", str(good), "--cv", "hardware", "--cv-within", "hardware"]) == 2
+    assert main(["calibrate", str(good), "--cv-within", "stack"]) == 2
+    assert main(["calibrate", str(good), "--huber-delta", "-1"]) == 2
     assert main(["calibrate", str(good), "--steps", "0"]) == 2
 
 
