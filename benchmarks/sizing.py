@@ -1,0 +1,504 @@
+"""Gradient sizing (``diffhw.size``) against black-box search on the same problems.
+
+For each sizing problem (a design, bounded variables, an objective to minimise, budgets)
+every method is run on the *exact* model (``tau = 0``: hard max and min, the same
+evaluation ``size`` re-checks its rounded candidates with): a point counts only if it
+meets every budget (and ``memory_margin >= 0``, which ``size`` always adds) exactly,
+with its whole-number variables (batch, chips) rounded to an allowed value.
+
+Best known = the lowest feasible objective any method found, its long runs included.
+For each method: the model evaluations and the wall time it needs to return a feasible
+design within 1% of that, and both as ratios to gradient sizing's.
+
+Methods:
+
+- **gradient**: ``diffhw.size`` on a ladder of budgets (starts x outer x inner steps,
+  smallest first); the first rung whose result is within 1% is the one reported
+  (hindsight, as for every method here). Evaluations = starts x steps as ``size``
+  reports them (each an evaluation *with its gradient*) plus the integer candidates it
+  re-checks exactly. The "adjusted" count charges each gradient step ``k``
+  evaluations, ``k`` = time(vmapped value_and_grad of the smooth objective and margins)
+  / time(vmapped exact evaluation), both jitted, measured here on this machine per
+  problem (the fastest of 30 calls each). Wall time = ``SizingResult.seconds`` of that
+  rung: its search compiles afresh (each budget is a new structure), tracing and XLA
+  compilation included; ``size``'s small exact-evaluation jits may already be cached by
+  an earlier rung. Its defaults (8 starts, 8 x 120 steps) are shown as a row
+  too, and are part of the long runs behind the best known.
+- **random**: log-uniform samples within the bounds, in vmapped batches of 1024;
+  evaluations until the running best feasible is within 1% (counted to the sample;
+  wall time to the end of its batch). Median over seeds.
+- **grid**: a full factorial grid, log-spaced per axis (whole-number axes deduplicated
+  after rounding), ``n = 2, 3, 4, 5, 6, 8, 10, 12, 15, ...`` points per axis (+25% a
+  step past 4), each grid on its own; the smallest ``n`` whose best feasible point is
+  within 1% is reported (that grid's size and time only, not the smaller ones before).
+- **CMA-ES** (the ``cma`` package): in the unit cube of the log-scaled bounds
+  (``x = lower * (upper / lower) ** u``), bounded by ``cma``'s ``bounds`` option,
+  starting from the baseline (as ``size``'s first start), ``sigma0 = 0.3``, default
+  population, IPOP restarts (population doubled) when it stops. Budgets by penalty:
+  fitness = log(objective) + 100 x sum of the log-ratio violations (a point over a
+  budget ranks by how far over), but only exactly feasible points count as found.
+  Each population is evaluated in one call of a jitted vmap (padded to a fixed size,
+  so it compiles once). Median over seeds.
+
+Black-box wall times include compiling their evaluator (one compile per method,
+reported once and added to each run), so every method is timed from a cold start.
+All seeds are fixed.
+
+Usage::
+
+    python benchmarks/sizing.py            # three problems (~6 minutes on 2 busy CPU cores)
+    python benchmarks/sizing.py --quick    # problems a and b, smaller budgets (~2 minutes)
+
+Progress goes to stderr; each problem's table is printed when it is done.
+"""
+
+import argparse
+import math
+import statistics
+import sys
+import time
+
+import cma
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import diffhw
+from diffhw import variable
+from diffhw._cli_size import DEFAULT_VARIABLES, SIZE_BATCH, SIZE_DEFAULTS
+
+GOAL = 20.0  # required ratio: best black-box evaluations / gradient evaluations
+WITHIN = 0.01  # "within 1% of the best known"
+PENALTY = 100.0  # CMA-ES penalty weight on log-ratio violations
+BATCH = 1024  # random-search batch
+GRID_CHUNK = 4096  # grid evaluation chunk
+CMA_PAD = 256  # CMA-ES population padded to this (one compile)
+
+#: size() budgets tried, smallest first: (starts, outer_steps, inner_steps).
+LADDER = ((1, 2, 10), (1, 2, 20), (2, 4, 20), (2, 4, 40), (4, 6, 80), (8, 8, 120))
+QUICK_LADDER = LADDER[:4]
+DEFAULTS = (8, 8, 120)  # diffhw.size's own defaults
+
+
+# --------------------------------------------------------------------------- problems
+
+
+class Problem:
+    """A design, its variables, one objective metric (minimised), and constraints."""
+
+    def __init__(self, key, title, design, variables, objective, constraints):
+        self.key, self.title, self.design = key, title, design
+        self.variables = tuple(variables)
+        self.objective = objective
+        self.constraints = tuple(diffhw.constraint(c) for c in constraints)
+        self.lo = np.asarray([v.lower for v in self.variables])
+        self.hi = np.asarray([v.upper for v in self.variables])
+        self.base_leaves = {p: diffhw.get_value(design, p) for v in self.variables if v.scale for p in v.paths}
+        self.allowed = {i: self._allowed(v) for i, v in enumerate(self.variables) if v.integer}
+        base = [1.0 if v.scale else float(diffhw.get_value(design, v.paths[0])) for v in self.variables]
+        self.baseline_u = np.clip(np.log(np.asarray(base) / self.lo) / np.log(self.hi / self.lo), 0.0, 1.0)
+
+    @property
+    def dim(self):
+        return len(self.variables)
+
+    def _allowed(self, v):
+        """Whole values within the bounds (for parallel degrees: those valid for the model)."""
+        values = v.choices or tuple(float(k) for k in range(math.ceil(v.lower), math.floor(v.upper) + 1))
+        if any(p.startswith("parallelism.") for p in v.paths):
+            ok = []
+            for k in values:
+                d = diffhw.set_values(self.design, {p: k for p in v.paths})
+                try:
+                    diffhw.validate_parallelism(self.design.model, d.parallelism)
+                except diffhw.InputError:
+                    continue
+                ok.append(k)
+            values = ok
+        return np.asarray(values, dtype=float)
+
+    def decode(self, u):
+        """Unit-cube points (n, d) -> variable values, whole-number variables snapped to
+        the nearest allowed value."""
+        x = self.lo * (self.hi / self.lo) ** np.clip(u, 0.0, 1.0)
+        for i, allowed in self.allowed.items():
+            x[:, i] = allowed[np.abs(allowed[None, :] - x[:, i : i + 1]).argmin(axis=1)]
+        return x
+
+    def values(self, x, tau):
+        """Metric values of the design at variable values `x` (traceable)."""
+        leaves = {}
+        for i, v in enumerate(self.variables):
+            for p in v.paths:
+                leaves[p] = x[i] * self.base_leaves[p] if v.scale else x[i]
+        return diffhw.design_values(diffhw.set_values(self.design, leaves), tau)
+
+    def violation(self, vals):
+        """Sum of constraint violations (log ratio for positive metrics, difference for
+        memory_margin), 0 when every budget is met; as `diffhw.size` measures margins."""
+        total = jnp.maximum(-vals["memory_margin"], 0.0)
+        for c in self.constraints:
+            m = vals[c.metric]
+            for bound, sign in ((c.upper, 1.0), (c.lower, -1.0)):
+                if bound is None:
+                    continue
+                if c.metric in ("memory_margin", "tier_lifetime_margin") or bound <= 0:
+                    g = sign * (bound - m)
+                else:
+                    g = sign * (jnp.log(bound) - jnp.log(jnp.maximum(m, 1e-30)))
+                total = total + jnp.maximum(-g, 0.0)
+        return total
+
+
+def problems(quick):
+    out = []
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-8b", chips=1, batch=16, input_tokens=1024, output_tokens=256)
+    out.append(Problem(
+        "a", "llama-3.1-8b, 1 x H100: memory bandwidth, batch; tpot <= 12 ms, peak power <= 800 W",
+        d, [variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256)],
+        "usd_per_million_tokens", ["tpot_s<=0.012", "peak_power_w<=800"]))
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-70b", tp=8, batch=32, input_tokens=2048, output_tokens=256)
+    out.append(Problem(
+        "b", "llama-3.1-70b, 8 x H100 (tp 8): compute, mem bw, mem cap, SRAM, link bw, batch; "
+             "tpot <= 30 ms, area <= 858 mm2, power <= 1000 W per chip",
+        d, [variable("compute", 0.25, 4.0), variable("memory_bandwidth", 1e12, 2e13),
+            variable("memory_capacity", 4e10, 4e11), variable("sram", 1e7, 1e9),
+            variable("link_bandwidth", 5e10, 3.6e12), variable("batch", 1, 512)],
+        "usd_per_million_tokens", ["tpot_s<=0.03", "chip_area_mm2<=858", "peak_power_w<=1000"]))
+    if not quick:
+        d = diffhw.from_presets(batch=SIZE_BATCH, **SIZE_DEFAULTS)
+        vs = [variable(n, lo, hi, paths=("parallelism.tp", "parallelism.ep") if n == "chips" else None)
+              for n, lo, hi, _ in DEFAULT_VARIABLES]
+        out.append(Problem(
+            "c", "'diffhw size' main job: deepseek-v3 fp8 32K context on H200, 7 variables incl. chips; "
+                 "tpot <= 50 ms, area <= 858 mm2, power <= 1000 W per chip",
+            d, vs, "usd_per_million_tokens", ["tpot_s<=0.05", "chip_area_mm2<=858", "peak_power_w<=1000"]))
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class Evaluator:
+    """Exact (tau = 0) objective and feasibility of batches of variable values, through
+    one freshly jitted vmap per instance (its compile time is `compile_s`)."""
+
+    def __init__(self, prob, batch):
+        self.prob, self.batch, self.count = prob, batch, 0
+
+        def one(x):
+            vals = prob.values(x, 0.0)
+            return vals[prob.objective], prob.violation(vals)
+
+        self._f = jax.jit(jax.vmap(one))
+        t0 = time.perf_counter()
+        jax.block_until_ready(self._f(jnp.asarray(np.tile(prob.lo, (batch, 1)))))
+        self.compile_s = time.perf_counter() - t0
+
+    def __call__(self, x):
+        """(objective, violation, feasible) of the rows of `x` (any number of rows)."""
+        n = len(x)
+        objs, viols = [], []
+        for s in range(0, n, self.batch):
+            chunk = x[s : s + self.batch]
+            pad = np.concatenate([chunk, np.tile(chunk[-1:], (self.batch - len(chunk), 1))])
+            o, v = self._f(jnp.asarray(pad))
+            objs.append(np.asarray(o)[: len(chunk)])
+            viols.append(np.asarray(v)[: len(chunk)])
+        self.count += n
+        obj, viol = np.concatenate(objs).astype(float), np.concatenate(viols).astype(float)
+        return obj, viol, (viol <= 0.0) & np.isfinite(obj) & (obj > 0)
+
+
+def gradient_cost_factor(prob, batch=256, repeats=30):
+    """k = time(value_and_grad of the smooth objective + penalised margins) /
+    time(exact evaluation), both jitted and vmapped over `batch` points, per point; the
+    fastest of `repeats` calls each (the least disturbed by other load on the machine)."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(prob.decode(rng.random((batch, prob.dim))))
+
+    def exact(x):
+        vals = prob.values(x, 0.0)
+        return vals[prob.objective], prob.violation(vals)
+
+    def smooth(x):
+        vals = prob.values(x, diffhw.DEFAULT_TAU)
+        return jnp.log(vals[prob.objective]) + PENALTY * prob.violation(vals) ** 2
+
+    f = jax.jit(jax.vmap(exact))
+    g = jax.jit(jax.vmap(jax.value_and_grad(smooth)))
+    times = {}
+    for name, fn in (("value", f), ("value_and_grad", g)):
+        jax.block_until_ready(fn(x))
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(x))
+            ts.append(time.perf_counter() - t0)
+        times[name] = min(ts)
+    return times["value_and_grad"] / times["value"], times["value"] / batch
+
+
+# --------------------------------------------------------------------------- methods
+# Each returns a trace: a list of (evaluations, seconds, best feasible objective so far).
+
+
+def run_gradient(prob, starts, outer, inner, seed=0):
+    r = diffhw.size(prob.design, prob.variables, prob.objective, prob.constraints,
+                    starts=starts, outer_steps=outer, inner_steps=inner, seed=seed)
+    obj = r.objective if r.feasible else math.inf
+    return {"evals": r.evaluations + r.candidates, "grad_evals": r.evaluations, "candidates": r.candidates,
+            "seconds": r.seconds, "objective": obj, "config": f"{starts}x({outer}x{inner}+restore)"}
+
+
+def run_random(prob, ev, max_evals, seed):
+    rng = np.random.default_rng(seed)
+    best, trace, t0 = math.inf, [], time.perf_counter()
+    done = 0
+    while done < max_evals:
+        obj, _, ok = ev(prob.decode(rng.random((BATCH, prob.dim))))
+        running = np.minimum.accumulate(np.where(ok, obj, math.inf))
+        elapsed = time.perf_counter() - t0 + ev.compile_s
+        improved = np.flatnonzero(running < best)
+        for i in improved:  # keep only improvements (counted to the sample)
+            trace.append((done + i + 1, elapsed, float(running[i])))
+        best = min(best, float(running[-1]))
+        done += BATCH
+    return trace, done
+
+
+def grid_sizes(prob, max_evals):
+    """Resolutions n = 2, 3, ... growing by 25% a step once past 4 (so the grids' total
+    stays a small multiple of the largest), up to `max_evals` points."""
+    out, n = [], 2
+    while True:
+        axes = _grid_axes(prob, n)
+        size = int(np.prod([len(a) for a in axes]))
+        if size > max_evals:
+            return out
+        out.append((n, axes, size))
+        n = max(n + 1, round(n * 1.25))
+
+
+def _grid_axes(prob, n):
+    axes = []
+    for i in range(prob.dim):
+        u = np.linspace(0.0, 1.0, n)[:, None] * np.ones((1, prob.dim))
+        axes.append(np.unique(prob.decode(u)[:, i]))
+    return axes
+
+
+def run_grid(prob, ev, max_evals):
+    """One result per resolution: (evaluations, seconds, best feasible objective)."""
+    results = []
+    for n, axes, size in grid_sizes(prob, max_evals):
+        t0 = time.perf_counter()
+        x = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
+        obj, _, ok = ev(x)
+        best = float(np.min(np.where(ok, obj, math.inf)))
+        results.append((size, time.perf_counter() - t0 + ev.compile_s, best, n))
+    return results
+
+
+def run_cma(prob, ev, max_evals, seed):
+    """IPOP-CMA-ES in the unit cube; returns the improvement trace and evaluations used."""
+    rng = np.random.default_rng(seed)
+    best, trace, done, popsize, t0 = math.inf, [], 0, None, time.perf_counter()
+    x0 = prob.baseline_u.copy()
+    while done < max_evals:
+        opts = {"bounds": [0.0, 1.0], "seed": int(rng.integers(1, 2**31)), "verbose": -9,
+                "maxfevals": max_evals - done, "tolfun": 1e-9, "tolx": 1e-7}
+        if popsize is not None:
+            opts["popsize"] = popsize
+        es = cma.CMAEvolutionStrategy(x0, 0.3, opts)
+        popsize = es.popsize
+        while not es.stop() and done < max_evals:
+            u = np.asarray(es.ask())
+            obj, viol, ok = ev(prob.decode(u))
+            fitness = np.where(np.isfinite(obj) & (obj > 0), np.log(np.maximum(obj, 1e-300)), 1e3) + PENALTY * viol
+            es.tell(list(u), list(fitness))
+            elapsed = time.perf_counter() - t0 + ev.compile_s
+            for i in range(len(u)):
+                if ok[i] and obj[i] < best:
+                    best = float(obj[i])
+                    trace.append((done + i + 1, elapsed, best))
+            done += len(u)
+        popsize = min(2 * popsize, CMA_PAD)
+        x0 = rng.random(prob.dim)
+    return trace, done
+
+
+def first_within(trace, target):
+    """(evaluations, seconds) of the first trace entry at or below `target`, or None."""
+    for evals, secs, best in trace:
+        if best <= target:
+            return evals, secs
+    return None
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _progress(t0, what):
+    print(f"  [{time.perf_counter() - t0:6.1f} s] {what}", file=sys.stderr, flush=True)
+
+
+def run(quick):
+    """Run every problem; yields one result dict per problem as it finishes."""
+    seeds = (0, 1) if quick else (0, 1, 2)
+    max_random = 2**16 if quick else 2**21
+    max_grid = 2**16 if quick else 2**21
+    max_cma = 10_000 if quick else 20_000
+    ladder = QUICK_LADDER if quick else LADDER
+    for prob in problems(quick):
+        t_prob = time.perf_counter()
+        _progress(t_prob, f"problem {prob.key}")
+        k, t_eval = gradient_cost_factor(prob)
+        _progress(t_prob, f"gradient cost factor k = {k:.2f}")
+        # Gradient: the ladder, smallest budget first; the defaults always (long run) in a
+        # full run, so the best known includes them.
+        grad_runs = {}
+        if not quick:
+            grad_runs[DEFAULTS] = run_gradient(prob, *DEFAULTS)
+            _progress(t_prob, "size() defaults")
+        # Black-box long runs.
+        ev = Evaluator(prob, BATCH)
+        rnd = [run_random(prob, ev, max_random, s) for s in seeds]
+        _progress(t_prob, "random search")
+        ev_grid = Evaluator(prob, GRID_CHUNK)
+        grid = run_grid(prob, ev_grid, max_grid)
+        _progress(t_prob, "grid")
+        ev_cma = Evaluator(prob, CMA_PAD)
+        cmas = [run_cma(prob, ev_cma, max_cma, s) for s in seeds]
+        _progress(t_prob, "CMA-ES")
+        bests = [r["objective"] for r in grad_runs.values()]
+        bests += [t[-1][2] for t, _ in rnd + cmas if t] + [g[2] for g in grid]
+        # Ladder until a rung reaches within 1% of the best known so far (the rung may
+        # lower the best known; the check is repeated against the final value below).
+        for cfg in ladder:
+            if cfg not in grad_runs:
+                grad_runs[cfg] = run_gradient(prob, *cfg)
+                _progress(t_prob, f"size() {grad_runs[cfg]['config']}: {grad_runs[cfg]['objective']:.6g}")
+            bests.append(grad_runs[cfg]["objective"])
+            if grad_runs[cfg]["objective"] <= min(bests) * (1 + WITHIN):
+                break
+        best = min(bests)
+        target = best * (1 + WITHIN)
+        rows = []
+        grad_hit = next((grad_runs[c] for c in ladder if c in grad_runs and grad_runs[c]["objective"] <= target),
+                        None)
+        g = grad_hit
+        missed = [grad_runs[c] for c in ladder if c in grad_runs and grad_runs[c]["objective"] > target
+                  and (g is None or grad_runs[c]["evals"] < g["evals"])]
+        missed_note = "; smaller budgets missed: " + ", ".join(
+            f"{m['evals']:,} evals {m['objective'] / best - 1:+.1%}" for m in missed) if missed else ""
+        if g is not None:
+            adj = k * g["grad_evals"] + g["candidates"]
+            rows.append(dict(method=f"gradient, size() {g['config']}", evals=g["evals"], adjusted=adj,
+                             seconds=g["seconds"],
+                             note=f"{g['grad_evals']:,} value+grad + {g['candidates']} exact{missed_note}"))
+        else:
+            rows.append(dict(method="gradient, size() ladder", evals=None, seconds=None,
+                             note=f"not reached within {ladder[-1]}{missed_note}"))
+        if DEFAULTS in grad_runs:
+            d = grad_runs[DEFAULTS]
+            ok = d["objective"] <= target
+            rows.append(dict(method=f"gradient, size() defaults {d['config']}", evals=d["evals"] if ok else None,
+                             adjusted=k * d["grad_evals"] + d["candidates"], seconds=d["seconds"] if ok else None,
+                             note=f"objective {d['objective']:.5g}" + ("" if ok else ", NOT within 1%")))
+        for name, runs, cap in (("random search", rnd, max_random), ("CMA-ES (IPOP, penalty)", cmas, max_cma)):
+            hits = [first_within(t, target) for t, _ in runs]
+            got = [h for h in hits if h is not None]
+            if len(got) == len(hits):
+                rows.append(dict(method=f"{name}, median of {len(runs)}",
+                                 evals=statistics.median(h[0] for h in got),
+                                 seconds=statistics.median(h[1] for h in got),
+                                 note="per seed: " + ", ".join(f"{h[0]:,}" for h in got)))
+            else:
+                rows.append(dict(method=f"{name}, median of {len(runs)}", evals=None, seconds=None,
+                                 note=f"not reached within {cap:,} in {len(hits) - len(got)} of {len(hits)} seeds"
+                                      + (" (reached: " + ", ".join(f"{h[0]:,}" for h in got) + ")" if got else "")))
+        hit = next((gr for gr in grid if gr[2] <= target), None)
+        if hit is not None:
+            rows.append(dict(method="grid", evals=hit[0], seconds=hit[1],
+                             note=f"{hit[3]} points per axis (deduplicated)"))
+        else:
+            largest = grid[-1] if grid else None
+            rows.append(dict(method="grid", evals=None, seconds=None,
+                             note=f"not reached within {max_grid:,}"
+                                  + (f" (largest {largest[3]} per axis, {largest[0]:,} points, "
+                                     f"{largest[2] / best - 1:+.1%})" if largest else "")))
+        yield dict(problem=prob, best=best, k=k, t_eval=t_eval, rows=rows,
+                   compile_s=(ev.compile_s, ev_grid.compile_s, ev_cma.compile_s),
+                   seconds=time.perf_counter() - t_prob)
+
+
+def _num(x, fmt="{:,.0f}"):
+    return "-" if x is None else fmt.format(x)
+
+
+def header(quick):
+    return (f"diffhw sizing benchmark ({'quick' if quick else 'full'}; JAX {jax.__version__}, "
+            f"{jax.default_backend()}; target: feasible, within {WITHIN:.0%} of the best known)\n")
+
+
+def format_problem(r):
+    """The table of one problem and its verdict line."""
+    lines = []
+    p = r["problem"]
+    grad = r["rows"][0]
+    lines.append(f"({p.key}) {p.title}")
+    lines.append(f"    {p.dim} variables; best known {p.objective} = {r['best']:.6g}; gradient cost factor "
+                 f"k = {r['k']:.2f} exact evaluations per value_and_grad ({r['t_eval'] * 1e6:.2f} us per exact "
+                 f"evaluation vmapped); evaluator compile {max(r['compile_s']):.1f} s")
+    head = (f"    {'method':<44} {'evals to 1%':>12} {'wall s':>8} {'evals/grad':>11} "
+            f"{'evals/grad adj':>15} {'wall/grad':>10}  note")
+    lines += [head, "    " + "-" * (len(head) - 4)]
+    best_bb = None
+    for row in r["rows"]:
+        ratio = adj = wall = None
+        if row["evals"] is not None and grad["evals"] is not None:
+            ratio = row["evals"] / grad["evals"]
+            adj = row["evals"] / grad["adjusted"]
+            wall = row["seconds"] / grad["seconds"]
+            if not row["method"].startswith("gradient") and (best_bb is None or row["evals"] < best_bb[1]):
+                best_bb = (row["method"], row["evals"], ratio, adj)
+        ev = "not reached" if row["evals"] is None else _num(row["evals"])
+        if row["method"].startswith("gradient") and row["evals"] is not None:
+            row["note"] += f"; k-adjusted {row['adjusted']:,.0f}"
+        lines.append(f"    {row['method']:<44} {ev:>12} {_num(row['seconds'], '{:.2f}'):>8} "
+                     f"{_num(ratio, '{:.1f}x'):>11} {_num(adj, '{:.1f}x'):>15} {_num(wall, '{:.3f}x'):>10}  "
+                     f"{row['note']}")
+    if grad["evals"] is None:
+        verdict = f"({p.key}) gradient sizing did not reach 1% of the best known: goal NOT met"
+    elif best_bb is None:
+        verdict = (f"({p.key}) no black-box method reached 1% within its budget; gradient did with "
+                   f"{grad['evals']:,} evaluations: goal met (lower bound on the ratio)")
+    else:
+        name, evals, ratio, adj = best_bb
+        met = "met" if ratio >= GOAL else "NOT met"
+        met_adj = "met" if adj >= GOAL else "NOT met"
+        verdict = (f"({p.key}) best black-box: {name} with {evals:,.0f} evaluations = {ratio:.1f}x the "
+                   f"gradient's (goal {GOAL:g}x {met}); charging gradients k = {r['k']:.2f}: {adj:.1f}x "
+                   f"({met_adj})")
+    lines.append(f"    ({r['seconds']:.0f} s for this problem)")
+    lines.append("")
+    return "\n".join(lines), verdict
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="problems a and b, smaller budgets and ladder")
+    args = parser.parse_args(argv)
+    print(header(args.quick), flush=True)
+    verdicts = []
+    for r in run(args.quick):
+        text, verdict = format_problem(r)
+        print(text, flush=True)
+        verdicts.append(verdict)
+    print(f"Goal: at least {GOAL:g}x fewer model evaluations than the best black-box method.")
+    print("\n".join("  " + v for v in verdicts))
+
+
+if __name__ == "__main__":
+    main()
