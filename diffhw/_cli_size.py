@@ -239,8 +239,9 @@ def _run_sensitivity(args):
 
         raise InputError("--metric", args.metric, "one of " + ", ".join(names), _close(args.metric, names))
     notes = []
-    if args.batch is None and float(design_values(design)["memory_margin"]) < 0:
-        fit = float(design_values(design)["max_batch"])
+    values = design_values(design) if args.batch is None else None
+    if values is not None and float(values["memory_margin"]) < 0:
+        fit = float(values["max_batch"])
         if fit < 1:
             raise InputError("--chips", float(design.parallelism.chips), "enough chips to hold the model's weights")
         design = _base_design(args, fit)

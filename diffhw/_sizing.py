@@ -293,16 +293,6 @@ def _margins(vals, bounds, limits, slack=0.0):
     return jnp.stack(out) if out else jnp.zeros((0,))
 
 
-def _bound_labels(constraints):
-    out = []
-    for c in constraints:
-        if c.upper is not None:
-            out.append((c, "upper", c.upper))
-        if c.lower is not None:
-            out.append((c, "lower", c.lower))
-    return out
-
-
 def _objective(vals, terms):
     return sum(w * s * _smooth.safe_log(vals[n]) for n, w, s in terms)
 
@@ -310,20 +300,12 @@ def _objective(vals, terms):
 def _allowed(design, v: Variable, base_leaves):
     """Whole values a variable may take: its choices, else the integers in its bounds that
     make a valid design (parallel degrees are checked against the model)."""
-    from ._workload import validate_parallelism
 
     values = v.choices or tuple(float(k) for k in range(int(np.ceil(v.lower)), int(np.floor(v.upper)) + 1))
     if not values:
         raise InputError(f"variable {v.name}: bounds", f"{v.lower:g}:{v.upper:g}", "a range holding a whole number")
     if any(p.startswith("parallelism.") for p in v.paths) and len(values) <= 4096:
-        ok = []
-        for k in values:
-            d = _apply(design, (v,), [k], base_leaves)
-            try:
-                validate_parallelism(design.model, d.parallelism)
-            except InputError:
-                continue
-            ok.append(k)
+        ok = [k for k in values if _valid(design, (v,), [k], base_leaves)]
         if not ok:
             raise InputError(f"variable {v.name}", f"{v.lower:g}:{v.upper:g}",
                              "bounds that hold a parallel degree valid for the model")
@@ -483,16 +465,15 @@ def size(
     chosen_vals = {k: float(v[pick]) for k, v in cand_vals.items()}
     relaxed_vals = _values(base, var_spec, base_leaves, jnp.asarray(relaxed_x), 0)
 
-    labels = _bound_labels(constraints)
-    margins = {_label(c, kind, b): float(cand_margins[pick, j]) for j, (c, kind, b) in enumerate(labels)}
+    labels = [_label(metric, sign, limit) for (metric, sign, _), limit in zip(bounds, limits.tolist(), strict=True)]
+    margins = dict(zip(labels, map(float, cand_margins[pick]), strict=True))
     violations = ()
     if not feasible.any():
-        # Per bound, the best margin any candidate reached.
-        best_margin = cand_margins.max(axis=0)
-        violations = tuple(
-            _violation_line(c, kind, b, best_margin[j]) for j, (c, kind, b) in enumerate(labels) if best_margin[j] < 0
-        ) or tuple(_violation_line(c, kind, b, cand_margins[pick, j])
-                   for j, (c, kind, b) in enumerate(labels) if cand_margins[pick, j] < 0)
+        # Per bound, the best margin any candidate reached; if each bound alone is met
+        # by some candidate, the chosen (least violating) one's misses.
+        best = cand_margins.max(axis=0)
+        shown = best if (best < 0).any() else cand_margins[pick]
+        violations = tuple(_violation_line(labels[j], bounds[j][2], shown[j]) for j in np.flatnonzero(shown < 0))
 
     def reported(f_log):
         """The objective in the metric's unit for one term; else the weighted geometric
@@ -629,33 +610,31 @@ def _search(base, spec: _Spec, base_leaves, lo, hi, limits, f0, z_starts):
     return jax.vmap(run_one)(z_starts)
 
 
-def _label(c, kind, bound):
-    return f"{c.metric} {'<=' if kind == 'upper' else '>='} {bound:g}"
+def _label(metric, sign, limit):
+    return f"{metric} {'<=' if sign > 0 else '>='} {limit:g}"
 
 
-def _violation_line(c, kind, bound, margin):
-    op = "<=" if kind == "upper" else ">="
-    if c.metric in SIGNED or bound <= 0:
-        how = f"misses by {-margin:.3g}"
-    else:
-        how = f"misses by {np.expm1(-margin) * 100:.1f}%"
-    return f"{c.metric} {op} {bound:g}: the best design found {how}"
+def _violation_line(label, log, margin):
+    how = f"misses by {np.expm1(-margin) * 100:.1f}%" if log else f"misses by {-margin:.3g}"
+    return f"{label}: the best design found {how}"
+
+
+def _valid(design, variables, x, base_leaves):
+    """Whether the parallel degrees of `design` with `variables` at `x` fit the model."""
+    from ._workload import validate_parallelism
+
+    try:
+        validate_parallelism(design.model, _apply(design, variables, x, base_leaves).parallelism)
+    except InputError:
+        return False
+    return True
 
 
 def _valid_candidates(design, variables, cands, base_leaves):
     """Drop rounded designs whose parallel degrees do not fit the model together."""
-    from ._workload import validate_parallelism
-
     if not any(p.startswith("parallelism.") for v in variables for p in v.paths):
         return cands
-    keep = []
-    for row in cands:
-        d = _apply(design, variables, row, base_leaves)
-        try:
-            validate_parallelism(design.model, d.parallelism)
-        except InputError:
-            continue
-        keep.append(row)
+    keep = [row for row in cands if _valid(design, variables, row, base_leaves)]
     if not keep:
         raise InputError("variables", [v.name for v in variables],
                          "bounds whose whole values give a valid parallelism for the model")
