@@ -13,17 +13,21 @@ design within 1% of that, and both as ratios to gradient sizing's.
 Methods:
 
 - **gradient**: ``diffhw.size`` on a ladder of budgets (starts x outer x inner steps,
-  smallest first); the first rung whose result is within 1% is the one reported
-  (hindsight, as for every method here). Evaluations = starts x steps as ``size``
-  reports them (each an evaluation *with its gradient*) plus the integer candidates it
-  re-checks exactly. The "adjusted" count charges each gradient step ``k``
-  evaluations, ``k`` = time(vmapped value_and_grad of the smooth objective and margins)
-  / time(vmapped exact evaluation), both jitted, measured here on this machine per
-  problem (the fastest of 30 calls each). Wall time = ``SizingResult.seconds`` of that
-  rung: its search compiles afresh (each budget is a new structure), tracing and XLA
-  compilation included; ``size``'s small exact-evaluation jits may already be cached by
-  an earlier rung. Its defaults (8 starts, 8 x 120 steps) are shown as a row
-  too, and are part of the long runs behind the best known.
+  smallest first), once with its default inner optimiser (Adam) and once with
+  ``method="lbfgs"`` (L-BFGS with a zoom line search, a shorter ladder); for each, the
+  first rung whose result is within 1% is the one reported (hindsight, as for every
+  method here), and ratios are to the one of the two that needed fewer evaluations.
+  Evaluations = the model evaluations ``size`` reports (each *with its gradient*: one
+  per Adam step; per L-BFGS step one plus every line-search trial, none while a start
+  is settled) plus the integer candidates it re-checks exactly. The "adjusted" count
+  charges each gradient evaluation ``k`` evaluations, ``k`` = time(vmapped
+  value_and_grad of the smooth objective and margins) / time(vmapped exact evaluation),
+  both jitted, measured here on this machine per problem (the fastest of 30 calls
+  each). Wall time = ``SizingResult.seconds`` of that rung: its search compiles afresh
+  (each budget is a new structure), tracing and XLA compilation included; ``size``'s
+  small exact-evaluation jits may already be cached by an earlier rung. Its defaults
+  (8 starts, 8 x 120 steps) are shown as a row too, and are part of the long runs
+  behind the best known.
 - **random**: log-uniform samples within the bounds, in vmapped batches of 1024;
   evaluations until the running best feasible is within 1% (counted to the sample;
   wall time to the end of its batch). Median over seeds.
@@ -46,8 +50,9 @@ All seeds are fixed.
 
 Usage::
 
-    python benchmarks/sizing.py            # three problems (~6 minutes on 2 busy CPU cores)
-    python benchmarks/sizing.py --quick    # problems a and b, smaller budgets (~2 minutes)
+    python benchmarks/sizing.py                 # four problems (~25 minutes on 2 CPU cores)
+    python benchmarks/sizing.py --quick         # problems a and b, smaller budgets (~5 minutes)
+    python benchmarks/sizing.py --quick --problems a,b,d   # any problems, quick budgets
 
 Progress goes to stderr; each problem's table is printed when it is done.
 """
@@ -77,6 +82,10 @@ CMA_PAD = 256  # CMA-ES population padded to this (one compile)
 #: size() budgets tried, smallest first: (starts, outer_steps, inner_steps).
 LADDER = ((1, 2, 10), (1, 2, 20), (2, 4, 20), (2, 4, 40), (4, 6, 80), (8, 8, 120))
 QUICK_LADDER = LADDER[:4]
+#: The same for size(method="lbfgs"): fewer steps per rung (each may cost several
+#: evaluations: line-search trials are counted).
+LBFGS_LADDER = ((1, 1, 10), (1, 2, 10), (1, 2, 20), (2, 3, 20), (4, 4, 30))
+QUICK_LBFGS_LADDER = LBFGS_LADDER[:3]
 DEFAULTS = (8, 8, 120)  # diffhw.size's own defaults
 
 
@@ -173,6 +182,23 @@ def problems(quick):
             "c", "'diffhw size' main job: deepseek-v3 fp8 32K context on H200, 7 variables incl. chips; "
                  "tpot <= 50 ms, area <= 858 mm2, power <= 1000 W per chip",
             d, vs, "usd_per_million_tokens", ["tpot_s<=0.05", "chip_area_mm2<=858", "peak_power_w<=1000"]))
+        d = diffhw.from_presets("b200-hbf", "llama-3.1-405b", tp=8, batch=16, input_tokens=32768,
+                                output_tokens=1024, precision="fp8", shared_context_tokens=16384)
+        out.append(Problem(
+            "d", "HBM + HBF (b200-hbf), llama-3.1-405b fp8, 32K context (16K shared), 8 chips: compute, HBM bw "
+                 "and capacity, SRAM, link bw and latency, HBF capacity, bandwidth and prefetch buffer, weights "
+                 "and shared context in HBF, batch; tpot <= 50 ms, area <= 2200 mm2, power <= 2100 W per chip, "
+                 "HBF lifetime",
+            d, [variable("compute", 0.25, 4.0), variable("memory_bandwidth", 1e12, 2e13),
+                variable("memory_capacity", 2e10, 4e11), variable("sram", 1e7, 1e9),
+                variable("link_bandwidth", 1e11, 3.6e12), variable("link_latency", 1e-7, 5e-6),
+                variable("hardware.tiers[0].capacity_bytes", 1e11, 8e12),
+                variable("hardware.tiers[0].read_bandwidth_bytes_per_s", 1e12, 3e13),
+                variable("hardware.tiers[0].prefetch_buffer_bytes", 1e6, 2e8),
+                variable("placement.weights[1]", 0.01, 0.99), variable("placement.context[1]", 0.01, 0.99),
+                variable("batch", 1, 512)],
+            "usd_per_million_tokens",
+            ["tpot_s<=0.05", "chip_area_mm2<=2200", "peak_power_w<=2100", "tier_lifetime_margin>=0"]))
     return out
 
 
@@ -243,12 +269,13 @@ def gradient_cost_factor(prob, batch=256, repeats=30):
 # Each returns a trace: a list of (evaluations, seconds, best feasible objective so far).
 
 
-def run_gradient(prob, starts, outer, inner, seed=0):
+def run_gradient(prob, starts, outer, inner, seed=0, method="adam"):
     r = diffhw.size(prob.design, prob.variables, prob.objective, prob.constraints,
-                    starts=starts, outer_steps=outer, inner_steps=inner, seed=seed)
+                    starts=starts, outer_steps=outer, inner_steps=inner, seed=seed, method=method)
     obj = r.objective if r.feasible else math.inf
     return {"evals": r.evaluations + r.candidates, "grad_evals": r.evaluations, "candidates": r.candidates,
-            "seconds": r.seconds, "objective": obj, "config": f"{starts}x({outer}x{inner}+restore)"}
+            "seconds": r.seconds, "objective": obj, "config": f"{starts}x({outer}x{inner}+restore)",
+            "method": method}
 
 
 def run_random(prob, ev, max_evals, seed):
@@ -343,14 +370,18 @@ def _progress(t0, what):
     print(f"  [{time.perf_counter() - t0:6.1f} s] {what}", file=sys.stderr, flush=True)
 
 
-def run(quick):
-    """Run every problem; yields one result dict per problem as it finishes."""
+def run(quick, only=None):
+    """Run every problem (or those whose key is in `only`); yields one result dict per
+    problem as it finishes."""
     seeds = (0, 1) if quick else (0, 1, 2)
     max_random = 2**16 if quick else 2**21
     max_grid = 2**16 if quick else 2**21
     max_cma = 10_000 if quick else 20_000
     ladder = QUICK_LADDER if quick else LADDER
-    for prob in problems(quick):
+    lbfgs_ladder = QUICK_LBFGS_LADDER if quick else LBFGS_LADDER
+    for prob in problems(quick and not only):
+        if only and prob.key not in only:
+            continue
         t_prob = time.perf_counter()
         _progress(t_prob, f"problem {prob.key}")
         k, t_eval = gradient_cost_factor(prob)
@@ -373,33 +404,42 @@ def run(quick):
         _progress(t_prob, "CMA-ES")
         bests = [r["objective"] for r in grad_runs.values()]
         bests += [t[-1][2] for t, _ in rnd + cmas if t] + [g[2] for g in grid]
-        # Ladder until a rung reaches within 1% of the best known so far (the rung may
-        # lower the best known; the check is repeated against the final value below).
-        for cfg in ladder:
-            if cfg not in grad_runs:
-                grad_runs[cfg] = run_gradient(prob, *cfg)
-                _progress(t_prob, f"size() {grad_runs[cfg]['config']}: {grad_runs[cfg]['objective']:.6g}")
-            bests.append(grad_runs[cfg]["objective"])
-            if grad_runs[cfg]["objective"] <= min(bests) * (1 + WITHIN):
-                break
+        # Each method's ladder until a rung reaches within 1% of the best known so far
+        # (a rung may lower the best known; the check is repeated against the final value).
+        by_method = {"adam": {}, "lbfgs": {}}
+        if DEFAULTS in grad_runs:
+            by_method["adam"][DEFAULTS] = grad_runs[DEFAULTS]
+        for method, lad in (("adam", ladder), ("lbfgs", lbfgs_ladder)):
+            for cfg in lad:
+                if cfg not in by_method[method]:
+                    by_method[method][cfg] = run_gradient(prob, *cfg, method=method)
+                    _progress(t_prob, f"size(method={method!r}) {by_method[method][cfg]['config']}: "
+                                      f"{by_method[method][cfg]['objective']:.6g}")
+                bests.append(by_method[method][cfg]["objective"])
+                if by_method[method][cfg]["objective"] <= min(bests) * (1 + WITHIN):
+                    break
         best = min(bests)
         target = best * (1 + WITHIN)
-        rows = []
-        grad_hit = next((grad_runs[c] for c in ladder if c in grad_runs and grad_runs[c]["objective"] <= target),
-                        None)
-        g = grad_hit
-        missed = [grad_runs[c] for c in ladder if c in grad_runs and grad_runs[c]["objective"] > target
-                  and (g is None or grad_runs[c]["evals"] < g["evals"])]
-        missed_note = "; smaller budgets missed: " + ", ".join(
-            f"{m['evals']:,} evals {m['objective'] / best - 1:+.1%}" for m in missed) if missed else ""
-        if g is not None:
-            adj = k * g["grad_evals"] + g["candidates"]
-            rows.append(dict(method=f"gradient, size() {g['config']}", evals=g["evals"], adjusted=adj,
-                             seconds=g["seconds"],
-                             note=f"{g['grad_evals']:,} value+grad + {g['candidates']} exact{missed_note}"))
-        else:
-            rows.append(dict(method="gradient, size() ladder", evals=None, seconds=None,
-                             note=f"not reached within {ladder[-1]}{missed_note}"))
+        grad_rows = []
+        for method, lad in (("adam", ladder), ("lbfgs", lbfgs_ladder)):
+            done = by_method[method]
+            g = next((done[c] for c in lad if c in done and done[c]["objective"] <= target), None)
+            missed = [done[c] for c in lad if c in done and done[c]["objective"] > target
+                      and (g is None or done[c]["evals"] < g["evals"])]
+            missed_note = "; smaller budgets missed: " + ", ".join(
+                f"{m['evals']:,} evals {m['objective'] / best - 1:+.1%}" for m in missed) if missed else ""
+            label = {"adam": "Adam", "lbfgs": "L-BFGS"}[method]
+            if g is not None:
+                adj = k * g["grad_evals"] + g["candidates"]
+                grad_rows.append(dict(method=f"gradient {label}, size() {g['config']}", evals=g["evals"],
+                                      adjusted=adj, seconds=g["seconds"],
+                                      note=f"{g['grad_evals']:,} value+grad + {g['candidates']} exact{missed_note}"))
+            else:
+                grad_rows.append(dict(method=f"gradient {label}, size() ladder", evals=None, seconds=None,
+                                      note=f"not reached within {lad[-1]}{missed_note}"))
+        # The reference gradient row (ratios are to it): the method that needed fewer.
+        grad_rows.sort(key=lambda r: math.inf if r["evals"] is None else r["evals"])
+        rows = grad_rows
         if DEFAULTS in grad_runs:
             d = grad_runs[DEFAULTS]
             ok = d["objective"] <= target
@@ -489,10 +529,13 @@ def format_problem(r):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="problems a and b, smaller budgets and ladder")
+    parser.add_argument("--problems", default=None, metavar="KEYS",
+                        help="comma-separated problem keys to run, e.g. 'a,d' (default: all of the mode)")
     args = parser.parse_args(argv)
+    only = set(args.problems.split(",")) if args.problems else None
     print(header(args.quick), flush=True)
     verdicts = []
-    for r in run(args.quick):
+    for r in run(args.quick, only):
         text, verdict = format_problem(r)
         print(text, flush=True)
         verdicts.append(verdict)

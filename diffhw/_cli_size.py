@@ -43,7 +43,10 @@ def _add_size(sub, common):
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
                    help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
     p.add_argument("--starts", type=int, default=6, help="optimisations at once, under vmap (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=100, help="Adam steps per multiplier update (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="optimiser steps per multiplier update (default: %(default)s)")
+    p.add_argument("--method", choices=("adam", "lbfgs"), default="adam",
+                   help="inner optimiser: Adam, or L-BFGS with a line search (default: %(default)s)")
     p.add_argument("--outer", type=int, default=8, help="augmented-Lagrangian updates (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=8, help="sensitivities to show (default: %(default)s)")
@@ -125,7 +128,7 @@ def _run_size(args):
     for flag in ("starts", "steps", "outer", "top"):
         check_positive(f"--{flag}", getattr(args, flag))
     r = size(design, variables, _parse_objective(args.objective), cons, starts=args.starts,
-             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed)
+             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed, method=args.method)
     objective_metric = r.objective_spec[0][0]
     sens = sensitivity(r.design, metrics=(objective_metric,))
     top = sens.top(objective_metric, args.top)

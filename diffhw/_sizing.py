@@ -9,7 +9,7 @@ The method, in four steps:
 2. **Augmented Lagrangian.** Constraints are dimensionless margins ``g >= 0`` (log of
    limit over value for positive metrics, the value itself for signed margins); the
    Powell-Hestenes-Rockafellar term ``((max(0, lam - mu g))^2 - lam^2) / (2 mu)`` is
-   added to the objective's log, an inner `lax.scan` of Adam steps minimises it, the
+   added to the objective's log, an inner `lax.scan` of Adam (or L-BFGS) steps minimises it, the
    outer scan updates ``lam`` and grows ``mu``. Several starts run at once under `vmap`.
 3. **Rounding.** Whole-number variables (chips, parallel degrees, batch) take the two
    nearest allowed values on each side of the relaxed optimum; every combination is
@@ -63,6 +63,13 @@ ALIASES = {
     "ep": (("parallelism.ep",), False),
     "batch": (("workload.batch",), False),
 }
+
+#: Inner optimisers of `size`: Adam steps, or L-BFGS with a line search.
+METHODS = ("adam", "lbfgs")
+#: The baseline start is kept this far (a share of each log range) inside the bounds.
+START_INSIDE = 0.05
+#: L-BFGS: a step that moves every ``z`` by less than this has converged.
+_XTOL = 1e-6
 
 _INTEGER_PREFIXES = ("parallelism.", "workload.batch")
 _COUNTS = ("memory_stacks",)
@@ -206,8 +213,9 @@ class SizingResult:
       largest constraint violation) and ``values`` (variables, a last axis); and the
       phases: ``multiplier_updates`` (the steps after which the multipliers were
       updated) and ``restoration_start`` (first step of feasibility restoration).
-    - `evaluations`: model evaluations (each with its gradient) the search used;
-      `seconds`: wall time.
+    - `evaluations`: model evaluations (each with its gradient) the search used, over
+      every start (Adam: one per step; L-BFGS: one per step plus its line-search
+      trials, none while settled); `seconds`: wall time.
     """
 
     variables: tuple
@@ -356,6 +364,7 @@ def size(
     slack: float = 2e-3,
     seed: int = 0,
     tau: float = _smooth.DEFAULT_TAU,
+    method: str = "adam",
 ) -> SizingResult:
     """Size a design by gradient descent under constraints (see the module docstring).
 
@@ -376,6 +385,11 @@ def size(
       growth per outer step; `slack`: margin the relaxed problem keeps from each bound
       (so rounding starts feasible).
     - `seed`: random starts; `tau`: smoothing of the relaxed model.
+    - `method`: the inner optimiser, ``"adam"`` (default; `learning_rate` applies) or
+      ``"lbfgs"`` (L-BFGS with a zoom line search; its memory restarts at every
+      multiplier update; a start that stops moving is settled until the Lagrangian
+      changes). `SizingResult.evaluations` counts every line-search trial. Fewer steps
+      but a longer compile (the line search's loops): see ``benchmarks/sizing.py``.
 
     **Returns:** a `SizingResult`. It says `feasible=False` (with `violations`) rather
     than raising when no design meets the budgets.
@@ -398,6 +412,8 @@ def size(
     terms = objective_terms(objective)
     for n, _, _ in terms:
         _check_metric(design, n, "objective metric")
+    if method not in METHODS:
+        raise InputError("method", method, " or ".join(METHODS))
     for name, value in (("starts", starts), ("outer_steps", outer_steps), ("inner_steps", inner_steps)):
         if int(value) != value or value < 1:
             raise InputError(name, value, "a whole number >= 1")
@@ -407,7 +423,7 @@ def size(
     var_spec = tuple((v.paths, v.scale) for v in variables)
     bounds, limits = _bounds(constraints)
     spec = _Spec(var_spec, bounds, terms, int(outer_steps), int(inner_steps), max(int(inner_steps) // 2, 20),
-                 float(learning_rate), float(penalty), float(penalty_growth), float(slack), tau)
+                 float(learning_rate), float(penalty), float(penalty_growth), float(slack), tau, method)
     # Exact (tau = 0) metrics of the baseline: the objective's scale and the report.
     lo = np.asarray([v.lower for v in variables])
     hi = np.asarray([v.upper for v in variables])
@@ -419,16 +435,19 @@ def size(
     if not np.isfinite(f0):
         raise InputError("objective", objective, "a metric that is finite and positive at the baseline")
 
-    # Starts: the baseline (clipped into bounds) and random points, in z space.
-    u0 = np.log(np.clip(baseline_x, lo * 1.001, hi / 1.001) / lo) / np.log(hi / lo)
+    # Starts: the baseline and random points, in z space. The baseline is moved at least
+    # START_INSIDE of each log range inside its bounds: at a bound, sigmoid(z) is flat
+    # and a start there would barely move (e.g. SRAM 0 or a placement share of 1).
+    u0 = np.log(np.clip(baseline_x, lo, hi) / lo) / np.log(hi / lo)
+    u0 = np.clip(u0, START_INSIDE, 1.0 - START_INSIDE)
     z_base = np.log(u0) - np.log1p(-u0)
     rng = np.random.default_rng(seed)
     z_starts = np.concatenate([z_base[None], rng.uniform(-2.5, 2.5, (starts - 1, len(variables)))])
     with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
-        f_hist, viol_hist, x_hist = _search(base, spec, base_leaves, jnp.asarray(lo), jnp.asarray(hi), limits,
+        f_hist, viol_hist, x_hist, n_hist = _search(base, spec, base_leaves, jnp.asarray(lo), jnp.asarray(hi), limits,
                                             jnp.asarray(f0), jnp.asarray(z_starts))
     f_hist, viol_hist, x_hist = np.asarray(f_hist), np.asarray(viol_hist), np.asarray(x_hist)
-    steps = f_hist.shape[1]
+    n_evaluations = int(round(float(np.sum(n_hist))))
 
     # The best relaxed point of each start: feasible (within the slack) first, lowest
     # objective next; if a start never got feasible, its least violating point.
@@ -500,7 +519,7 @@ def size(
         history={"objective": reported(f_hist + f0), "violation": viol_hist, "values": x_hist,
                  "multiplier_updates": [(k + 1) * int(inner_steps) for k in range(int(outer_steps))],
                  "restoration_start": int(outer_steps) * int(inner_steps)},
-        evaluations=int(starts * steps),
+        evaluations=n_evaluations,
         candidates=int(len(cands)),
         seconds=time.perf_counter() - t0,
         design=chosen_design,
@@ -522,6 +541,7 @@ class _Spec:
     growth: float
     slack: float
     tau: float
+    method: str = "adam"
 
 
 def _set(base, var_spec, base_leaves, x):
@@ -562,13 +582,21 @@ def _search(base, spec: _Spec, base_leaves, lo, hi, limits, f0, z_starts):
     n_g = len(spec.bounds)
     # The step size decays by 0.7 per multiplier update: as the penalty stiffens, smaller
     # steps settle on the active bounds instead of bouncing across them.
-    opt = optax.adam(optax.exponential_decay(spec.learning_rate, spec.inner, 0.7, staircase=True,
-                                             end_value=spec.learning_rate * 0.02))
+    lbfgs = spec.method == "lbfgs"
+    if lbfgs:
+        # L-BFGS with a zoom (strong Wolfe) line search; its curvature memory is reset
+        # whenever the Lagrangian changes (multiplier update, restoration).
+        opt = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=10, initial_guess_strategy="one"))
+    else:
+        opt = optax.adam(optax.exponential_decay(spec.learning_rate, spec.inner, 0.7, staircase=True,
+                                                 end_value=spec.learning_rate * 0.02))
     n_al = spec.outer * spec.inner
     k = jnp.arange(n_al + spec.restore)
     schedule = dict(
         update=(k < n_al) & ((k + 1) % spec.inner == 0),  # multipliers after this step
         restoring=k >= n_al,
+        reset=((k < n_al) & ((k + 1) % spec.inner == 0)) | (k == n_al - 1),
     )
 
     def x_of(z):
@@ -582,28 +610,51 @@ def _search(base, spec: _Spec, base_leaves, lo, hi, limits, f0, z_starts):
         return w_f * f + pen, (f, g)
 
     def step(carry, sched):
-        z, state, lam, mu = carry
+        z, state, lam, mu, stay = carry
         restoring = sched["restoring"]
         # Restoration is the same Lagrangian with no multipliers, a stiff penalty
         # (1e3 x squared violation) and the objective weighted down by 1e-3.
         lam_k = jnp.where(restoring, 0.0, lam)
         mu_k = jnp.where(restoring, 2e3, mu)
         w_f = jnp.where(restoring, 1e-3, 1.0)
-        (_, (f, g)), grad = jax.value_and_grad(loss, has_aux=True)(z, lam_k, mu_k, w_f)
+        (value, (f, g)), grad = jax.value_and_grad(loss, has_aux=True)(z, lam_k, mu_k, w_f)
         # Violation of "margin >= slack / 2": half the slack is kept as headroom for the
         # exact re-check of the continuous values.
         viol = jnp.max(_smooth.exact_max(-(g + spec.slack / 2), 0.0)) if n_g else jnp.zeros(())
         grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
-        updates, new_state = opt.update(grad, state)
+        if lbfgs:
+
+            def value_fn(zz):
+                return loss(zz, lam_k, mu_k, w_f)[0]
+
+            updates, new_state = opt.update(grad, state, z, value=value, grad=grad, value_fn=value_fn)
+            # each line-search trial is one more evaluation with its gradient
+            n_eval = 1.0 + optax.tree_utils.tree_get(new_state, "num_linesearch_steps").astype(float)
+        else:
+            updates, new_state = opt.update(grad, state)
+            n_eval = jnp.ones(())
         z_new = optax.apply_updates(z, updates)
+        z_new = jnp.where(jnp.all(jnp.isfinite(z_new)), z_new, z)
         z_next = jnp.where(restoring & (viol <= 0.0), z, z_new)
+        if lbfgs:
+            # Settled: the last step left z where it was (converged, or restoration
+            # found it feasible) and the Lagrangian has not changed since, so this
+            # step repeats the last evaluation: it keeps z and state and costs nothing.
+            # (`lax.scan` runs a fixed number of steps; a loop that stopped early would
+            # evaluate exactly the counted ones.)
+            z_next = jnp.where(stay, z, z_next)
+            new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(stay, a, b), state, new_state)
+            n_eval = jnp.where(stay, 0.0, n_eval)
+            fresh = opt.init(z_next)
+            new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(sched["reset"], a, b), fresh, new_state)
+            stay = (jnp.max(jnp.abs(z_next - z)) <= _XTOL) & ~sched["reset"]
         upd = sched["update"]
         lam = jnp.where(upd, _smooth.exact_max(lam - mu * g, 0.0), lam)
         mu = jnp.where(upd, mu * spec.growth, mu)
-        return (z_next, new_state, lam, mu), (f, viol, x_of(z))
+        return (z_next, new_state, lam, mu, stay), (f, viol, x_of(z), n_eval)
 
     def run_one(z0):
-        carry = (z0, opt.init(z0), jnp.zeros((n_g,)), jnp.asarray(spec.penalty))
+        carry = (z0, opt.init(z0), jnp.zeros((n_g,)), jnp.asarray(spec.penalty), jnp.asarray(False))
         _, hist = jax.lax.scan(step, carry, schedule)
         return hist
 

@@ -55,6 +55,20 @@ def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
     assert sized.objective < sized.objective_baseline
 
 
+def test_lbfgs_reaches_the_same_optimum_with_counted_line_search(small, sized):
+    """method="lbfgs": L-BFGS with a zoom line search as the inner optimiser. Few steps
+    reach Adam's optimum (itself within 1% of the dense grid, above); every line-search
+    trial is counted, and steps that only repeat a settled point are not."""
+    r = size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, starts=1, outer_steps=2, inner_steps=10,
+             method="lbfgs")
+    assert r.feasible
+    assert r.objective <= sized.objective * 1.01
+    steps = 2 * 10 + 20  # outer x inner + restoration
+    assert 0 < r.evaluations <= steps * 11
+    v = eqx.filter_jit(diffhw.design_values)(r.design, 0)
+    assert float(v["tpot_s"]) <= 0.012 and float(v["peak_power_w"]) <= 800
+
+
 def test_returned_design_meets_every_budget_exactly(sized):
     v = eqx.filter_jit(diffhw.design_values)(sized.design, 0)
     assert float(v["tpot_s"]) <= 0.012
@@ -117,6 +131,7 @@ def test_infeasible_budget_is_reported_not_nan(small):
     (lambda d: variable("memory_bandwidth", 2e12, 1e12), "bounds"),
     (lambda d: variable("memory_bandwidth", -1, 1e12), "bounds"),
     (lambda d: constraint("tpot_s<0.1"), "constraint"),
+    (lambda d: size(d, [variable("memory_bandwidth", 1e12, 2e12)], "tpot_s", method="newton"), "method"),
     (lambda d: objective_terms("tpot_s:up"), "objective"),
     (lambda d: objective_terms("memory_margin"), "objective"),
 ])
