@@ -344,17 +344,19 @@ HUBER_DELTA = 0.02
 
 # What the SplitwiseSim fits fit (cross-validation folds and the shipped splitwise-2023
 # profile alike): the stack's software terms, with the per-ring-step collective cost that
-# its overhead growing with TP asks for (fitted on the whole table: 5.4 us per step; TPOT
-# error in-sample 12.8% -> 8.3% mean, TP 2 18% -> 6%). The achievable bandwidth fraction
-# stays the default profile's 0.85 (microbenchmarks: 80-90% of peak; fitted on published
-# rows, none of them SplitwiseSim's): BLOOM-176B runs at TP 8 only, so a fold that sees
-# BLOOM alone cannot tell bandwidth from chip-tied host overheads and drops it to 0.64,
-# an implausible fraction for FP16 weight streaming, which then over-predicts Llama-2-70B
-# at TP 2 (fitted on the whole table, where TP varies, it lands at 0.82). This choice was
-# made after seeing held-out errors (fitting it too: 16.3% mean TPOT, by model), so it
-# carries selection bias; the README gives both numbers.
+# its overhead growing with TP asks for and the per-sequence cost that its TPOT growing
+# with batch asks for (fitted on the whole table: 5.2 us per ring step, 0.29 ms per
+# sequence per step; TPOT error in-sample 12.8% -> 6.3% mean, TP 2 18% -> 6%). The
+# achievable bandwidth fraction stays the default profile's 0.85 (microbenchmarks:
+# 80-90% of peak; fitted on published rows, none of them SplitwiseSim's): BLOOM-176B
+# runs at TP 8 only, so a fold that sees BLOOM alone cannot tell bandwidth from
+# chip-tied host overheads and drops it to 0.64, an implausible fraction for FP16 weight
+# streaming, which then over-predicts Llama-2-70B at TP 2 (fitted on the whole table,
+# where TP varies, it lands at 0.82). These choices were made after seeing held-out
+# errors (fitting the bandwidth too: 16.4% mean TPOT, by model), so they carry selection
+# bias; the README gives the alternatives.
 SPLITWISE_FIT = ("compute_efficiency", "collective_latency_s", "collective_step_latency_s", "step_overhead_s",
-                 "layer_overhead_s")
+                 "layer_overhead_s", "sequence_overhead_s")
 
 
 def goal_check(points, columns, cv="cv", label="diffhw cross-validated"):

@@ -48,6 +48,7 @@ SCALES = {
     "layer_overhead_s": 1e-4,
     "max_batched_tokens": 8192.0,
     "collective_step_latency_s": 1e-6,
+    "sequence_overhead_s": 1e-4,
 }
 LEAVES = FRACTIONS + tuple(SCALES)
 #: What `calibrate` fits unless told otherwise: the terms every measured stack differs in.

@@ -94,9 +94,10 @@ _PROFILE_KEYS = {
     "memory_utilization": (True, False, True),
     "max_batched_tokens": (True, False, False),
     "collective_step_latency_s": (True, True, False),
+    "sequence_overhead_s": (True, True, False),
 }
 #: Profile keys a TOML file may leave out (their `Profile` default applies).
-_PROFILE_OPTIONAL = {"collective_step_latency_s": 0.0}
+_PROFILE_OPTIONAL = {"collective_step_latency_s": 0.0, "sequence_overhead_s": 0.0}
 
 
 def list_profiles():

@@ -104,6 +104,7 @@ def _checked(hw: Hardware, wl: Workload, par: Parallelism):
         ("hardware.message_latency_s", hw.message_latency_s),
         ("hardware.profile.collective_latency_s", hw.profile.collective_latency_s),
         ("hardware.profile.collective_step_latency_s", hw.profile.collective_step_latency_s),
+        ("hardware.profile.sequence_overhead_s", hw.profile.sequence_overhead_s),
         ("hardware.profile.step_overhead_s", hw.profile.step_overhead_s),
         ("hardware.profile.layer_overhead_s", hw.profile.layer_overhead_s),
         ("hardware.profile.compute_half_rows", hw.profile.compute_half_rows),

@@ -63,6 +63,7 @@ class Profile(eqx.Module):
     memory_utilization: Scalar = eqx.field(converter=_f)
     max_batched_tokens: Scalar = eqx.field(converter=_f)
     collective_step_latency_s: Scalar = eqx.field(converter=_f, default=0.0)
+    sequence_overhead_s: Scalar = eqx.field(converter=_f, default=0.0)
     name: str = eqx.field(static=True, default="custom")
 
 

@@ -171,7 +171,8 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     access = access_bytes(model, wb, ab, kvb)
     c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), access, tau, offload=decode)
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
-    over = hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
+    over = (hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
+            + sequences * hw.profile.sequence_overhead_s)
     flops = sum(count * op.flops for _, count, op in ops)
     def total(field):
         return sum(count * getattr(op, field) for _, count, op in ops)

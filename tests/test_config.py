@@ -108,11 +108,13 @@ def test_hardware_file_can_name_a_profile_and_user_profile_file(tmp_path):
     bad.write_text(text.replace("bandwidth_efficiency = 0.85", "bandwidth_efficiency = 1.5"))
     with pytest.raises(diffhw.InputError, match="bandwidth_efficiency = 1.5"):
         presets.profile(str(bad))
-    # collective_step_latency_s is optional (profiles written before it existed load
-    # with 0) and must be >= 0 when given
+    # collective_step_latency_s and sequence_overhead_s are optional (profiles written
+    # before they existed load with 0) and must be >= 0 when given
     old = tmp_path / "old.toml"
-    old.write_text("\n".join(l for l in text.splitlines() if not l.startswith("collective_step_latency_s")))
+    old.write_text("\n".join(l for l in text.splitlines()
+                             if not l.startswith(("collective_step_latency_s", "sequence_overhead_s"))))
     assert float(presets.profile(str(old)).collective_step_latency_s) == 0.0
+    assert float(presets.profile(str(old)).sequence_overhead_s) == 0.0
     neg = tmp_path / "neg.toml"
     neg.write_text(text.replace("collective_step_latency_s = 0.0", "collective_step_latency_s = -1e-6"))
     with pytest.raises(diffhw.InputError, match="collective_step_latency_s"):

@@ -133,3 +133,16 @@ def test_per_step_collective_cost_scales_with_peer_steps():
     gap = [float(diffhw.evaluate(stepped, model, wl, diffhw.parallelism(tp=t)).tpot_s
                  - diffhw.evaluate(base, model, wl, diffhw.parallelism(tp=t)).tpot_s) for t in (2, 8)]
     assert gap[1] > 5 * gap[0] > 0
+
+
+def test_per_sequence_overhead_adds_batch_times_cost_per_step():
+    """`sequence_overhead_s` is paid once per sequence in each Decode step."""
+    s = 2e-4
+    base = presets.hardware("h100-sxm")
+    seq = presets.hardware("h100-sxm", profile=presets.profile("default", overrides={"sequence_overhead_s": s}))
+    model = presets.model("llama-3.1-8b")
+    for batch in (1.0, 16.0):
+        wl = diffhw.workload(batch=batch, input_tokens=512, output_tokens=64)
+        par = diffhw.parallelism(tp=1)
+        d = float(diffhw.evaluate(seq, model, wl, par).tpot_s - diffhw.evaluate(base, model, wl, par).tpot_s)
+        assert d == pytest.approx(batch * s, rel=1e-5)
