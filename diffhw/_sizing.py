@@ -572,12 +572,13 @@ def _exact(base, var_spec, bounds, base_leaves, limits, xs):
 def _search(base, spec: _Spec, base_leaves, lo, hi, limits, f0, z_starts):
     """The augmented-Lagrangian search from every start at once (see the module
     docstring). One flat `lax.scan` runs every phase through the same step (so the model
-    and its gradient are compiled once): ``outer x inner`` Adam steps on the augmented
+    and its gradient are compiled once): ``outer x inner`` Adam or L-BFGS steps on the augmented
     Lagrangian, with the multipliers updated and the penalty grown after each ``inner``
     steps, then ``restore`` steps of feasibility restoration (squared violations
     dominate, the objective only breaks ties, and a point that already meets every bound
     stays put). Returns the smooth objective (relative to the baseline, in log), the
-    largest violation and the variables at every step, per start."""
+    largest violation, the variables and the evaluations counted at every step, per
+    start."""
     log_ratio = jnp.log(hi / lo)
     n_g = len(spec.bounds)
     # The step size decays by 0.7 per multiplier update: as the penalty stiffens, smaller
@@ -593,11 +594,9 @@ def _search(base, spec: _Spec, base_leaves, lo, hi, limits, f0, z_starts):
                                                  end_value=spec.learning_rate * 0.02))
     n_al = spec.outer * spec.inner
     k = jnp.arange(n_al + spec.restore)
-    schedule = dict(
-        update=(k < n_al) & ((k + 1) % spec.inner == 0),  # multipliers after this step
-        restoring=k >= n_al,
-        reset=((k < n_al) & ((k + 1) % spec.inner == 0)) | (k == n_al - 1),
-    )
+    update = (k < n_al) & ((k + 1) % spec.inner == 0)  # multipliers after this step
+    # the Lagrangian changes after this step (multipliers, or restoration next)
+    schedule = dict(update=update, restoring=k >= n_al, reset=update | (k == n_al - 1))
 
     def x_of(z):
         return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))

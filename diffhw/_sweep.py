@@ -477,8 +477,8 @@ def sweep(design: Design, axes: dict, metrics=None, samples=None, seed=0, chunk=
     devices; each process builds the same design list, hands only its devices' share
     of each chunk to JAX (``jax.make_array_from_callback``), and the results are
     gathered so that every process returns the whole `SweepResult`. (On CPU hosts,
-    set ``jax.config.update("jax_cpu_collectives_implementation", "gloo")`` before
-    ``jax.distributed.initialize``; the test suite runs two such processes on one
+    set JAX's ``jax_cpu_collectives_implementation`` option to ``"gloo"`` (in your
+    script, not in the library) before ``jax.distributed.initialize``; the test suite runs two such processes on one
     machine. Several physical hosts and GPU/TPU meshes are not tested here.)
 
     **Returns:** a `SweepResult`.
