@@ -353,7 +353,7 @@ HUBER_DELTA = 0.02
 # chip-tied host overheads and drops it to 0.64, an implausible fraction for FP16 weight
 # streaming, which then over-predicts Llama-2-70B at TP 2 (fitted on the whole table,
 # where TP varies, it lands at 0.82). These choices were made after seeing held-out
-# errors (fitting the bandwidth too: 16.4% mean TPOT, by model), so they carry selection
+# errors (fitting the bandwidth too: 14.8% mean TPOT by model, 16.0% pooled), so they carry selection
 # bias; the README gives the alternatives.
 SPLITWISE_FIT = ("compute_efficiency", "collective_latency_s", "collective_step_latency_s", "step_overhead_s",
                  "layer_overhead_s", "sequence_overhead_s")

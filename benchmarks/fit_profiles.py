@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION = ROOT / "diffhw" / "data" / "calibration"
 PROFILES = {
     # name: (leaves fitted, base-profile overrides, description)
-    # the SplitwiseSim stack: software terms incl. the per-ring-step collective cost, the
-    # same leaves as accuracy.py's cross-validation (see SPLITWISE_FIT there for why the
+    # the SplitwiseSim stack: software terms incl. the per-ring-step and per-sequence
+    # costs, the same leaves as accuracy.py's cross-validation (see SPLITWISE_FIT there for why the
     # bandwidth fraction is not fitted)
     "splitwise-2023": (
         ",".join(accuracy.SPLITWISE_FIT),

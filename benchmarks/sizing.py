@@ -274,8 +274,7 @@ def run_gradient(prob, starts, outer, inner, seed=0, method="adam"):
                     starts=starts, outer_steps=outer, inner_steps=inner, seed=seed, method=method)
     obj = r.objective if r.feasible else math.inf
     return {"evals": r.evaluations + r.candidates, "grad_evals": r.evaluations, "candidates": r.candidates,
-            "seconds": r.seconds, "objective": obj, "config": f"{starts}x({outer}x{inner}+restore)",
-            "method": method}
+            "seconds": r.seconds, "objective": obj, "config": f"{starts}x({outer}x{inner}+restore)"}
 
 
 def run_random(prob, ev, max_evals, seed):
@@ -379,6 +378,7 @@ def run(quick, only=None):
     max_cma = 10_000 if quick else 20_000
     ladder = QUICK_LADDER if quick else LADDER
     lbfgs_ladder = QUICK_LBFGS_LADDER if quick else LBFGS_LADDER
+    # --problems picks from every problem (c and d too), run with the mode's budgets
     for prob in problems(quick and not only):
         if only and prob.key not in only:
             continue
@@ -438,8 +438,7 @@ def run(quick, only=None):
                 grad_rows.append(dict(method=f"gradient {label}, size() ladder", evals=None, seconds=None,
                                       note=f"not reached within {lad[-1]}{missed_note}"))
         # The reference gradient row (ratios are to it): the method that needed fewer.
-        grad_rows.sort(key=lambda r: math.inf if r["evals"] is None else r["evals"])
-        rows = grad_rows
+        rows = sorted(grad_rows, key=lambda r: math.inf if r["evals"] is None else r["evals"])
         if DEFAULTS in grad_runs:
             d = grad_runs[DEFAULTS]
             ok = d["objective"] <= target
@@ -533,6 +532,9 @@ def main(argv=None):
                         help="comma-separated problem keys to run, e.g. 'a,d' (default: all of the mode)")
     args = parser.parse_args(argv)
     only = set(args.problems.split(",")) if args.problems else None
+    known = {p.key for p in problems(False)}
+    if only and not only <= known:
+        parser.error(f"--problems: unknown {', '.join(sorted(only - known))} (known: {', '.join(sorted(known))})")
     print(header(args.quick), flush=True)
     verdicts = []
     for r in run(args.quick, only):

@@ -45,7 +45,7 @@ def _add_size(sub, common):
     p.add_argument("--starts", type=int, default=6, help="optimisations at once, under vmap (default: %(default)s)")
     p.add_argument("--steps", type=int, default=100,
                    help="optimiser steps per multiplier update (default: %(default)s)")
-    p.add_argument("--method", choices=("adam", "lbfgs"), default="adam",
+    p.add_argument("--method", choices=("adam", "lbfgs"), default="adam",  # _sizing.METHODS (not imported: lazy)
                    help="inner optimiser: Adam, or L-BFGS with a line search (default: %(default)s)")
     p.add_argument("--outer", type=int, default=8, help="augmented-Lagrangian updates (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)

@@ -5,6 +5,7 @@ here, once. Every loader checks what it reads and raises `InputError` naming the
 the field, the value and what is allowed.
 """
 
+import dataclasses
 import difflib
 import json
 import math
@@ -96,8 +97,9 @@ _PROFILE_KEYS = {
     "collective_step_latency_s": (True, True, False),
     "sequence_overhead_s": (True, True, False),
 }
-#: Profile keys a TOML file may leave out (their `Profile` default applies).
-_PROFILE_OPTIONAL = {"collective_step_latency_s": 0.0, "sequence_overhead_s": 0.0}
+#: Profile keys a TOML file may leave out: those with a default in `Profile`.
+_PROFILE_OPTIONAL = {f.name: f.default for f in dataclasses.fields(Profile)
+                     if f.name in _PROFILE_KEYS and f.default is not dataclasses.MISSING}
 
 
 def list_profiles():

@@ -51,6 +51,9 @@ class Profile(eqx.Module):
       an all-to-all ``p-1`` times, a send once; >= 0, default 0 (a stack whose
       collective cost does not grow with the chip count). NCCL's own cost model charges
       0.6-3.4 us per NVLink ring step (LL to Simple protocol, `src/graph/tuning.cc`).
+    - `sequence_overhead_s`: host time per sequence in a Decode step or Prefill pass
+      (sampling, logits processing, stop checks and bookkeeping done per request), >= 0,
+      default 0 (a stack that does these batched on the accelerator).
     """
 
     bandwidth_efficiency: Scalar = eqx.field(converter=_f)
