@@ -50,7 +50,7 @@ All seeds are fixed.
 
 Usage::
 
-    python benchmarks/sizing.py                 # four problems (~25 minutes on 2 CPU cores)
+    python benchmarks/sizing.py                 # five problems (~35 minutes on 2 CPU cores)
     python benchmarks/sizing.py --quick         # problems a and b, smaller budgets (~5 minutes)
     python benchmarks/sizing.py --quick --problems a,b,d   # any problems, quick budgets
 
@@ -93,33 +93,52 @@ DEFAULTS = (8, 8, 120)  # diffhw.size's own defaults
 
 
 class Problem:
-    """A design, its variables, one objective metric (minimised), and constraints."""
+    """A design (or a mix: a list of designs sharing the hardware, with `shares`), its
+    variables, one objective metric (minimised; for a mix its `shares`-weighted mean
+    over the designs), and constraints (met by every design)."""
 
-    def __init__(self, key, title, design, variables, objective, constraints):
+    def __init__(self, key, title, design, variables, objective, constraints, shares=None, lbfgs=None,
+                 cma_evals=None):
         self.key, self.title, self.design = key, title, design
+        # lbfgs: None, or why size(method="lbfgs") is not run on this problem;
+        # cma_evals: a larger CMA-ES budget per seed than the mode's, or None
+        self.skip_lbfgs, self.cma_evals = lbfgs, cma_evals
+        self.designs = tuple(design) if isinstance(design, (list, tuple)) else (design,)
+        self.shares = None if shares is None else tuple(float(s) for s in shares)
+        weights = np.ones(len(self.designs)) if shares is None else np.asarray(shares, dtype=float)
+        self.weights = weights / weights.sum()
         self.variables = tuple(variables)
         self.objective = objective
         self.constraints = tuple(diffhw.constraint(c) for c in constraints)
         self.lo = np.asarray([v.lower for v in self.variables])
         self.hi = np.asarray([v.upper for v in self.variables])
-        self.base_leaves = {p: diffhw.get_value(design, p) for v in self.variables if v.scale for p in v.paths}
+        self.base_leaves = [{p: diffhw.get_value(d, p) for v in self.variables if v.scale and self._sets(v, i)
+                             for p in v.paths} for i, d in enumerate(self.designs)]
         self.allowed = {i: self._allowed(v) for i, v in enumerate(self.variables) if v.integer}
-        base = [1.0 if v.scale else float(diffhw.get_value(design, v.paths[0])) for v in self.variables]
-        self.baseline_u = np.clip(np.log(np.asarray(base) / self.lo) / np.log(self.hi / self.lo), 0.0, 1.0)
+        base = [1.0 if v.scale else float(diffhw.get_value(self.designs[v.workload or 0], v.paths[0]))
+                for v in self.variables]
+        self.baseline_u = np.log(np.clip(base, self.lo, self.hi) / self.lo) / np.log(self.hi / self.lo)
 
     @property
     def dim(self):
         return len(self.variables)
 
+    @staticmethod
+    def _sets(v, i):
+        return v.workload is None or v.workload == i
+
     def _allowed(self, v):
-        """Whole values within the bounds (for parallel degrees: those valid for the model)."""
+        """Whole values within the bounds (for parallel degrees: those valid for every
+        model the variable sets)."""
         values = v.choices or tuple(float(k) for k in range(math.ceil(v.lower), math.floor(v.upper) + 1))
         if any(p.startswith("parallelism.") for p in v.paths):
             ok = []
             for k in values:
-                d = diffhw.set_values(self.design, {p: k for p in v.paths})
                 try:
-                    diffhw.validate_parallelism(self.design.model, d.parallelism)
+                    for i, design in enumerate(self.designs):
+                        if self._sets(v, i):
+                            d = diffhw.set_values(design, {p: k for p in v.paths})
+                            diffhw.validate_parallelism(design.model, d.parallelism)
                 except diffhw.InputError:
                     continue
                 ok.append(k)
@@ -134,28 +153,45 @@ class Problem:
             x[:, i] = allowed[np.abs(allowed[None, :] - x[:, i : i + 1]).argmin(axis=1)]
         return x
 
-    def values(self, x, tau):
-        """Metric values of the design at variable values `x` (traceable)."""
-        leaves = {}
-        for i, v in enumerate(self.variables):
-            for p in v.paths:
-                leaves[p] = x[i] * self.base_leaves[p] if v.scale else x[i]
-        return diffhw.design_values(diffhw.set_values(self.design, leaves), tau)
+    def values(self, x, tau, only=None):
+        """Metric values of every design (or of design `only`) at variable values `x`
+        (traceable; a tuple)."""
+        out = []
+        for d, design in enumerate(self.designs):
+            if only is not None and d != only:
+                continue
+            leaves = {}
+            for i, v in enumerate(self.variables):
+                if self._sets(v, d):
+                    for p in v.paths:
+                        leaves[p] = x[i] * self.base_leaves[d][p] if v.scale else x[i]
+            out.append(diffhw.design_values(diffhw.set_values(design, leaves), tau))
+        return tuple(out)
+
+    def objective_value(self, vals, only=None):
+        """The objective: one design's metric, or the weighted mean over a mix (`vals`
+        of design `only` alone: its metric)."""
+        if only is not None:
+            return vals[0][self.objective]
+        return sum(w * v[self.objective] for w, v in zip(self.weights, vals, strict=True))
 
     def violation(self, vals):
-        """Sum of constraint violations (log ratio for positive metrics, difference for
-        memory_margin), 0 when every budget is met; as `diffhw.size` measures margins."""
-        total = jnp.maximum(-vals["memory_margin"], 0.0)
-        for c in self.constraints:
-            m = vals[c.metric]
-            for bound, sign in ((c.upper, 1.0), (c.lower, -1.0)):
-                if bound is None:
-                    continue
-                if c.metric in ("memory_margin", "tier_lifetime_margin") or bound <= 0:
-                    g = sign * (bound - m)
-                else:
-                    g = sign * (jnp.log(bound) - jnp.log(jnp.maximum(m, 1e-30)))
-                total = total + jnp.maximum(-g, 0.0)
+        """Sum of constraint violations over the designs (log ratio for positive metrics,
+        difference for memory_margin), 0 when every budget is met; as `diffhw.size`
+        measures margins."""
+        total = 0.0
+        for v in vals:
+            total = total + jnp.maximum(-v["memory_margin"], 0.0)
+            for c in self.constraints:
+                m = v[c.metric]
+                for bound, sign in ((c.upper, 1.0), (c.lower, -1.0)):
+                    if bound is None:
+                        continue
+                    if c.metric in ("memory_margin", "tier_lifetime_margin") or bound <= 0:
+                        g = sign * (bound - m)
+                    else:
+                        g = sign * (jnp.log(bound) - jnp.log(jnp.maximum(m, 1e-30)))
+                    total = total + jnp.maximum(-g, 0.0)
         return total
 
 
@@ -199,7 +235,30 @@ def problems(quick):
                 variable("batch", 1, 512)],
             "usd_per_million_tokens",
             ["tpot_s<=0.05", "chip_area_mm2<=2200", "peak_power_w<=2100", "tier_lifetime_margin>=0"]))
+        designs = [diffhw.from_presets("h200-sxm", m, tp=8, batch=32, input_tokens=i, output_tokens=o, precision=p)
+                   for m, i, o, p, _ in FLEET]
+        vs = [variable("compute", 0.25, 4.0), variable("memory_bandwidth", 1e12, 2e13),
+              variable("memory_capacity", 4e10, 6e11), variable("sram", 1e7, 1e9),
+              variable("link_bandwidth", 5e10, 3.6e12), variable("link_latency", 1e-7, 5e-6)]
+        for w, d in enumerate(designs):
+            chips = ("parallelism.tp", "parallelism.ep") if d.model.n_experts > 1 else ("parallelism.tp",)
+            vs += [variable("batch", 1, 512, workload=w),
+                   variable("chips", 1, 64, paths=chips, choices=(1, 2, 4, 8, 16, 32, 64), workload=w)]
+        out.append(Problem(
+            "e", "a fleet on one chip design (H200-based): 6 workloads by token share (Llama-3.1 8B/70B/405B, "
+                 "DeepSeek-V3, Qwen3-30B-A3B, Mixtral-8x22B; 4K-32K context); shared compute, HBM bw and capacity, "
+                 "SRAM, link bw and latency, per workload batch and chips (1-64, powers of 2); fleet $/Mtoken; "
+                 "tpot <= 50 ms for each, area <= 858 mm2, power <= 1000 W per chip",
+            designs, vs, "usd_per_million_tokens", ["tpot_s<=0.05", "chip_area_mm2<=858", "peak_power_w<=1000"],
+            shares=[w for *_, w in FLEET], cma_evals=100_000,
+            lbfgs="not run: compiling its line search over six models took over 4 minutes and 9 GB (stopped)"))
     return out
+
+
+#: Problem (e)'s workloads: (model, input tokens, output tokens, precision, token share).
+FLEET = (("llama-3.1-8b", 4096, 512, "bf16", 0.30), ("llama-3.1-70b", 8192, 512, "bf16", 0.25),
+         ("llama-3.1-405b", 32768, 1024, "fp8", 0.10), ("deepseek-v3", 32768, 1024, "fp8", 0.15),
+         ("qwen3-30b-a3b", 8192, 512, "bf16", 0.10), ("mixtral-8x22b", 16384, 512, "bf16", 0.10))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -214,7 +273,7 @@ class Evaluator:
 
         def one(x):
             vals = prob.values(x, 0.0)
-            return vals[prob.objective], prob.violation(vals)
+            return prob.objective_value(vals), prob.violation(vals)
 
         self._f = jax.jit(jax.vmap(one))
         t0 = time.perf_counter()
@@ -239,29 +298,34 @@ class Evaluator:
 def gradient_cost_factor(prob, batch=256, repeats=30):
     """k = time(value_and_grad of the smooth objective + penalised margins) /
     time(exact evaluation), both jitted and vmapped over `batch` points, per point; the
-    fastest of `repeats` calls each (the least disturbed by other load on the machine)."""
+    fastest of `repeats` calls each (the least disturbed by other load on the machine).
+    For a mix, both times are summed over its designs, each timed alone (a mix's
+    evaluation is its designs' evaluations; a jitted value_and_grad of all six models of
+    problem (e) at once did not compile within ten minutes, though the same model
+    inside `size`'s scan compiles in about a minute)."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(prob.decode(rng.random((batch, prob.dim))))
+    times = {"value": 0.0, "value_and_grad": 0.0}
+    for only in range(len(prob.designs)) if len(prob.designs) > 1 else (None,):
 
-    def exact(x):
-        vals = prob.values(x, 0.0)
-        return vals[prob.objective], prob.violation(vals)
+        def exact(x, only=only):
+            vals = prob.values(x, 0.0, only)
+            return prob.objective_value(vals, only), prob.violation(vals)
 
-    def smooth(x):
-        vals = prob.values(x, diffhw.DEFAULT_TAU)
-        return jnp.log(vals[prob.objective]) + PENALTY * prob.violation(vals) ** 2
+        def smooth(x, only=only):
+            vals = prob.values(x, diffhw.DEFAULT_TAU, only)
+            return jnp.log(prob.objective_value(vals, only)) + PENALTY * prob.violation(vals) ** 2
 
-    f = jax.jit(jax.vmap(exact))
-    g = jax.jit(jax.vmap(jax.value_and_grad(smooth)))
-    times = {}
-    for name, fn in (("value", f), ("value_and_grad", g)):
-        jax.block_until_ready(fn(x))
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+        f = jax.jit(jax.vmap(exact))
+        g = jax.jit(jax.vmap(jax.value_and_grad(smooth)))
+        for name, fn in (("value", f), ("value_and_grad", g)):
             jax.block_until_ready(fn(x))
-            ts.append(time.perf_counter() - t0)
-        times[name] = min(ts)
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(x))
+                ts.append(time.perf_counter() - t0)
+            times[name] += min(ts)
     return times["value_and_grad"] / times["value"], times["value"] / batch
 
 
@@ -270,7 +334,7 @@ def gradient_cost_factor(prob, batch=256, repeats=30):
 
 
 def run_gradient(prob, starts, outer, inner, seed=0, method="adam"):
-    r = diffhw.size(prob.design, prob.variables, prob.objective, prob.constraints,
+    r = diffhw.size(prob.design, prob.variables, prob.objective, prob.constraints, shares=prob.shares,
                     starts=starts, outer_steps=outer, inner_steps=inner, seed=seed, method=method)
     obj = r.objective if r.feasible else math.inf
     return {"evals": r.evaluations + r.candidates, "grad_evals": r.evaluations, "candidates": r.candidates,
@@ -400,7 +464,8 @@ def run(quick, only=None):
         grid = run_grid(prob, ev_grid, max_grid)
         _progress(t_prob, "grid")
         ev_cma = Evaluator(prob, CMA_PAD)
-        cmas = [run_cma(prob, ev_cma, max_cma, s) for s in seeds]
+        cma_cap = max(max_cma, prob.cma_evals or 0)
+        cmas = [run_cma(prob, ev_cma, cma_cap, s) for s in seeds]
         _progress(t_prob, "CMA-ES")
         bests = [r["objective"] for r in grad_runs.values()]
         bests += [t[-1][2] for t, _ in rnd + cmas if t] + [g[2] for g in grid]
@@ -409,7 +474,8 @@ def run(quick, only=None):
         by_method = {"adam": {}, "lbfgs": {}}
         if DEFAULTS in grad_runs:
             by_method["adam"][DEFAULTS] = grad_runs[DEFAULTS]
-        for method, lad in (("adam", ladder), ("lbfgs", lbfgs_ladder)):
+        methods = (("adam", ladder),) + ((("lbfgs", lbfgs_ladder),) if prob.skip_lbfgs is None else ())
+        for method, lad in methods:
             for cfg in lad:
                 if cfg not in by_method[method]:
                     by_method[method][cfg] = run_gradient(prob, *cfg, method=method)
@@ -421,7 +487,7 @@ def run(quick, only=None):
         best = min(bests)
         target = best * (1 + WITHIN)
         grad_rows = []
-        for method, lad in (("adam", ladder), ("lbfgs", lbfgs_ladder)):
+        for method, lad in methods:
             done = by_method[method]
             g = next((done[c] for c in lad if c in done and done[c]["objective"] <= target), None)
             missed = [done[c] for c in lad if c in done and done[c]["objective"] > target
@@ -439,13 +505,15 @@ def run(quick, only=None):
                                       note=f"not reached within {lad[-1]}{missed_note}"))
         # The reference gradient row (ratios are to it): the method that needed fewer.
         rows = sorted(grad_rows, key=lambda r: math.inf if r["evals"] is None else r["evals"])
+        if prob.skip_lbfgs is not None:
+            rows.append(dict(method="gradient L-BFGS", evals=None, seconds=None, note=prob.skip_lbfgs, skipped=True))
         if DEFAULTS in grad_runs:
             d = grad_runs[DEFAULTS]
             ok = d["objective"] <= target
             rows.append(dict(method=f"gradient, size() defaults {d['config']}", evals=d["evals"] if ok else None,
                              adjusted=k * d["grad_evals"] + d["candidates"], seconds=d["seconds"] if ok else None,
                              note=f"objective {d['objective']:.5g}" + ("" if ok else ", NOT within 1%")))
-        for name, runs, cap in (("random search", rnd, max_random), ("CMA-ES (IPOP, penalty)", cmas, max_cma)):
+        for name, runs, cap in (("random search", rnd, max_random), ("CMA-ES (IPOP, penalty)", cmas, cma_cap)):
             hits = [first_within(t, target) for t, _ in runs]
             got = [h for h in hits if h is not None]
             if len(got) == len(hits):
@@ -502,7 +570,7 @@ def format_problem(r):
             wall = row["seconds"] / grad["seconds"]
             if not row["method"].startswith("gradient") and (best_bb is None or row["evals"] < best_bb[1]):
                 best_bb = (row["method"], row["evals"], ratio, adj)
-        ev = "not reached" if row["evals"] is None else _num(row["evals"])
+        ev = ("not run" if row.get("skipped") else "not reached") if row["evals"] is None else _num(row["evals"])
         if row["method"].startswith("gradient") and row["evals"] is not None:
             row["note"] += f"; k-adjusted {row['adjusted']:,.0f}"
         lines.append(f"    {row['method']:<44} {ev:>12} {_num(row['seconds'], '{:.2f}'):>8} "

@@ -105,15 +105,14 @@ def test_integer_variables_round_to_valid_values(small):
 
 def test_tied_moe_degrees_round_to_valid_pairs():
     """tp and ep tied (one 'chips' variable) on an MoE: only values valid for both."""
-    from diffhw._sizing import _allowed, _neighbours, _valid_candidates
+    from diffhw._sizing import _allowed, _neighbours, _valid
 
     d = diffhw.from_presets("h100-sxm", "mixtral-8x7b", chips=2, ep=2, batch=8)
     chips = variable("chips", 1, 48, paths=("parallelism.tp", "parallelism.ep"))
-    allowed = _allowed(d, chips, {})
+    allowed = _allowed((d,), chips, ({},))
     assert list(allowed) == [1.0, 2.0, 4.0, 8.0]  # divide 32 heads and 8 experts
     assert list(_neighbours(5.3, allowed)) == [2.0, 4.0, 8.0]
-    rows = _valid_candidates(d, (chips,), np.asarray([[2.0], [3.0], [8.0]]), {})
-    assert rows[:, 0].tolist() == [2.0, 8.0]
+    assert [_valid(d, 0, (chips,), [k], ({},)) for k in (2.0, 3.0, 8.0)] == [True, False, True]
 
 
 def test_infeasible_budget_is_reported_not_nan(small):
@@ -204,3 +203,91 @@ def test_kv_placement_in_hbf_is_limited_by_wear_out():
     values = eqx.filter_jit(diffhw.design_values)
     worse = diffhw.set_values(r.design, {"placement.kv_cache[1]": min(2 * share, 1.0)})
     assert float(values(worse, 0)["tier_lifetime_margin"]) < 0
+
+
+# ----------------------------------------------------------------------------- mixes
+
+MIX_SHARES = (0.7, 0.3)
+
+
+@pytest.fixture(scope="module")
+def mix(small):
+    """Two workloads on one chip: Llama-3.1-8B at 1K and at 8K context."""
+    long = diffhw.from_presets("h100-sxm", "llama-3.1-8b", chips=1, batch=16, input_tokens=8192, output_tokens=512)
+    return (small, long)
+
+
+@pytest.fixture(scope="module")
+def mix_sized(mix):
+    vs = (variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256, workload=0),
+          variable("batch", 1, 256, workload=1))
+    return size(list(mix), vs, "usd_per_million_tokens", BUDGETS, shares=MIX_SHARES, **QUICK)
+
+
+def test_mix_is_within_1pct_of_dense_grid(mix, mix_sized):
+    """A shared memory bandwidth and a batch per workload, fleet $/Mtoken = the
+    share-weighted mean: against an exhaustive grid (400 bandwidths, every whole batch
+    of each workload, the best feasible batch per workload at each bandwidth)."""
+    bw = np.geomspace(5e11, 1e13, 400)
+    batch = np.arange(1.0, 257.0)
+    B, W = (a.ravel() for a in np.meshgrid(batch, bw))
+
+    def grid(design):
+        @jax.jit
+        def run(w, b):
+            def one(w, b):
+                d = diffhw.set_values(design, {"hardware.memory_bandwidth_bytes_per_s": w, "workload.batch": b})
+                v = diffhw.design_values(d, 0)
+                ok = (v["tpot_s"] <= 0.012) & (v["peak_power_w"] <= 800) & (v["memory_margin"] >= 0)
+                return jnp.where(ok, v["usd_per_million_tokens"], jnp.inf)
+
+            return jax.vmap(one)(w, b)
+
+        return np.asarray(run(jnp.asarray(W), jnp.asarray(B))).reshape(len(bw), len(batch)).min(axis=1)
+
+    fleet = sum(p * grid(d) for p, d in zip(MIX_SHARES, mix, strict=True))
+    best = float(np.min(fleet))
+    r = mix_sized
+    assert np.isfinite(best) and r.feasible
+    assert r.objective <= best * 1.01
+    assert [v.name for v in r.variables] == ["memory_bandwidth", "batch@0", "batch@1"]
+    assert r.shares == pytest.approx(MIX_SHARES)
+    # the reported objective is the fleet's: each workload's exact $/Mtoken, weighted
+    usd = [m["usd_per_million_tokens"] for m in r.workload_metrics]
+    assert r.objective == pytest.approx(sum(p * u for p, u in zip(MIX_SHARES, usd, strict=True)), rel=1e-5)
+
+
+def test_mix_designs_share_the_hardware_and_meet_every_budget(mix_sized):
+    r = mix_sized
+    assert len(r.designs) == 2 and r.design is r.designs[0]
+    values = eqx.filter_jit(diffhw.design_values)
+    for i, d in enumerate(r.designs):
+        assert float(d.hardware.memory_bandwidth_bytes_per_s) == pytest.approx(r.chosen["memory_bandwidth"])
+        assert float(d.workload.batch) == r.chosen[f"batch@{i}"] == round(r.chosen[f"batch@{i}"])
+        v = values(d, 0)
+        assert float(v["tpot_s"]) <= 0.012 and float(v["peak_power_w"]) <= 800 and float(v["memory_margin"]) >= 0
+        assert r.margins[f"tpot_s <= 0.012 [@{i}]"] >= 0
+    # the long-context workload fits fewer requests in the same memory
+    assert r.chosen["batch@1"] < r.chosen["batch@0"]
+
+
+def test_mix_of_one_design_is_the_single_design(small, sized):
+    r = size([small], VARIABLES, "usd_per_million_tokens", BUDGETS, shares=[3.0], **QUICK)
+    assert r.chosen == sized.chosen and r.objective == pytest.approx(sized.objective)
+    assert sized.designs == (sized.design,) and sized.shares == (1.0,)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(shares=(1.0,)), "shares"),
+    (dict(shares=(1.0, -1.0)), "shares"),
+    (dict(variables=[variable("batch", 1, 8, workload=2)]), "workload"),
+    (dict(design=[]), "design"),
+])
+def test_mix_bad_input_names_the_field(mix, kwargs, field):
+    args = dict(design=list(mix), variables=[variable("memory_bandwidth", 1e12, 2e12)], objective="tpot_s")
+    args.update(kwargs)
+    with pytest.raises(InputError) as e:
+        size(**args)
+    assert field in str(e.value)
+    with pytest.raises(InputError, match="workload"):
+        variable("batch", 1, 8, workload=-1)
