@@ -97,12 +97,12 @@ class Problem:
     variables, one objective metric (minimised; for a mix its `shares`-weighted mean
     over the designs), and constraints (met by every design)."""
 
-    def __init__(self, key, title, design, variables, objective, constraints, shares=None, lbfgs=None,
+    def __init__(self, key, title, design, variables, objective, constraints, shares=None, skip_lbfgs=None,
                  cma_evals=None):
         self.key, self.title, self.design = key, title, design
-        # lbfgs: None, or why size(method="lbfgs") is not run on this problem;
+        # skip_lbfgs: None, or why size(method="lbfgs") is not run on this problem;
         # cma_evals: a larger CMA-ES budget per seed than the mode's, or None
-        self.skip_lbfgs, self.cma_evals = lbfgs, cma_evals
+        self.skip_lbfgs, self.cma_evals = skip_lbfgs, cma_evals
         self.designs = tuple(design) if isinstance(design, (list, tuple)) else (design,)
         self.shares = None if shares is None else tuple(float(s) for s in shares)
         weights = np.ones(len(self.designs)) if shares is None else np.asarray(shares, dtype=float)
@@ -251,7 +251,7 @@ def problems(quick):
                  "tpot <= 50 ms for each, area <= 858 mm2, power <= 1000 W per chip",
             designs, vs, "usd_per_million_tokens", ["tpot_s<=0.05", "chip_area_mm2<=858", "peak_power_w<=1000"],
             shares=[w for *_, w in FLEET], cma_evals=100_000,
-            lbfgs="not run: compiling its line search over six models took over 4 minutes and 9 GB (stopped)"))
+            skip_lbfgs="not run: compiling its line search over six models took over 4 minutes and 9 GB (stopped)"))
     return out
 
 
