@@ -51,6 +51,20 @@ def _add_size(sub, common):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=8, help="sensitivities to show (default: %(default)s)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write the optimisation trace")
+    p.add_argument("--workload", action="append", default=None, metavar="KEY=VALUE,...",
+                   help="size one hardware design for a mix of workloads (repeat per workload), e.g. "
+                        "'model=llama-3.1-8b,input-tokens=4096,chips=1,share=0.3': keys are this command's "
+                        "options (" + ", ".join(WORKLOAD_KEYS) + ") plus share (its weight in the objective, "
+                        "e.g. of tokens served; default 1); unset keys take the command's values. Batch and "
+                        "parallel degrees in --vary become one variable per workload (named NAME@i), the "
+                        "others are shared; the objective is the share-weighted mean")
+
+
+#: Keys a --workload may set (the common options that describe a workload, not hardware).
+WORKLOAD_KEYS = ("model", "input-tokens", "output-tokens", "precision", "weight-precision", "kv-precision",
+                 "shared-context-tokens", "chips", "tp", "pp", "dp", "ep", "batch")
+#: --vary names that belong to one workload in a mix (the rest are shared hardware).
+_PER_WORKLOAD = ("batch", "chips", "tp", "pp", "dp", "ep")
 
 
 def _add_sensitivity(sub, common):
@@ -65,7 +79,7 @@ def _add_sensitivity(sub, common):
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write a tornado chart")
 
 
-def _parse_vary(spec, model):
+def _parse_vary(spec, model, workload=None):
     name, eq, rng = spec.partition("=")
     parts = rng.split(":")
     if not eq or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("int", "real")):
@@ -79,7 +93,50 @@ def _parse_vary(spec, model):
 
     paths = ("parallelism.tp", "parallelism.ep") if name == "chips" and model.n_experts else (
         ("parallelism.tp",) if name == "chips" else None)
-    return variable(name, lo, hi, integer=integer, paths=paths)
+    return variable(name, lo, hi, integer=integer, paths=paths, workload=workload)
+
+
+def _parse_workload(spec):
+    """``"model=x,input-tokens=4096,share=0.3"`` -> ({option: value}, share)."""
+    out, share = {}, 1.0
+    for item in filter(None, (t.strip() for t in spec.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not value.strip():
+            raise InputError("--workload", spec, "comma-separated KEY=VALUE items, e.g. model=llama-3.1-8b,share=0.3")
+        if key == "share":
+            try:
+                share = float(value)
+            except ValueError:
+                share = math.nan
+            if not (math.isfinite(share) and share > 0):
+                raise InputError("--workload share", value, "a positive number")
+            continue
+        if key not in WORKLOAD_KEYS:
+            from ._config import _close
+
+            raise InputError("--workload key", key, "one of " + ", ".join((*WORKLOAD_KEYS, "share")),
+                             _close(key, (*WORKLOAD_KEYS, "share")))
+        out[key] = value.strip()
+    return out, share
+
+
+def _workload_args(args, items):
+    """A copy of `args` with one workload's options set (numbers parsed as the CLI does)."""
+    import argparse
+
+    numeric = {"input-tokens", "output-tokens", "shared-context-tokens", "chips", "tp", "pp", "dp", "ep", "batch"}
+    ns = argparse.Namespace(**vars(args))
+    for key, value in items.items():
+        if key in numeric:
+            try:
+                value = float(value)
+            except ValueError:
+                raise InputError(f"--workload {key}", value, "a number") from None
+        setattr(ns, key.replace("-", "_"), value)
+    if "tp" in items and "chips" not in items:
+        ns.chips = None  # tp sets the chip count
+    return ns
 
 
 def _parse_objective(spec):
@@ -113,11 +170,22 @@ def _run_size(args):
     from ._sensitivity import sensitivity
     from ._sizing import Constraint, size
 
-    design = _base_design(args, check_positive("--batch", args.batch))
-    if args.vary:
-        variables = [_parse_vary(s, design.model) for s in args.vary]
+    check_positive("--batch", args.batch)
+    specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES]
+    shares = None
+    if args.workload:
+        mix = [_parse_workload(w) for w in args.workload]
+        wargs = [_workload_args(args, items) for items, _ in mix]
+        designs = [_base_design(a, check_positive("--workload batch", a.batch)) for a in wargs]
+        shares = [sh for _, sh in mix]
+        shared = [s for s in specs if s.partition("=")[0] not in _PER_WORKLOAD]
+        own = [s for s in specs if s.partition("=")[0] in _PER_WORKLOAD]
+        variables = [_parse_vary(s, designs[0].model) for s in shared]
+        variables += [_parse_vary(s, d.model, workload=i) for i, d in enumerate(designs) for s in own]
+        design = designs if len(designs) > 1 else designs[0]
     else:
-        variables = [_parse_vary(f"{n}={lo}:{hi}", design.model) for n, lo, hi, _ in DEFAULT_VARIABLES]
+        design = _base_design(args, args.batch)
+        variables = [_parse_vary(s, design.model) for s in specs]
     cons = []
     for flag, metric, scale in (("--tpot-slo-ms", "tpot_s", 1e-3), ("--ttft-slo-ms", "ttft_s", 1e-3),
                                 ("--area-budget-mm2", "chip_area_mm2", 1.0), ("--power-budget-w", "peak_power_w", 1.0)):
@@ -128,11 +196,18 @@ def _run_size(args):
     for flag in ("starts", "steps", "outer", "top"):
         check_positive(f"--{flag}", getattr(args, flag))
     r = size(design, variables, _parse_objective(args.objective), cons, starts=args.starts,
-             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed, method=args.method)
+             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed, method=args.method, shares=shares)
     objective_metric = r.objective_spec[0][0]
-    sens = sensitivity(r.design, metrics=(objective_metric,))
-    top = sens.top(objective_metric, args.top)
-    d = _size_dict(r, design, top)
+    top = {}
+    if len(r.designs) == 1:  # a mix has one set of elasticities per workload: not computed here
+        top = sensitivity(r.design, metrics=(objective_metric,)).top(objective_metric, args.top)
+    d = _size_dict(r, r.designs[0], top)
+    if len(r.designs) > 1:
+        d["model"] = " + ".join(x.model.name for x in r.designs)
+        d["workloads"] = [
+            {"model": x.model.name, "share": sh, "baseline_metrics": bm, "metrics": m}
+            for x, sh, bm, m in zip(r.designs, r.shares, r.baseline_workload_metrics, r.workload_metrics, strict=True)
+        ]
     if args.plot:
         _plot_trace(r, args.plot)
         d["plot"] = args.plot
@@ -193,9 +268,12 @@ def _size_table(d):
         lines.append(f"  {v['name']:<{w}}  {_fmt(v['baseline']):>12}  {_fmt(v['relaxed']):>12}  {_fmt(v['chosen']):>12}")
     lines += ["", f"  {'metric':<28}  {'baseline':>12}  {'sized':>12}"]
     lines.append(f"  {'objective':<28}  {_fmt(o['baseline']):>12}  {_fmt(o['chosen']):>12}")
-    for k in _SHOWN:
-        if k in d["metrics"]:
-            lines.append(f"  {k:<28}  {_fmt(d['baseline_metrics'][k]):>12}  {_fmt(d['metrics'][k]):>12}")
+    for i, w in enumerate(d.get("workloads") or [d]):
+        if "workloads" in d:
+            lines.append(f"  workload @{i}: {w['model']} (share {w['share']:.3g})")
+        for k in _SHOWN:
+            if k in w["metrics"]:
+                lines.append(f"  {k:<28}  {_fmt(w['baseline_metrics'][k]):>12}  {_fmt(w['metrics'][k]):>12}")
     lines += ["", "  constraints (margin >= 0 is met; relative for positive metrics):"]
     for c in d["constraints"]:
         lines.append(f"    {c['constraint']:<32} margin {c['margin']:+.4f}  {'ok' if c['met'] else 'VIOLATED'}")

@@ -291,3 +291,36 @@ def test_mix_bad_input_names_the_field(mix, kwargs, field):
     assert field in str(e.value)
     with pytest.raises(InputError, match="workload"):
         variable("batch", 1, 8, workload=-1)
+
+
+MIX_ARGV = ["size", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1", "--precision", "bf16",
+            "--vary", "memory_bandwidth=5e11:1e13", "--vary", "batch=1:256", "--starts", "4", "--steps", "80",
+            "--outer", "6", "--tpot-slo-ms", "12", "--area-budget-mm2", "0", "--power-budget-w", "800",
+            "--workload", "model=llama-3.1-8b,input-tokens=1024,output-tokens=256,share=0.7",
+            "--workload", "model=llama-3.1-8b,input-tokens=8192,output-tokens=512,share=0.3"]
+
+
+def test_cli_size_mix_json(capsys, mix_sized):
+    """`diffhw size --workload ... --workload ...`: the same mix as `mix_sized` from the
+    CLI (batch becomes one variable per workload, bandwidth is shared)."""
+    assert main([*MIX_ARGV, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["feasible"] is True and d["model"] == "llama-3.1-8b + llama-3.1-8b"
+    assert [v["name"] for v in d["variables"]] == ["memory_bandwidth", "batch@0", "batch@1"]
+    assert [w["share"] for w in d["workloads"]] == pytest.approx([0.7, 0.3])
+    assert d["objective"]["chosen"] == pytest.approx(mix_sized.objective, rel=0.01)
+    assert d["metrics"] == d["workloads"][0]["metrics"]
+    assert all(w["metrics"]["tpot_s"] <= 0.012 for w in d["workloads"])
+    assert "tpot_s <= 0.012 [@1]" in {c["constraint"] for c in d["constraints"]}
+
+
+@pytest.mark.parametrize("spec, word", [
+    ("model=llama-3.1-8b,inputs=3", "--workload key"),
+    ("model=llama-3.1-8b,share=-1", "--workload share"),
+    ("model=llama-3.1-8b,batch=many", "--workload batch"),
+    ("llama-3.1-8b", "--workload"),
+])
+def test_cli_size_mix_bad_input(capsys, spec, word):
+    assert main(["size", "--workload", spec]) == 2
+    err = capsys.readouterr().err
+    assert word in err and err.count("\n") == 1
