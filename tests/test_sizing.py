@@ -31,9 +31,9 @@ def sized(small):
     return size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, **QUICK)
 
 
-def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
-    """Exhaustive grid (every whole batch x 400 bandwidths), exact evaluation: the sized
-    integer design is at most 1% worse than the grid's best feasible point."""
+def _dense_grid(design):
+    """Exact $/Mtoken of `design` over 400 memory bandwidths x every batch 1-256 (inf
+    where a budget of `BUDGETS` or memory fit is missed): an array (bandwidth, batch)."""
     bw = np.geomspace(5e11, 1e13, 400)
     batch = np.arange(1.0, 257.0)
     B, W = (a.ravel() for a in np.meshgrid(batch, bw))
@@ -41,14 +41,20 @@ def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
     @jax.jit
     def grid(w, b):
         def one(w, b):
-            d = diffhw.set_values(small, {"hardware.memory_bandwidth_bytes_per_s": w, "workload.batch": b})
+            d = diffhw.set_values(design, {"hardware.memory_bandwidth_bytes_per_s": w, "workload.batch": b})
             v = diffhw.design_values(d, 0)
             ok = (v["tpot_s"] <= 0.012) & (v["peak_power_w"] <= 800) & (v["memory_margin"] >= 0)
             return jnp.where(ok, v["usd_per_million_tokens"], jnp.inf)
 
         return jax.vmap(one)(w, b)
 
-    best = float(np.min(np.asarray(grid(jnp.asarray(W), jnp.asarray(B)))))
+    return np.asarray(grid(jnp.asarray(W), jnp.asarray(B))).reshape(len(bw), len(batch))
+
+
+def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
+    """Exhaustive grid (every whole batch x 400 bandwidths), exact evaluation: the sized
+    integer design is at most 1% worse than the grid's best feasible point."""
+    best = float(np.min(_dense_grid(small)))
     assert np.isfinite(best)
     assert sized.feasible
     assert sized.objective <= best * 1.01
@@ -228,24 +234,7 @@ def test_mix_is_within_1pct_of_dense_grid(mix, mix_sized):
     """A shared memory bandwidth and a batch per workload, fleet $/Mtoken = the
     share-weighted mean: against an exhaustive grid (400 bandwidths, every whole batch
     of each workload, the best feasible batch per workload at each bandwidth)."""
-    bw = np.geomspace(5e11, 1e13, 400)
-    batch = np.arange(1.0, 257.0)
-    B, W = (a.ravel() for a in np.meshgrid(batch, bw))
-
-    def grid(design):
-        @jax.jit
-        def run(w, b):
-            def one(w, b):
-                d = diffhw.set_values(design, {"hardware.memory_bandwidth_bytes_per_s": w, "workload.batch": b})
-                v = diffhw.design_values(d, 0)
-                ok = (v["tpot_s"] <= 0.012) & (v["peak_power_w"] <= 800) & (v["memory_margin"] >= 0)
-                return jnp.where(ok, v["usd_per_million_tokens"], jnp.inf)
-
-            return jax.vmap(one)(w, b)
-
-        return np.asarray(run(jnp.asarray(W), jnp.asarray(B))).reshape(len(bw), len(batch)).min(axis=1)
-
-    fleet = sum(p * grid(d) for p, d in zip(MIX_SHARES, mix, strict=True))
+    fleet = sum(p * _dense_grid(d).min(axis=1) for p, d in zip(MIX_SHARES, mix, strict=True))
     best = float(np.min(fleet))
     r = mix_sized
     assert np.isfinite(best) and r.feasible
