@@ -198,9 +198,12 @@ def _run_size(args):
     r = size(design, variables, _parse_objective(args.objective), cons, starts=args.starts,
              inner_steps=args.steps, outer_steps=args.outer, seed=args.seed, method=args.method, shares=shares)
     objective_metric = r.objective_spec[0][0]
-    top = {}
-    if len(r.designs) == 1:  # a mix has one set of elasticities per workload: not computed here
+    if len(r.designs) == 1:
         top = sensitivity(r.design, metrics=(objective_metric,)).top(objective_metric, args.top)
+    elif len(r.objective_spec) == 1:
+        top = mix_elasticities(r, args.top)
+    else:  # a weighted product over a mix: not computed
+        top = {}
     d = _size_dict(r, r.designs[0], top)
     if len(r.designs) > 1:
         d["model"] = " + ".join(x.model.name for x in r.designs)
@@ -219,6 +222,26 @@ def _run_size(args):
         raise InputError("budgets", "; ".join(c["constraint"] for c in d["constraints"] if not c["met"]),
                          "limits a design within the variables' bounds can meet",
                          "; ".join(r.violations) + "; loosen them or widen the bounds")
+
+
+def mix_elasticities(r, k=None):
+    """Elasticities of a mix's objective (one metric) at its sized designs: each
+    workload's (`sensitivity`), weighted by its part of the objective, ``softmax(log
+    share + w s log metric)`` (exact for leaves every design shares, e.g. the hardware;
+    the `k` largest)."""
+    import numpy as np
+
+    from ._sensitivity import sensitivity
+
+    (metric, w, sense), = r.objective_spec
+    logs = np.log(np.asarray(r.shares)) + w * sense * np.log([m[metric] for m in r.workload_metrics])
+    weights = np.exp(logs - logs.max())
+    total = {}
+    for weight, design in zip(weights / weights.sum(), r.designs, strict=True):
+        for p, e in sensitivity(design, metrics=(metric,)).of(metric).items():
+            total[p] = total.get(p, 0.0) + float(weight) * e
+    order = sorted(total, key=lambda p: -abs(total[p]))[:k]
+    return {p: total[p] for p in order if abs(total[p]) > 1e-6}
 
 
 _SHOWN = ("tpot_s", "ttft_s", "usd_per_million_tokens", "energy_per_token_j", "kgco2e_per_million_tokens",
@@ -280,7 +303,8 @@ def _size_table(d):
     for v in d["violations"]:
         lines.append(f"    {v}")
     if d["sensitivities"]:
-        lines += ["", f"  top elasticities of {o['terms'][0]['metric']} at the sized design (d log m / d log p):"]
+        what = "the objective (share-weighted over the workloads)" if "workloads" in d else o["terms"][0]["metric"]
+        lines += ["", f"  top elasticities of {what} at the sized design (d log m / d log p):"]
         for p, e in d["sensitivities"].items():
             lines.append(f"    {p:<48} {e:+.3f}")
     return "\n".join(lines)

@@ -301,6 +301,25 @@ def test_cli_size_mix_json(capsys, mix_sized):
     assert d["metrics"] == d["workloads"][0]["metrics"]
     assert all(w["metrics"]["tpot_s"] <= 0.012 for w in d["workloads"])
     assert "tpot_s <= 0.012 [@1]" in {c["constraint"] for c in d["constraints"]}
+    assert d["sensitivities"] and all(np.isfinite(e) for e in d["sensitivities"].values())
+
+
+def test_mix_elasticity_matches_finite_difference(mix_sized):
+    """The fleet objective's elasticity to the shared memory bandwidth (each workload's
+    elasticity, weighted) against a central difference of the share-weighted $/Mtoken."""
+    from diffhw._cli_size import mix_elasticities
+
+    path = "hardware.memory_bandwidth_bytes_per_s"
+    e = mix_elasticities(mix_sized)[path]
+    values = eqx.filter_jit(diffhw.design_values)
+
+    def fleet(f):
+        return sum(p * float(values(diffhw.set_values(d, {path: diffhw.get_value(d, path) * f}))
+                             ["usd_per_million_tokens"]) for p, d in zip(MIX_SHARES, mix_sized.designs, strict=True))
+
+    h = 1e-3
+    fd = (np.log(fleet(np.exp(h))) - np.log(fleet(np.exp(-h)))) / (2 * h)
+    assert abs(e) > 0.01 and e == pytest.approx(fd, rel=0.02, abs=1e-3)
 
 
 @pytest.mark.parametrize("spec, word", [
