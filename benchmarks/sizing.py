@@ -299,14 +299,14 @@ def gradient_cost_factor(prob, batch=256, repeats=30):
     """k = time(value_and_grad of the smooth objective + penalised margins) /
     time(exact evaluation), both jitted and vmapped over `batch` points, per point; the
     fastest of `repeats` calls each (the least disturbed by other load on the machine).
-    For a mix, both times are summed over its designs, each timed alone (a mix's
+    Both times are summed over the designs of a mix, each timed alone (a mix's
     evaluation is its designs' evaluations; a jitted value_and_grad of all six models of
     problem (e) at once did not compile within ten minutes, though the same model
     inside `size`'s scan compiles in about a minute)."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(prob.decode(rng.random((batch, prob.dim))))
     times = {"value": 0.0, "value_and_grad": 0.0}
-    for only in range(len(prob.designs)) if len(prob.designs) > 1 else (None,):
+    for only in range(len(prob.designs)):
 
         def exact(x, only=only):
             vals = prob.values(x, 0.0, only)

@@ -348,9 +348,7 @@ def _objective(vals, terms):
 def _mix(vals, terms, log_shares):
     """The objective of a mix (in log): ``log sum_i p_i exp(L_i)`` over its designs'
     objectives ``L_i`` (a share-weighted mean, e.g. fleet $/token for token shares);
-    ``L_0`` for one design."""
-    if len(vals) == 1:
-        return _objective(vals[0], terms)
+    ``L_0`` for one design (``p_0 = 1``)."""
     return jax.nn.logsumexp(jnp.stack([_objective(v, terms) for v in vals]) + log_shares)
 
 
@@ -578,7 +576,7 @@ def size(
         scale = terms[0][1] * terms[0][2] if len(terms) == 1 else sum(w for _, w, _ in terms)
         return np.exp(np.asarray(f_log, dtype=float) / scale)
 
-    chosen_designs = _apply(designs, variables, jnp.asarray(chosen_x), _base_leaves(designs, variables))
+    chosen_designs = _apply(designs, variables, jnp.asarray(chosen_x), base_leaves)
     baseline_metrics = [{k: float(v) for k, v in vals.items()} for vals in base_vals]
     return SizingResult(
         variables=variables,
@@ -647,7 +645,7 @@ class _Checker:
         self.evaluated += n
         vals = [{k: np.asarray(v)[:n] for k, v in d.items()} for d in vals]
         per = np.stack([sum(w * s * np.log(np.maximum(v[m], 1e-300)) for m, w, s in self.terms) for v in vals], 1)
-        mix = per[:, 0] if len(vals) == 1 else np.logaddexp.reduce(per + self.log_shares[None, :], axis=1)
+        mix = np.logaddexp.reduce(per + self.log_shares[None, :], axis=1)
         return vals, np.asarray(margins)[:n], per, mix
 
     def round(self, points):
