@@ -19,10 +19,7 @@ from ._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_thro
 from ._hardware import Hardware, Profile
 from ._latency import COMPONENTS, StepTime, Work
 from ._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, placement_from_logits
-from ._model import OpCost, Transformer, expected_experts_touched
 from ._near_memory import NearMemory
-from ._precision import Precision, precision
-from ._report import workload_costs
 from ._sensitivity import (
     Sensitivity,
     crossovers,
@@ -37,7 +34,11 @@ from ._sizing import Constraint, SizingResult, Variable, constraint, size, varia
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._sweep import SweepResult, pareto_front, sweep
 from ._technology import Technology
-from ._workload import Parallelism, Workload, parallelism, validate_parallelism, workload
+from ._workload._costs import workload_costs
+from ._workload._operators import OpCost, expected_experts_touched
+from ._workload._precision import Precision, precision
+from ._workload._transformer import Transformer
+from ._workload._workload import Parallelism, Workload, parallelism, validate_parallelism, workload
 
 __version__ = "0.1.0"
 

@@ -32,8 +32,8 @@ from ._config import load_hardware, load_model, load_profile
 from ._errors import InputError
 from ._evaluate import _anonymous, _with_static, evaluate, max_throughput
 from ._hardware import Profile
-from ._precision import Precision, precision
-from ._workload import parallelism, validate_parallelism, workload
+from ._workload._precision import Precision, precision
+from ._workload._workload import parallelism, validate_parallelism, workload
 
 #: Profile leaves that are fractions in (0, 1]: fitted as ``sigmoid(theta)``.
 FRACTIONS = ("bandwidth_efficiency", "compute_efficiency", "network_efficiency", "memory_utilization")

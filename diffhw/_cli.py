@@ -99,7 +99,7 @@ def _technology(args):
 
 def _design(args, batch):
     from . import presets
-    from ._workload import parallelism, validate_parallelism, workload
+    from ._workload._workload import parallelism, validate_parallelism, workload
 
     hw = presets.hardware(args.hardware, profile=args.profile)
     model = presets.model(args.model)

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import units
 from ._errors import InputError
 from ._hardware import TOPOLOGIES, Hardware, Profile
-from ._model import Transformer
+from ._workload._transformer import Transformer
 
 _DATA = resources.files("diffhw") / "data"
 

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 
 from ._errors import InputError
 from ._hardware import Hardware
-from ._model import Transformer
 from ._technology import YEAR_S, Technology
-from ._workload import Parallelism, Workload
+from ._workload._transformer import Transformer
+from ._workload._workload import Parallelism, Workload
 
 
 class Design(eqx.Module):
@@ -260,7 +260,7 @@ def from_presets(hardware="h100-sxm", model="llama-3.1-70b", chips=None, tp=None
     to ``tp * pp * dp`` or the hardware's scale-up unit; `technology=True` loads the
     hardware's technology (`presets.technology_for`), False leaves it out."""
     from . import presets
-    from ._workload import parallelism, validate_parallelism, workload
+    from ._workload._workload import parallelism, validate_parallelism, workload
 
     hw = presets.hardware(hardware, profile=profile)
     mdl = presets.model(model)

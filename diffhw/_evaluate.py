@@ -12,9 +12,10 @@ from ._cost import Economics, economics
 from ._hardware import Hardware
 from ._latency import COMPONENTS, StepTime, activation_bytes_per_chip, memory_per_chip, tpot, ttft
 from ._memory import TierReport
-from ._model import Transformer, access_bytes
 from ._technology import Technology
-from ._workload import Parallelism, Workload
+from ._workload._operators import access_bytes
+from ._workload._transformer import Transformer
+from ._workload._workload import Parallelism, Workload
 
 Scalar = Float[Array, ""]
 

@@ -7,7 +7,7 @@ from jaxtyping import Array, Float
 from ._collectives import NetworkOptions
 from ._memory import Placement
 from ._near_memory import NearMemory
-from ._precision import FLOAT_COLUMNS, Precision
+from ._workload._precision import FLOAT_COLUMNS, Precision
 
 
 def _f(x):

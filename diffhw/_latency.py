@@ -15,15 +15,9 @@ from jaxtyping import Array, Float
 
 from . import _collectives, _memory, _near_memory, _smooth
 from ._hardware import Hardware
-from ._model import (
-    Transformer,
-    access_bytes,
-    kv_bytes_per_chip,
-    shards_for,
-    step_ops,
-    weight_bytes_per_chip,
-)
-from ._workload import Parallelism, Workload
+from ._workload._operators import access_bytes, kv_bytes_per_chip, shards_for, step_ops, weight_bytes_per_chip
+from ._workload._transformer import Transformer
+from ._workload._workload import Parallelism, Workload
 
 Scalar = Float[Array, ""]
 

@@ -847,7 +847,7 @@ def _violation_line(label, log, margin):
 def _valid(design, index, variables, x, base_leaves):
     """Whether the parallel degrees of `design` (design `index` of a mix) with
     `variables` at `x` fit its model."""
-    from ._workload import validate_parallelism
+    from ._workload._workload import validate_parallelism
 
     keep = [i for i, v in enumerate(variables) if _applies(v, index)]
     spec = tuple((variables[i].paths, variables[i].scale, None) for i in keep)

@@ -33,8 +33,8 @@ def test_pim_penalty_datacenter_vs_plausible_on_mobile():
     inputs and partial results the host exchanges with the units; PNM's 16 GB shards do
     not. The overhead scales with tokens x width / shard: large at datacenter batch,
     negligible at batch 1, where PIM's internal bandwidth wins on a phone."""
-    from diffhw._model import shards_for, step_ops
     from diffhw._near_memory import offload
+    from diffhw._workload._operators import shards_for, step_ops
 
     hw = presets.hardware("h100-sxm")
     m = presets.model("llama-3.1-70b")

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._errors import InputError
+from .._errors import InputError
 
 # name -> (bits per element, hardware compute column).
 # int4/nf4-style weight formats are 4 bits but (when used for activations too) run on

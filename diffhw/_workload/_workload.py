@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._errors import InputError, check_positive
+from .._errors import InputError, check_positive
 from ._precision import Precision, precision
 
 Scalar = Float[Array, ""]
