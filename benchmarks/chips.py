@@ -15,7 +15,7 @@ construction) or a CHECK (the model never saw it):
 import diffhw
 from diffhw import presets
 from diffhw._config import _resolve
-from diffhw._technology import _preset_chain, architecture_of
+from diffhw._hardware._technology import _preset_chain, architecture_of
 
 A, C = "anchor", "check"
 # preset: (published die area mm2, role, TDP W, role, manufacturing-cost estimate $), sourced

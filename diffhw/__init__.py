@@ -16,10 +16,12 @@ from ._design import (
 )
 from ._errors import InputError
 from ._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
-from ._hardware import Hardware, Profile
+from ._hardware._hardware import Hardware
+from ._hardware._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, placement_from_logits
+from ._hardware._near_memory import NearMemory
+from ._hardware._profile import Profile
+from ._hardware._technology import Technology
 from ._latency import COMPONENTS, StepTime, Work
-from ._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, placement_from_logits
-from ._near_memory import NearMemory
 from ._sensitivity import (
     Sensitivity,
     crossovers,
@@ -33,7 +35,6 @@ from ._sensitivity import (
 from ._sizing import Constraint, SizingResult, Variable, constraint, size, variable
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._sweep import SweepResult, pareto_front, sweep
-from ._technology import Technology
 from ._workload._costs import workload_costs
 from ._workload._operators import OpCost, expected_experts_touched
 from ._workload._precision import Precision, precision

@@ -4,7 +4,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _near_memory, _smooth
+from . import _smooth
+from ._hardware import _near_memory
 
 Scalar = Float[Array, ""]
 

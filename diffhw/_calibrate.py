@@ -31,7 +31,7 @@ from . import _smooth
 from ._config import load_hardware, load_model, load_profile
 from ._errors import InputError
 from ._evaluate import _anonymous, _with_static, evaluate, max_throughput
-from ._hardware import Profile
+from ._hardware._profile import Profile
 from ._workload._precision import Precision, precision
 from ._workload._workload import parallelism, validate_parallelism, workload
 

@@ -79,7 +79,7 @@ def _positive_int(field, value):
 
 def _technology(args):
     from . import presets
-    from ._technology import KWH_J, YEAR_S
+    from ._hardware._technology import KWH_J, YEAR_S
 
     over = {}
     if args.electricity_usd_per_kwh is not None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from . import units
 from ._errors import InputError
-from ._hardware import TOPOLOGIES, Hardware, Profile
+from ._hardware._hardware import TOPOLOGIES, Hardware
+from ._hardware._profile import Profile
 from ._workload._transformer import Transformer
 
 _DATA = resources.files("diffhw") / "data"
@@ -276,8 +277,8 @@ def _merged_hardware(path, depth=0):
 
 def _network_options(w, n):
     """`NetworkOptions` from the optional keys of a ``[network]`` table."""
-    from ._collectives import NetworkOptions
-    from ._topology import ALLREDUCE_ALGORITHMS
+    from ._hardware._collective_algorithms import ALLREDUCE_ALGORITHMS
+    from ._hardware._collectives import NetworkOptions
 
     algo = n.get("algorithm", "auto")
     if algo not in ALLREDUCE_ALGORITHMS:
@@ -306,7 +307,7 @@ def _network_options(w, n):
 
 def _near_memory(where, d, tier_names):
     """The ``[near_memory]`` table: PNM/PIM/3D logic on one tier."""
-    from ._near_memory import NearMemory
+    from ._hardware._near_memory import NearMemory
 
     t = d.get("near_memory")
     if t is None:
@@ -345,7 +346,7 @@ def _near_memory(where, d, tier_names):
 
 def _tiers(where, d):
     """Extra memory tiers (``[[tiers]]``) and the ``[placement]`` of data classes."""
-    from ._memory import DATA_CLASSES, Placement, tier_from_technology
+    from ._hardware._memory import DATA_CLASSES, Placement, tier_from_technology
 
     raw = d.get("tiers", [])
     if not isinstance(raw, list):

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float
 
 from . import _energy, _smooth
 from ._area import Area, chip_area, memory_devices
-from ._technology import YEAR_S
+from ._hardware._technology import YEAR_S
 
 Scalar = Float[Array, ""]
 

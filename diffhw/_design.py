@@ -17,8 +17,8 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from ._errors import InputError
-from ._hardware import Hardware
-from ._technology import YEAR_S, Technology
+from ._hardware._hardware import Hardware
+from ._hardware._technology import YEAR_S, Technology
 from ._workload._transformer import Transformer
 from ._workload._workload import Parallelism, Workload
 
@@ -95,7 +95,7 @@ def _placement_entry(design, path):
     (1 = the first of `Hardware.tiers`); setting it moves the difference to or from main
     memory, so every row of the placement still sums to 1. Returns (class row, tier) or
     None when `path` is not of this form."""
-    from ._memory import DATA_CLASSES
+    from ._hardware._memory import DATA_CLASSES
 
     m = _PLACEMENT.match(path)
     if m is None:
@@ -114,7 +114,7 @@ def get_value(design: Design, path: str):
     """The value of the leaf at `path` (a scalar array)."""
     entry = _placement_entry(design, path)
     if entry is not None:
-        from ._memory import fractions_of
+        from ._hardware._memory import fractions_of
 
         return fractions_of(design.hardware)[entry]
     steps = _parse(path)
@@ -123,7 +123,7 @@ def get_value(design: Design, path: str):
 
 
 def _set_placement(design, entry, v):
-    from ._memory import Placement, fractions_of
+    from ._hardware._memory import Placement, fractions_of
 
     frac = fractions_of(design.hardware)
     c, t = entry

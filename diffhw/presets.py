@@ -23,15 +23,8 @@ from ._config import (
 from ._config import (
     load_profile as profile,
 )
-from ._technology import (
-    list_memories,
-    list_nodes,
-    memory_device,
-    technology_for,
-)
-from ._technology import (
-    load_technology as technology,
-)
+from ._hardware._technology import list_memories, list_nodes, memory_device, technology_for
+from ._hardware._technology import load_technology as technology
 
 __all__ = [
     "MODEL_ALIASES",

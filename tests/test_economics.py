@@ -11,7 +11,7 @@ import pytest
 import diffhw
 from diffhw import presets
 from diffhw._cli import main
-from diffhw._technology import YEAR_S
+from diffhw._hardware._technology import YEAR_S
 
 # Real chips: (preset, published die area mm2 or None, TDP W or None). Which numbers are
 # anchors (used to set a constant, so reproduced by construction) and which are checks:
@@ -88,7 +88,7 @@ def test_dies_per_wafer_and_yield_by_hand():
 
 
 def test_architecture_rows_scale_the_node():
-    from diffhw._technology import architecture_of
+    from diffhw._hardware._technology import architecture_of
 
     n4 = presets.technology("N4", "HBM3E")
     bw = presets.technology_for("b200")
@@ -265,7 +265,7 @@ def test_cli_economics_keys_and_flags(capsys):
 def test_every_technology_number_has_a_source():
     import re
 
-    from diffhw._technology import _TECH
+    from diffhw._hardware._technology import _TECH
 
     for f in _TECH.iterdir():
         for i, line in enumerate(f.read_text().splitlines(), 1):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import diffhw
-from diffhw import _memory, presets
+from diffhw import presets
 from diffhw._cli import main
+from diffhw._hardware import _memory
 
 YEAR = 365.25 * 24 * 3600
 DS = "deepseek-v3"

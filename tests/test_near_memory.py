@@ -8,7 +8,7 @@ import pytest
 
 import diffhw
 from diffhw import presets
-from diffhw._near_memory import NearMemory, thermal_flop_per_s
+from diffhw._hardware._near_memory import NearMemory, thermal_flop_per_s
 
 
 def _nm(shard_bytes, multiple=4.0, flops=200e12, offload=1.0):
@@ -33,7 +33,7 @@ def test_pim_penalty_datacenter_vs_plausible_on_mobile():
     inputs and partial results the host exchanges with the units; PNM's 16 GB shards do
     not. The overhead scales with tokens x width / shard: large at datacenter batch,
     negligible at batch 1, where PIM's internal bandwidth wins on a phone."""
-    from diffhw._near_memory import offload
+    from diffhw._hardware._near_memory import offload
     from diffhw._workload._operators import shards_for, step_ops
 
     hw = presets.hardware("h100-sxm")

@@ -100,13 +100,13 @@ def test_bad_network_options(tmp_path, capsys, text, expect):
 def test_default_fabric_matches_recursive_doubling_for_small_messages():
     """The default ('auto') picks close to the best of ring, tree and halving-doubling:
     for a decode-sized message through a switch that is halving-doubling."""
-    from diffhw import _collectives, _topology
+    from diffhw._hardware import _collective_algorithms, _collectives
 
     hw = presets.hardware("h100-sxm")
     msg = 64 * 8192 * 2.0
     auto = float(_collectives.allreduce_time(hw, msg, 8.0)) - float(hw.profile.collective_latency_s)
     bw = float(hw.link_bandwidth_bytes_per_s * hw.profile.network_efficiency)
-    rd = float(_topology.allreduce_time(msg, 8.0, bw, float(hw.link_latency_s), float(hw.message_latency_s),
+    rd = float(_collective_algorithms.allreduce_time(msg, 8.0, bw, float(hw.link_latency_s), float(hw.message_latency_s),
                                         "switch", "recursive_doubling"))
     assert auto <= rd * (1 + 1e-9) and auto > 0.95 * rd
     assert np.isfinite(auto)
@@ -115,7 +115,7 @@ def test_default_fabric_matches_recursive_doubling_for_small_messages():
 def test_per_step_collective_cost_scales_with_peer_steps():
     """`collective_step_latency_s` adds 2 (p-1) steps per all-reduce, p-1 per
     all-to-all and one per send, on top of everything else."""
-    from diffhw import _collectives
+    from diffhw._hardware import _collectives
 
     s = 3e-6
     base = presets.hardware("h100-sxm")

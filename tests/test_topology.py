@@ -1,4 +1,4 @@
-"""Topologies, collectives on them, landing latency and stragglers (diffhw._topology)."""
+"""Topologies, collectives on them, landing latency and stragglers (diffhw._hardware._topology, _collective_algorithms, _endpoints)."""
 
 import functools
 import math
@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffhw import _topology as topo
+from diffhw._hardware import _collective_algorithms as algo
+from diffhw._hardware import _endpoints as ends
+from diffhw._hardware import _topology as topo
 from diffhw._smooth import DEFAULT_TAU
 
 # The worked example used throughout: NVLink-class numbers from PAPER.md section 4
@@ -22,10 +24,10 @@ DIRECT = ("ring", "torus2d", "torus3d", "torus_hd", "mesh")
 
 # (collective, algorithm) for every collective and algorithm; alltoall has none.
 COLLECTIVES = (
-    [("allreduce", alg) for alg in topo.ALLREDUCE_ALGORITHMS]
-    + [("allgather", alg) for alg in topo.GATHER_ALGORITHMS]
-    + [("reduce_scatter", alg) for alg in topo.GATHER_ALGORITHMS]
-    + [("broadcast", alg) for alg in topo.BROADCAST_ALGORITHMS]
+    [("allreduce", alg) for alg in algo.ALLREDUCE_ALGORITHMS]
+    + [("allgather", alg) for alg in algo.GATHER_ALGORITHMS]
+    + [("reduce_scatter", alg) for alg in algo.GATHER_ALGORITHMS]
+    + [("broadcast", alg) for alg in algo.BROADCAST_ALGORITHMS]
     + [("alltoall", None)]
 )
 # Off a switched topology "in_network" is exactly its fallback (checked in the golden
@@ -45,11 +47,11 @@ def _f(x):
 def collective(name, algorithm, topology):
     """``f(message_bytes, p, bw, hop_latency, message_latency)`` for one case."""
     fn = {
-        "allreduce": topo.allreduce_time,
-        "allgather": topo.allgather_time,
-        "reduce_scatter": topo.reduce_scatter_time,
-        "broadcast": topo.broadcast_time,
-        "alltoall": topo.alltoall_time,
+        "allreduce": algo.allreduce_time,
+        "allgather": algo.allgather_time,
+        "reduce_scatter": algo.reduce_scatter_time,
+        "broadcast": algo.broadcast_time,
+        "alltoall": algo.alltoall_time,
     }[name]
     if algorithm is None:
         return lambda m, p, bw, h, a: fn(m, p, bw, h, a, topology)
@@ -169,7 +171,7 @@ def test_geometry_finite_monotone_and_differentiable(topology):
 
 
 def test_allreduce_golden_values():
-    ar = functools.partial(topo.allreduce_time, MB, 8.0, BW, H, A)
+    ar = functools.partial(algo.allreduce_time, MB, 8.0, BW, H, A)
     # Ring on a ring: 2(p-1) = 14 steps of one hop, 2(p-1)/p * 1 MB = 1.75 MB sent.
     ring = 14 * (1e-6 + 0.5e-6) + 1.75e6 / 450e9
     assert ring == pytest.approx(24.888888889e-6)
@@ -192,53 +194,53 @@ def test_allreduce_golden_values():
         assert float(ar(t, "in_network")) == float(ar(t, "recursive_doubling"))
     # Recursive doubling on a 64-chip 2D torus: 12 steps of 256/63 hops.
     rd64 = 12 * (1e-6 + 0.5e-6 * 256 / 63) + 2 * 63 / 64 * 1e6 / 450e9
-    got = topo.allreduce_time(MB, 64.0, BW, H, A, "torus2d", "recursive_doubling")
+    got = algo.allreduce_time(MB, 64.0, BW, H, A, "torus2d", "recursive_doubling")
     assert float(got) == pytest.approx(rd64, rel=1e-12)
 
 
 def test_other_collectives_golden_values():
     args = (MB, 8.0, BW, H, A)
     sent = 7 / 8 * 1e6 / 450e9
-    assert float(topo.allgather_time(*args, "ring", "ring")) == pytest.approx(7 * 1.5e-6 + sent, rel=1e-12)
-    assert float(topo.allgather_time(*args, "switch", "recursive_doubling")) == pytest.approx(
+    assert float(algo.allgather_time(*args, "ring", "ring")) == pytest.approx(7 * 1.5e-6 + sent, rel=1e-12)
+    assert float(algo.allgather_time(*args, "switch", "recursive_doubling")) == pytest.approx(
         3 * 2e-6 + sent, rel=1e-12
     )
     # Multicast: one message of 2 hops; each chip receives 7/8 MB.
-    assert float(topo.allgather_time(*args, "switch", "in_network")) == pytest.approx(
+    assert float(algo.allgather_time(*args, "switch", "in_network")) == pytest.approx(
         1e-6 + 1e-6 + sent, rel=1e-12
     )
-    assert float(topo.reduce_scatter_time(*args, "ring", "ring")) == pytest.approx(
+    assert float(algo.reduce_scatter_time(*args, "ring", "ring")) == pytest.approx(
         7 * 1.5e-6 + sent, rel=1e-12
     )
     # Switch reduction: up and down (2 messages), all of 1 MB sent up.
-    assert float(topo.reduce_scatter_time(*args, "fat_tree", "in_network")) == pytest.approx(
+    assert float(algo.reduce_scatter_time(*args, "fat_tree", "in_network")) == pytest.approx(
         2e-6 + 1e-6 + 1e6 / 450e9, rel=1e-12
     )
-    assert float(topo.broadcast_time(*args, "switch", "tree")) == pytest.approx(
+    assert float(algo.broadcast_time(*args, "switch", "tree")) == pytest.approx(
         3 * (2e-6 + 1e6 / 450e9), rel=1e-12
     )
-    assert float(topo.broadcast_time(*args, "switch", "scatter_allgather")) == pytest.approx(
+    assert float(algo.broadcast_time(*args, "switch", "scatter_allgather")) == pytest.approx(
         3 * 2e-6 + 7 * 2e-6 + 2 * sent, rel=1e-12
     )
-    assert float(topo.broadcast_time(*args, "switch", "in_network")) == pytest.approx(
+    assert float(algo.broadcast_time(*args, "switch", "in_network")) == pytest.approx(
         2e-6 + 1e6 / 450e9, rel=1e-12
     )
     for t in DIRECT:
-        assert float(topo.broadcast_time(*args, t, "in_network")) == float(
-            topo.broadcast_time(*args, t, "tree")
+        assert float(algo.broadcast_time(*args, t, "in_network")) == float(
+            algo.broadcast_time(*args, t, "tree")
         )
-        for fn in (topo.allgather_time, topo.reduce_scatter_time):
+        for fn in (algo.allgather_time, algo.reduce_scatter_time):
             assert float(fn(*args, t, "in_network")) == float(fn(*args, t, "recursive_doubling"))
     # All-to-all on a ring of 8: 16/7 hops; the cut (2 links) carries 8 MB/4 each way,
     # 2.3x the injection bound (7/8 MB over 2 links), so it binds.
     ring_a2a = 1e-6 + 16 / 7 * 0.5e-6 + 2e6 / (2 * 450e9)
-    assert float(topo.alltoall_time(*args, "ring")) == pytest.approx(ring_a2a, rel=1e-12)
+    assert float(algo.alltoall_time(*args, "ring")) == pytest.approx(ring_a2a, rel=1e-12)
     # Switch: injection (7/8 MB over 1 link) binds.
-    assert float(topo.alltoall_time(*args, "switch")) == pytest.approx(1e-6 + 1e-6 + sent, rel=1e-12)
+    assert float(algo.alltoall_time(*args, "switch")) == pytest.approx(1e-6 + 1e-6 + sent, rel=1e-12)
     # Full mesh: 1/8 MB over each of 7 links equals the bisection bound; the tie costs 2**tau.
     mesh = 1e-6 + 0.5e-6 + 2**DEFAULT_TAU * 1e6 / (8 * 450e9)
-    assert float(topo.alltoall_time(*args, "mesh")) == pytest.approx(mesh, rel=1e-12)
-    assert float(topo.p2p_time(MB, 3.0, BW, H, A)) == pytest.approx(1e-6 + 1.5e-6 + 1e6 / 450e9, rel=1e-12)
+    assert float(algo.alltoall_time(*args, "mesh")) == pytest.approx(mesh, rel=1e-12)
+    assert float(algo.p2p_time(MB, 3.0, BW, H, A)) == pytest.approx(1e-6 + 1.5e-6 + 1e6 / 450e9, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -246,8 +248,8 @@ def test_other_collectives_golden_values():
     [(c, t) for c in ("allreduce", "allgather", "reduce_scatter", "broadcast") for t in topo.TOPOLOGIES],
 )
 def test_auto_is_a_soft_minimum(name, topology):
-    algorithms = {"allreduce": topo.ALLREDUCE_ALGORITHMS, "broadcast": topo.BROADCAST_ALGORITHMS}.get(
-        name, topo.GATHER_ALGORITHMS
+    algorithms = {"allreduce": algo.ALLREDUCE_ALGORITHMS, "broadcast": algo.BROADCAST_ALGORITHMS}.get(
+        name, algo.GATHER_ALGORITHMS
     )
     rng = np.random.default_rng(1)
     m, p = 10 ** rng.uniform(2, 10, 32), rng.uniform(2, 2048, 32)
@@ -423,12 +425,12 @@ def test_collective_properties_and_gradients(case):
 def test_more_hops_never_faster():
     m, _, bw, h, a = _random_inputs(3)
     hops = np.random.default_rng(3).uniform(1, 100, m.shape)
-    t, t_more = _run(lambda *xs: topo.p2p_time(*xs), [(m, hops, bw, h, a), (m, hops + 1.0, bw, h, a)])[0]
+    t, t_more = _run(lambda *xs: algo.p2p_time(*xs), [(m, hops, bw, h, a), (m, hops + 1.0, bw, h, a)])[0]
     assert np.all(t_more > t)
     # Across topologies: at equal links, a collective over more hops is never faster.
     p = np.random.default_rng(4).uniform(64, 4096, 32)
     times = {
-        top: _values(lambda q, top=top: topo.allreduce_time(16e3, q, BW, H, A, top, "recursive_doubling"), p)
+        top: _values(lambda q, top=top: algo.allreduce_time(16e3, q, BW, H, A, top, "recursive_doubling"), p)
         for top in ("torus_hd", "torus2d", "ring")
     }
     assert np.all(times["torus_hd"] < times["torus2d"]) and np.all(times["torus2d"] < times["ring"])
@@ -439,7 +441,7 @@ def test_in_network_beats_recursive_doubling_for_small_messages(topology):
     rng = np.random.default_rng(5)
     m, p = 10 ** rng.uniform(1, np.log10(64e3), 64), rng.uniform(2, 1e5, 64)
     innet, rd = (
-        _values(lambda m, p, alg=alg: topo.allreduce_time(m, p, BW, H, A, topology, alg), m, p)
+        _values(lambda m, p, alg=alg: algo.allreduce_time(m, p, BW, H, A, topology, alg), m, p)
         for alg in ("in_network", "recursive_doubling")
     )
     assert np.all(innet <= rd)
@@ -448,7 +450,7 @@ def test_in_network_beats_recursive_doubling_for_small_messages(topology):
 def test_claim_9_latency_dominates_small_messages():
     """Ma & Patterson claim 9: decode-sized messages are latency-bound."""
     ring = functools.partial(
-        topo.allreduce_time,
+        algo.allreduce_time,
         p=64.0,
         link_bw_bytes_per_s=BW,
         hop_latency_s=H,
@@ -461,7 +463,7 @@ def test_claim_9_latency_dominates_small_messages():
     assert latency / float(ring(16e3)) > 0.8
     assert latency / float(ring(1e9)) < 0.2  # 1 GB: bandwidth dominates
     # Fewer hops (high radix, high dimension) and in-network reduction cut the time.
-    auto = {t: float(topo.allreduce_time(16e3, 64.0, BW, H, A, t, "auto")) for t in topo.TOPOLOGIES}
+    auto = {t: float(algo.allreduce_time(16e3, 64.0, BW, H, A, t, "auto")) for t in topo.TOPOLOGIES}
     assert auto["switch"] < auto["torus_hd"] < auto["torus2d"] < auto["ring"]
     assert auto["fat_tree"] < auto["torus3d"] and auto["dragonfly"] < auto["torus3d"]
     assert auto["ring"] / auto["switch"] > 10
@@ -471,9 +473,9 @@ def test_claim_9_latency_dominates_small_messages():
 
 
 def test_jit_and_vmap_trace_p():
-    f = jax.jit(jax.vmap(lambda p: topo.allreduce_time(16e3, p, BW, H, A, "fat_tree", "in_network")))
+    f = jax.jit(jax.vmap(lambda p: algo.allreduce_time(16e3, p, BW, H, A, "fat_tree", "in_network")))
     p = _f([1.0, 2.0, 7.5, 4096.0])
-    expected = topo.allreduce_time(16e3, p, BW, H, A, "fat_tree", "in_network")
+    expected = algo.allreduce_time(16e3, p, BW, H, A, "fat_tree", "in_network")
     np.testing.assert_allclose(f(p), expected, rtol=1e-12)
     # (timeout_time runs under jit in the straggler tests below.)
 
@@ -482,18 +484,18 @@ def test_jit_and_vmap_trace_p():
 
 
 def test_landing_latency_blends_tiers():
-    assert float(topo.landing_latency_s(4096.0, 1.0, 50e-9, 400e-9)) == pytest.approx(50e-9)
-    assert float(topo.landing_latency_s(4096.0, 0.0, 50e-9, 400e-9)) == pytest.approx(400e-9)
-    assert float(topo.landing_latency_s(4096.0, 0.25, 50e-9, 400e-9)) == pytest.approx(312.5e-9)
+    assert float(ends.landing_latency_s(4096.0, 1.0, 50e-9, 400e-9)) == pytest.approx(50e-9)
+    assert float(ends.landing_latency_s(4096.0, 0.0, 50e-9, 400e-9)) == pytest.approx(400e-9)
+    assert float(ends.landing_latency_s(4096.0, 0.25, 50e-9, 400e-9)) == pytest.approx(312.5e-9)
     # With write bandwidths: 4096 B at 1 TB/s (SRAM) and 100 GB/s (DRAM).
-    t = topo.landing_latency_s(4096.0, 0.5, 50e-9, 400e-9, 1e12, 100e9)
+    t = ends.landing_latency_s(4096.0, 0.5, 50e-9, 400e-9, 1e12, 100e9)
     assert float(t) == pytest.approx(0.5 * (50e-9 + 4.096e-9) + 0.5 * (400e-9 + 40.96e-9))
     # One landing per step: on a ring all-reduce of 8 chips, 14 landings.
-    land = topo.landing_latency_s(16e3, 0.0, 50e-9, 400e-9)
-    slow = topo.allreduce_time(16e3, 8.0, BW, H, A + land, "ring", "ring")
-    fast = topo.allreduce_time(16e3, 8.0, BW, H, A, "ring", "ring")
+    land = ends.landing_latency_s(16e3, 0.0, 50e-9, 400e-9)
+    slow = algo.allreduce_time(16e3, 8.0, BW, H, A + land, "ring", "ring")
+    fast = algo.allreduce_time(16e3, 8.0, BW, H, A, "ring", "ring")
     assert float(slow - fast) == pytest.approx(14 * 400e-9, rel=1e-9)
-    g = jax.grad(topo.landing_latency_s, argnums=1)(_f(16e3), _f(0.3), _f(50e-9), _f(400e-9))
+    g = jax.grad(ends.landing_latency_s, argnums=1)(_f(16e3), _f(0.3), _f(50e-9), _f(400e-9))
     assert float(g) == pytest.approx(-350e-9)
 
 
@@ -502,26 +504,26 @@ def test_landing_latency_blends_tiers():
 
 def test_expected_max_of_n_golden_and_log_growth():
     mean, scale = 2e-3, 1e-4
-    assert float(topo.expected_max_of_n(1.0, mean, scale)) == pytest.approx(mean + scale, rel=1e-12)
-    assert float(topo.expected_max_of_n(2.0, mean, scale)) == pytest.approx(mean + 1.5 * scale, rel=1e-12)
-    assert float(topo.expected_max_of_n(4.0, mean, scale)) == pytest.approx(
+    assert float(ends.expected_max_of_n(1.0, mean, scale)) == pytest.approx(mean + scale, rel=1e-12)
+    assert float(ends.expected_max_of_n(2.0, mean, scale)) == pytest.approx(mean + 1.5 * scale, rel=1e-12)
+    assert float(ends.expected_max_of_n(4.0, mean, scale)) == pytest.approx(
         mean + scale * (1 + 1 / 2 + 1 / 3 + 1 / 4), rel=1e-12
     )
     n = 1e6
     approx = math.log(n) + 0.5772156649 + 1 / (2 * n)
-    assert float(topo.expected_max_of_n(n, 0.0, 1.0)) == pytest.approx(approx, rel=1e-9)
+    assert float(ends.expected_max_of_n(n, 0.0, 1.0)) == pytest.approx(approx, rel=1e-9)
     # Doubling n adds scale * ln 2 in the limit.
-    step = topo.expected_max_of_n(2 * n, 0.0, 1.0) - topo.expected_max_of_n(n, 0.0, 1.0)
+    step = ends.expected_max_of_n(2 * n, 0.0, 1.0) - ends.expected_max_of_n(n, 0.0, 1.0)
     assert float(step) == pytest.approx(math.log(2), rel=1e-6)
-    e = _values(lambda n: topo.expected_max_of_n(n, mean, scale), np.linspace(1.0, 1000.0, 500))
+    e = _values(lambda n: ends.expected_max_of_n(n, mean, scale), np.linspace(1.0, 1000.0, 500))
     assert np.all(np.diff(e) > 0)
     with pytest.raises(ValueError, match="distribution"):
-        topo.expected_max_of_n(2.0, mean, scale, distribution="pareto")
+        ends.expected_max_of_n(2.0, mean, scale, distribution="pareto")
 
 
 # Jitted once: the quadrature is many small operations, cheaper compiled whole than eagerly.
-_timeout_expected = jax.jit(lambda *xs: topo.timeout_time(*xs)[0])
-_timeout_fraction = jax.jit(lambda *xs: topo.timeout_time(*xs)[1])
+_timeout_expected = jax.jit(lambda *xs: ends.timeout_time(*xs)[0])
+_timeout_fraction = jax.jit(lambda *xs: ends.timeout_time(*xs)[1])
 
 
 def _timeout_closed_form(n, mean, scale, timeout):
@@ -564,7 +566,7 @@ def test_timeout_properties():
     scale = mean * 10 ** rng.uniform(-3, 0, size)
     timeout = mean + scale * rng.uniform(-0.9, 15.0, size)
     e, frac = _timeout(n, mean, scale, timeout)
-    no_timeout = _values(lambda *xs: topo.expected_max_of_n(*xs), n, mean, scale)
+    no_timeout = _values(lambda *xs: ends.expected_max_of_n(*xs), n, mean, scale)
     assert np.all(np.isfinite(e)) and np.all(e <= no_timeout * (1 + 1e-9))
     assert np.all(e <= timeout * (1 + 1e-12)) and np.all(e >= np.minimum(mean, timeout))
     assert np.all((frac >= 0) & (frac <= 1))
@@ -587,7 +589,7 @@ def test_timeout_gradients():
     grads = _check_grads_against_central_differences(_timeout_expected, args, rtol=1e-4)
     # d E[min(M, T)] / dT = P(M > T): the timeout fraction.
     np.testing.assert_allclose(grads[3], _timeout(*args)[1], rtol=1e-5)
-    g = jax.grad(lambda x: topo.expected_max_of_n(x, 0.0, 1.0))(_f(1.0))
+    g = jax.grad(lambda x: ends.expected_max_of_n(x, 0.0, 1.0))(_f(1.0))
     assert float(g) == pytest.approx(math.pi**2 / 6 - 1, rel=1e-9)  # d H_n / dn = psi'(n+1)
 
 
@@ -598,8 +600,8 @@ def test_bad_names_raise():
     with pytest.raises(ValueError, match="topology='hypercube'"):
         topo.average_hops("hypercube", 8.0)
     with pytest.raises(ValueError, match="algorithm='magic'"):
-        topo.allreduce_time(MB, 8.0, BW, H, A, "ring", "magic")
+        algo.allreduce_time(MB, 8.0, BW, H, A, "ring", "magic")
     with pytest.raises(ValueError, match="algorithm='tree'"):
-        topo.allgather_time(MB, 8.0, BW, H, A, "ring", "tree")
+        algo.allgather_time(MB, 8.0, BW, H, A, "ring", "tree")
     with pytest.raises(ValueError, match="topology"):
-        topo.alltoall_time(MB, 8.0, BW, H, A, "bus")
+        algo.alltoall_time(MB, 8.0, BW, H, A, "bus")

@@ -1,6 +1,6 @@
 """Collectives of the model's parallelism, timed on the hardware's fabric.
 
-Each collective is the topology-aware alpha-beta time of `diffhw._topology` (message
+Each collective is the topology-aware alpha-beta time of `diffhw._hardware._collective_algorithms` (message
 latency plus hops x hop latency per step, bytes over link bandwidth), plus the serving
 stack's fixed cost per collective call (`Profile.collective_latency_s`) and per peer step
 (`Profile.collective_step_latency_s`: ``2 (p-1)`` steps per all-reduce, ``p-1`` per
@@ -14,8 +14,9 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _topology
-from ._smooth import smooth_min
+from .._smooth import smooth_min
+from . import _collective_algorithms as _algorithms
+from . import _endpoints, _topology
 
 Scalar = Float[Array, ""]
 
@@ -36,7 +37,7 @@ class NetworkOptions(eqx.Module):
       `straggler_timeout_s`: how long a collective waits before using stale data.
     - `algorithm`: all-reduce algorithm, ``"auto"`` (smooth minimum of ring, tree and
       recursive doubling, plus in-network reduction where enabled) or one of
-      `diffhw._topology.ALLREDUCE_ALGORITHMS` (static).
+      `diffhw._hardware._collective_algorithms.ALLREDUCE_ALGORITHMS` (static).
     - `in_network_reduction`: the switches reduce (NVLink SHARP class), static.
     - `stragglers`: model stragglers (static; off by default).
     """
@@ -67,7 +68,7 @@ def _bandwidth(hw):
 
 def _step_latency(hw, message_bytes):
     n = hw.network
-    land = _topology.landing_latency_s(
+    land = _endpoints.landing_latency_s(
         message_bytes, n.packet_sram_fraction, n.sram_landing_latency_s, n.dram_landing_latency_s
     )
     return hw.message_latency_s + land
@@ -79,7 +80,7 @@ def _extra(hw, chips, t, steps):
     n = hw.network
     out = hw.profile.collective_latency_s + steps * hw.profile.collective_step_latency_s + t
     if n.stragglers:
-        wait, _ = _topology.timeout_time(chips, 0.0, n.straggler_scale_s, n.straggler_timeout_s)
+        wait, _ = _endpoints.timeout_time(chips, 0.0, n.straggler_scale_s, n.straggler_timeout_s)
         out = out + wait
     return jnp.where(jnp.asarray(chips, dtype=float) > 1.0, out, 0.0)
 
@@ -111,9 +112,9 @@ def allreduce_time(hw, message_bytes, chips):
         names = ["ring", "tree", "recursive_doubling"]
         if hw.network.in_network_reduction and topo in _topology.SWITCHED_TOPOLOGIES:
             names.append("in_network")
-        t = smooth_min(*[_topology.allreduce_time(*args, name, **_kw(hw)) for name in names])
+        t = smooth_min(*[_algorithms.allreduce_time(*args, name, **_kw(hw)) for name in names])
     else:
-        t = _topology.allreduce_time(*args, algo, **_kw(hw))
+        t = _algorithms.allreduce_time(*args, algo, **_kw(hw))
     return _extra(hw, chips, t, 2.0 * (jnp.asarray(chips, dtype=float) - 1.0))
 
 
@@ -121,15 +122,15 @@ def alltoall_time(hw, message_bytes, chips):
     """All-to-all where each chip sends `message_bytes` in total (seconds): one step of
     average hops, bytes bounded by injection and by the bisection."""
     a = _step_latency(hw, message_bytes)
-    t = _topology.alltoall_time(message_bytes, chips, _bandwidth(hw), hw.link_latency_s, a, _topo(hw), **_kw(hw))
+    t = _algorithms.alltoall_time(message_bytes, chips, _bandwidth(hw), hw.link_latency_s, a, _topo(hw), **_kw(hw))
     return _extra(hw, chips, t, jnp.asarray(chips, dtype=float) - 1.0)
 
 
 def p2p_time(hw, message_bytes):
     """One point-to-point send of `message_bytes` to a neighbour (pipeline stage to stage)."""
-    hops = _topology._neighbour_hops(_topo(hw))
+    hops = _topology.neighbour_hops(_topo(hw))
     a = _step_latency(hw, message_bytes)
     p = hw.profile
-    return p.collective_latency_s + p.collective_step_latency_s + _topology.p2p_time(
+    return p.collective_latency_s + p.collective_step_latency_s + _algorithms.p2p_time(
         message_bytes, hops, _bandwidth(hw), hw.link_latency_s, a
     )

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _smooth
+from .. import _smooth
 
 Scalar = Float[Array, ""]
 
@@ -220,14 +220,14 @@ def tier_from_technology(name, technology, devices, prefetch_buffer_bytes=None, 
     ``diffhw/data/technology/memory.toml`` (capacity, bandwidth, latency, granularity,
     energy, endurance, price, carbon and PHY area all scale from one device). The prefetch
     buffer defaults to what sustains full bandwidth (`needed_buffer_bytes`)."""
-    from . import units
-    from ._config import _num, _read_toml
-    from ._errors import InputError
+    from .. import units
+    from .._config import _num, _read_toml
+    from .._errors import InputError
     from ._technology import _TECH, load_technology
 
     rows = _read_toml(_TECH / "memory.toml")
     if technology not in rows:
-        from ._config import _close
+        from .._config import _close
 
         raise InputError(f"{where}: technology", technology, "one of " + ", ".join(sorted(rows)),
                          _close(technology, rows))

@@ -21,7 +21,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _memory, _smooth
+from .. import _smooth
+from . import _memory
 
 Scalar = Float[Array, ""]
 

@@ -10,9 +10,9 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import units
-from ._config import _close, _num, _read_toml
-from ._errors import InputError
+from .. import units
+from .._config import _close, _num, _read_toml
+from .._errors import InputError
 
 Scalar = Float[Array, ""]
 _TECH = resources.files("diffhw") / "data" / "technology"
@@ -255,7 +255,7 @@ def load_technology(node="N4", memory="HBM3", overrides=None, architecture="") -
 
 def _preset_chain(path):
     """Names of a hardware file and of the presets it is (transitively) ``based_on``."""
-    from ._config import _resolve
+    from .._config import _resolve
 
     names = []
     for _ in range(6):
@@ -273,7 +273,7 @@ def technology_for(hardware_name_or_path, overrides=None) -> Technology:
     """The `Technology` of a hardware preset or file: its ``[physical] process`` and
     ``[memory] type`` pick the node and memory rows, and its name (or the preset it is
     ``based_on``) the ``architecture.toml`` row, if any."""
-    from ._config import _merged_hardware, _resolve
+    from .._config import _merged_hardware, _resolve
 
     path = _resolve("hardware", ".toml", hardware_name_or_path)
     d = _merged_hardware(path)
