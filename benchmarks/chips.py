@@ -14,8 +14,8 @@ construction) or a CHECK (the model never saw it):
 
 import diffhw
 from diffhw import presets
-from diffhw._config import _resolve
-from diffhw._hardware._technology import _preset_chain, architecture_of
+from diffhw._io._files import resolve
+from diffhw._io._technology import architecture_of, preset_chain
 
 A, C = "anchor", "check"
 # preset: (published die area mm2, role, TDP W, role, manufacturing-cost estimate $), sourced
@@ -42,7 +42,7 @@ def rows():
     for name, (area, area_role, tdp, tdp_role, cost) in PUBLISHED.items():
         tech = presets.technology_for(name)
         e = diffhw.evaluate(presets.hardware(name), model, wl, diffhw.parallelism(), technology=tech).economics
-        arch = architecture_of(_preset_chain(_resolve("hardware", ".toml", name))) or "-"
+        arch = architecture_of(preset_chain(resolve("hardware", ".toml", name))) or "-"
         out.append(dict(name=name, node=tech.node, memory=tech.memory, arch=arch, area=float(e.chip_area_mm2),
                         area_ref=area, area_role=area_role, power=float(e.peak_power_w), tdp=tdp, tdp_role=tdp_role,
                         cost=float(e.chip_cost_usd), cost_ref=cost))

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from diffhw import _calibrate, _cli
+from diffhw._io import _measurements
 
 sys.path.insert(0, str(Path(__file__).parent))
 import accuracy
@@ -75,7 +76,7 @@ def export():
     CALIBRATION.mkdir(parents=True, exist_ok=True)
     for name, points in datasets().items():
         path = CALIBRATION / f"{name}.csv"
-        _calibrate.write_points(points, path)
+        _measurements.write_points(points, path)
         print(f"wrote {path.relative_to(ROOT)} ({len(points)} points)")
 
 

@@ -2,13 +2,12 @@
 
 from . import presets, units
 from ._area import Area, chip_area
-from ._calibrate import Calibration, CrossValidation, Measurement, calibrate, cross_validate, load_points
+from ._calibrate import Calibration, CrossValidation, calibrate, cross_validate
 from ._cost import Economics, die_yield, dies_per_wafer
 from ._design import (
     Design,
     design_values,
     evaluate_design,
-    from_presets,
     get_value,
     metric_names,
     metric_values,
@@ -21,6 +20,8 @@ from ._hardware._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, 
 from ._hardware._near_memory import NearMemory
 from ._hardware._profile import Profile
 from ._hardware._technology import Technology
+from ._io._design import from_presets
+from ._io._measurements import Measurement, load_points
 from ._latency import COMPONENTS, StepTime, Work
 from ._sensitivity import (
     Sensitivity,

@@ -14,7 +14,8 @@ from ._errors import InputError
 
 
 def add_parser(subparsers, common):
-    from ._calibrate import CSV_COLUMNS, DEFAULT_FIT, LEAVES, REQUIRED_COLUMNS
+    from ._calibrate import DEFAULT_FIT, LEAVES
+    from ._io._measurements import CSV_COLUMNS, REQUIRED_COLUMNS
 
     p = subparsers.add_parser(
         "calibrate",
@@ -50,7 +51,8 @@ def _stats_json(s):
 
 
 def run(args):
-    from ._calibrate import CV_FIELDS, calibrate, cross_validate, load_points
+    from ._calibrate import CV_FIELDS, calibrate, cross_validate
+    from ._io._measurements import load_points
 
     fit = tuple(x.strip() for x in str(args.fit).split(",") if x.strip())
     if args.cv is not None and args.cv not in CV_FIELDS:
@@ -81,7 +83,7 @@ def run(args):
             raise InputError("--set", item, "LEAF=NUMBER, e.g. max_batched_tokens=1e9") from None
         if not sep:
             raise InputError("--set", item, "LEAF=NUMBER, e.g. max_batched_tokens=1e9")
-    from ._config import load_profile
+    from ._io._profiles import load_profile
 
     base = load_profile(args.base_profile, overrides=over)
     points = load_points(args.data)

@@ -3,7 +3,7 @@
 import json
 import math
 
-from ._errors import InputError, check_positive
+from ._errors import InputError, check_positive, did_you_mean
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
 SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
@@ -113,10 +113,8 @@ def _parse_workload(spec):
                 raise InputError("--workload share", value, "a positive number")
             continue
         if key not in WORKLOAD_KEYS:
-            from ._config import _close
-
             raise InputError("--workload key", key, "one of " + ", ".join((*WORKLOAD_KEYS, "share")),
-                             _close(key, (*WORKLOAD_KEYS, "share")))
+                             did_you_mean(key, (*WORKLOAD_KEYS, "share")))
         out[key] = value.strip()
     return out, share
 
@@ -313,7 +311,7 @@ def _size_table(d):
 def _plot_trace(r, path):
     import numpy as np
 
-    from ._plot import figure
+    from ._io._plot import figure
 
     h = r.history
     fig, (a1, a2) = figure(2, 1, figsize=(7, 6), sharex=True)
@@ -340,9 +338,7 @@ def _run_sensitivity(args):
     design = _base_design(args, check_positive("--batch", batch))
     names = metric_names(design)
     if args.metric not in names:
-        from ._config import _close
-
-        raise InputError("--metric", args.metric, "one of " + ", ".join(names), _close(args.metric, names))
+        raise InputError("--metric", args.metric, "one of " + ", ".join(names), did_you_mean(args.metric, names))
     notes = []
     values = design_values(design) if args.batch is None else None
     if values is not None and float(values["memory_margin"]) < 0:

@@ -251,26 +251,3 @@ def anonymous(design: Design) -> Design:
 
     hw, model, tech = _anonymous(design.hardware, design.model, design.technology)
     return Design(hw, model, design.workload, design.parallelism, tech)
-
-
-def from_presets(hardware="h100-sxm", model="llama-3.1-70b", chips=None, tp=None, pp=1, dp=1, ep=1,
-                 batch=1, input_tokens=2048, output_tokens=256, precision="bf16", kv_precision=None,
-                 weight_precision=None, profile=None, technology=True, shared_context_tokens=0.0) -> Design:
-    """A `Design` from preset names (or files), checked outside `jit`. `chips` defaults
-    to ``tp * pp * dp`` or the hardware's scale-up unit; `technology=True` loads the
-    hardware's technology (`presets.technology_for`), False leaves it out."""
-    from . import presets
-    from ._workload._workload import parallelism, validate_parallelism, workload
-
-    hw = presets.hardware(hardware, profile=profile)
-    mdl = presets.model(model)
-    if tp is None:
-        n = hw.default_chips if chips is None else chips
-        tp = max(int(n) // int(pp * dp), 1)
-    par = parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
-    validate_parallelism(mdl, par)
-    wl = workload(batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, precision_=precision,
-                  kv_precision=kv_precision, weight_precision=weight_precision,
-                  shared_context_tokens=shared_context_tokens)
-    tech = presets.technology_for(hardware) if technology is True else (technology or None)
-    return Design(hw, mdl, wl, par, tech)

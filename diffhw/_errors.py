@@ -1,4 +1,6 @@
-"""The one error type diffhw raises for bad input."""
+"""The one error type diffhw raises for bad input, and the checks that raise it."""
+
+import difflib
 
 
 class InputError(ValueError):
@@ -15,6 +17,12 @@ class InputError(ValueError):
         if hint:
             msg += f" ({hint})"
         super().__init__(msg)
+
+
+def did_you_mean(name, choices) -> str:
+    """A hint naming up to three of `choices` close to `name` (``""`` when none is)."""
+    near = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+    return ("did you mean " + " or ".join(near) + "?") if near else ""
 
 
 def check_positive(field: str, value, allow_zero: bool = False):

@@ -203,7 +203,7 @@ def plot_tornado(rows, metric, path=None, step=0.2):
     """A tornado chart of `tornado`'s rows: written to `path` (PNG, SVG or PDF; returns
     the path), or returned as a `matplotlib.figure.Figure` when `path` is None (a
     notebook shows it). Never switches the caller's matplotlib backend."""
-    from ._plot import figure
+    from ._io._plot import figure
 
     if not rows:
         raise InputError("tornado", metric, "a metric that some parameter changes")

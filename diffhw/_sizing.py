@@ -38,7 +38,7 @@ import optax
 
 from . import _smooth
 from ._design import Design, anonymous, check_path, design_values, get_value, metric_names, set_values
-from ._errors import InputError
+from ._errors import InputError, did_you_mean
 
 #: Metrics where more is better (an objective on them is maximised unless told otherwise).
 HIGHER_IS_BETTER = frozenset({
@@ -273,10 +273,8 @@ class SizingResult:
 def _check_metric(design, name, what):
     names = metric_names(design)
     if name not in names:
-        from ._config import _close
-
         extra = "" if design.technology is not None else " (economics metrics need a technology)"
-        raise InputError(what, name, "a metric: " + ", ".join(names) + extra, _close(name, names))
+        raise InputError(what, name, "a metric: " + ", ".join(names) + extra, did_you_mean(name, names))
 
 
 def _units(design, v: Variable):

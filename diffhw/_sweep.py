@@ -133,7 +133,7 @@ class SweepResult:
         - `log`: ``(log_x, log_y)``; default: log where every value is positive and they
           span more than a factor of 10.
         """
-        from ._plot import figure
+        from ._io._plot import figure
 
         xs, ys = np.asarray(self[x], dtype=float), np.asarray(self[y], dtype=float)
         objectives = dict(objectives or {x: _default_sense(x), y: _default_sense(y)})

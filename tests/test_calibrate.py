@@ -14,6 +14,7 @@ import pytest
 import diffhw
 from diffhw import _calibrate
 from diffhw._cli import main
+from diffhw._io import _measurements
 
 STEPS = 400
 # Per-step and per-layer overheads are collinear for one model (step + n_layers * layer):
@@ -176,7 +177,7 @@ def test_load_points_reads_units_and_defaults(tmp_path):
     assert pts[0].stack == ""
     stacked = diffhw.load_points(_write(tmp_path / "s.csv", [GOOD + ["vllm"]], HEADER + ["stack"]))
     assert stacked[0].stack == "vllm"
-    _calibrate.write_points(stacked, tmp_path / "back.csv")
+    _measurements.write_points(stacked, tmp_path / "back.csv")
     assert diffhw.load_points(tmp_path / "back.csv")[0].stack == "vllm"
 
 
@@ -214,7 +215,7 @@ def test_missing_file():
 # ------------------------------------------------------------------------------- CLI
 def test_cli_calibrate_end_to_end(tmp_path, synthetic, capsys):
     data = tmp_path / "data.csv"
-    _calibrate.write_points(synthetic, data)
+    _measurements.write_points(synthetic, data)
     out = tmp_path / "mine.toml"
     rc = main(["calibrate", str(data), "--profile", "mine", "--fit", ",".join(FIT), "--steps", str(STEPS),
                "--out", str(out), "--json"])

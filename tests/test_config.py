@@ -6,7 +6,7 @@ import pytest
 
 import diffhw
 from diffhw import presets
-from diffhw._config import _DATA
+from diffhw._io._files import DATA
 
 
 def test_llama4_layer_pattern():
@@ -95,7 +95,7 @@ def test_profiles_load_and_swap():
 
 def test_hardware_file_can_name_a_profile_and_user_profile_file(tmp_path):
     prof = tmp_path / "mystack.toml"
-    text = (_DATA / "profiles" / "default.toml").read_text()
+    text = (DATA / "profiles" / "default.toml").read_text()
     prof.write_text(text.replace('name = "default"', 'name = "mystack"').replace(
         "step_overhead_s = 0.003", "step_overhead_s = 0.010"))
     hw = presets.hardware("h100-sxm", profile=str(prof))
@@ -125,7 +125,7 @@ def test_every_hardware_number_has_a_source():
     """Every numeric line of a shipped hardware or profile file carries a comment."""
     import re
 
-    root = _DATA
+    root = DATA
     for f in list((root / "hardware").iterdir()) + list((root / "profiles").iterdir()):
         for i, line in enumerate(f.read_text().splitlines(), 1):
             if re.match(r"^\s*[a-z0-9_]+\s*=\s*[-0-9.e]+\s*(#.*)?$", line) and "default_chips" not in line:

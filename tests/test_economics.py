@@ -88,7 +88,7 @@ def test_dies_per_wafer_and_yield_by_hand():
 
 
 def test_architecture_rows_scale_the_node():
-    from diffhw._hardware._technology import architecture_of
+    from diffhw._io._technology import architecture_of
 
     n4 = presets.technology("N4", "HBM3E")
     bw = presets.technology_for("b200")
@@ -265,9 +265,9 @@ def test_cli_economics_keys_and_flags(capsys):
 def test_every_technology_number_has_a_source():
     import re
 
-    from diffhw._hardware._technology import _TECH
+    from diffhw._io._technology import TECH
 
-    for f in _TECH.iterdir():
+    for f in TECH.iterdir():
         for i, line in enumerate(f.read_text().splitlines(), 1):
             if re.match(r"^\s*[a-z0-9_]+\s*=\s*[-0-9.e]+\s*(#.*)?$", line) and "= 0.0" not in line:
                 assert "#" in line, f"{f.name}:{i} has no source: {line}"
