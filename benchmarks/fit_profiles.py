@@ -31,7 +31,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from diffhw import _calibrate, _cli
+from diffhw import _cli
 from diffhw._io import _measurements
 
 sys.path.insert(0, str(Path(__file__).parent))

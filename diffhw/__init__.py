@@ -1,10 +1,11 @@
 """diffhw: a differentiable cost model of LLM inference hardware, on JAX."""
 
 from . import presets, units
-from ._area import Area, chip_area
 from ._calibrate import Calibration, CrossValidation, calibrate, cross_validate
-from ._cost import Economics, die_yield, dies_per_wafer
-from ._design import (
+from ._economics._area import Area, chip_area
+from ._economics._cost import Economics, die_yield, dies_per_wafer
+from ._errors import InputError
+from ._evaluation._design import (
     Design,
     design_values,
     evaluate_design,
@@ -13,8 +14,7 @@ from ._design import (
     metric_values,
     set_values,
 )
-from ._errors import InputError
-from ._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
+from ._evaluation._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
 from ._hardware._hardware import Hardware
 from ._hardware._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, placement_from_logits
 from ._hardware._near_memory import NearMemory
@@ -22,7 +22,6 @@ from ._hardware._profile import Profile
 from ._hardware._technology import Technology
 from ._io._design import from_presets
 from ._io._measurements import Measurement, load_points
-from ._latency import COMPONENTS, StepTime, Work
 from ._sensitivity import (
     Sensitivity,
     crossovers,
@@ -36,6 +35,7 @@ from ._sensitivity import (
 from ._sizing import Constraint, SizingResult, Variable, constraint, size, variable
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._sweep import SweepResult, pareto_front, sweep
+from ._timing._latency import COMPONENTS, StepTime, Work
 from ._workload._costs import workload_costs
 from ._workload._operators import OpCost, expected_experts_touched
 from ._workload._precision import Precision, precision

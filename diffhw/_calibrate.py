@@ -28,7 +28,7 @@ import optax
 
 from . import _smooth
 from ._errors import InputError
-from ._evaluate import _anonymous, _with_static, evaluate, max_throughput
+from ._evaluation._evaluate import _anonymous, _with_static, evaluate, max_throughput
 from ._hardware._profile import Profile
 from ._io._hardware import load_hardware
 from ._io._measurements import METRICS, Measurement

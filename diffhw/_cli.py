@@ -141,8 +141,8 @@ def _fit_error(hw, model, m, par):
 
 
 def _cmd_evaluate(args):
-    from ._evaluate import evaluate
-    from ._report import metrics_dict
+    from ._evaluation._evaluate import evaluate
+    from ._evaluation._report import metrics_dict
 
     batch_given = args.batch is not None
     batch = args.batch if batch_given else DEFAULT_BATCH
@@ -169,8 +169,8 @@ def _cmd_evaluate(args):
 
 
 def _cmd_max_throughput(args):
-    from ._evaluate import max_throughput
-    from ._report import metrics_dict
+    from ._evaluation._evaluate import max_throughput
+    from ._evaluation._report import metrics_dict
 
     hw, model, wl, par = _design(args, 1.0)
     tpot = check_positive("--tpot-slo-ms", args.tpot_slo_ms) / 1e3 if args.tpot_slo_ms is not None else math.inf

@@ -150,7 +150,7 @@ def _parse_objective(spec):
 
 def _base_design(args, batch):
     from ._cli import _design, _technology
-    from ._design import Design
+    from ._evaluation._design import Design
 
     hw, model, wl, par = _design(args, batch)
     return Design(hw, model, wl, par, _technology(args))
@@ -331,7 +331,7 @@ def _plot_trace(r, path):
 
 def _run_sensitivity(args):
     from ._cli import DEFAULT_BATCH
-    from ._design import design_values, metric_names
+    from ._evaluation._design import design_values, metric_names
     from ._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
 
     batch = args.batch if args.batch is not None else DEFAULT_BATCH

@@ -110,7 +110,7 @@ def _json_float(v):
 
 def run(args):
     from . import _cli
-    from ._design import Design, metric_names
+    from ._evaluation._design import Design, metric_names
 
     if not args.vary:
         raise InputError("--vary", None, f"at least one swept leaf, {VARY_FORM}")

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._design import (
+from ._errors import InputError
+from ._evaluation._design import (
     Design,
     anonymous,
     check_path,
@@ -25,9 +26,8 @@ from ._design import (
     metric_names,
     set_values,
 )
-from ._errors import InputError
-from ._latency import COMPONENTS
 from ._sizing import SIGNED
+from ._timing._latency import COMPONENTS
 
 
 def leaf_paths(design: Design, parts=("hardware", "technology")) -> tuple:

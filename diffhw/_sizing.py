@@ -37,8 +37,16 @@ import numpy as np
 import optax
 
 from . import _smooth
-from ._design import Design, anonymous, check_path, design_values, get_value, metric_names, set_values
 from ._errors import InputError, did_you_mean
+from ._evaluation._design import (
+    Design,
+    anonymous,
+    check_path,
+    design_values,
+    get_value,
+    metric_names,
+    set_values,
+)
 
 #: Metrics where more is better (an objective on them is maximised unless told otherwise).
 HIGHER_IS_BETTER = frozenset({

@@ -25,8 +25,16 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ._design import Design, anonymous, check_path, design_values, get_value, metric_names, set_values
 from ._errors import InputError
+from ._evaluation._design import (
+    Design,
+    anonymous,
+    check_path,
+    design_values,
+    get_value,
+    metric_names,
+    set_values,
+)
 
 #: Default number of designs per compiled call (per process, all devices together).
 DEFAULT_CHUNK = 4096
@@ -114,8 +122,8 @@ class SweepResult:
         cols = {h: np.array([float(row[j]) for row in data], dtype=float) for j, h in enumerate(header)}
         feasible = cols.pop("feasible").astype(bool)
         if inputs is None:
-            from ._design import CORE_METRICS, SYSTEM_METRICS
-            from ._report import ECONOMICS_KEYS
+            from ._evaluation._design import CORE_METRICS, SYSTEM_METRICS
+            from ._evaluation._report import ECONOMICS_KEYS
 
             known = set(CORE_METRICS) | set(SYSTEM_METRICS) | set(ECONOMICS_KEYS)
             inputs = [h for h in cols if h not in known]
@@ -401,7 +409,7 @@ def _chunk_jit(base, paths, names, tau, sharding, columns):
 
 @eqx.filter_jit
 def _check_jit(base, paths, columns):
-    from ._evaluate import _checked
+    from ._evaluation._evaluate import _checked
 
     def one(*xs):
         d = set_values(base, dict(zip(paths, xs, strict=True)))

@@ -42,15 +42,15 @@ def test_one_trace_per_entry_point():
     hw = presets.hardware("h100-sxm")
     m = presets.model("llama-3.1-70b")
     par = diffhw.parallelism(tp=8)
-    before = eqx.debug.get_num_traces(diffhw._evaluate._evaluate_jit)
+    before = eqx.debug.get_num_traces(diffhw._evaluation._evaluate._evaluate_jit)
     for b, bw in [(1, 3.35e12), (7, 2e12), (64, 4e12)]:
         diffhw.evaluate(hw.replace(memory_bandwidth_bytes_per_s=bw), m, diffhw.workload(b, 1000 + b, 10), par)
     diffhw.evaluate(hw, m, diffhw.workload(3, 100, 10), diffhw.parallelism(tp=4, dp=2))
-    assert eqx.debug.get_num_traces(diffhw._evaluate._evaluate_jit) - before <= 1
-    before = eqx.debug.get_num_traces(diffhw._evaluate._max_throughput_jit)
+    assert eqx.debug.get_num_traces(diffhw._evaluation._evaluate._evaluate_jit) - before <= 1
+    before = eqx.debug.get_num_traces(diffhw._evaluation._evaluate._max_throughput_jit)
     for slo in (0.02, 0.05):
         diffhw.max_throughput(hw, m, diffhw.workload(1, 2048, 256), par, tpot_limit_s=slo)
-    assert eqx.debug.get_num_traces(diffhw._evaluate._max_throughput_jit) - before <= 1
+    assert eqx.debug.get_num_traces(diffhw._evaluation._evaluate._max_throughput_jit) - before <= 1
 
 
 def test_vmap_matches_loop():

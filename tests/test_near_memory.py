@@ -221,7 +221,7 @@ def test_near_memory_logic_counts_in_area_cost_and_carbon(capsys):
 def test_near_memory_cost_gradients_match_finite_differences(name):
     """Near-memory area, die cost and yield w.r.t. every near-memory, hardware and
     technology leaf (float64), including an area of 0 (no logic: cost 0, finite slopes)."""
-    from diffhw._cost import near_memory_dies
+    from diffhw._economics._cost import near_memory_dies
 
     hw = presets.hardware(name)
     tech = presets.technology_for(name)

@@ -1,6 +1,6 @@
 """A `Design` from preset names or files."""
 
-from .._design import Design
+from .._evaluation._design import Design
 from .._workload._workload import parallelism, validate_parallelism, workload
 from ._hardware import load_hardware
 from ._models import load_model

@@ -10,9 +10,10 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _energy, _smooth
+from .. import _smooth
+from .._hardware._technology import YEAR_S
+from . import _energy
 from ._area import Area, chip_area, memory_devices
-from ._hardware._technology import YEAR_S
 
 Scalar = Float[Array, ""]
 

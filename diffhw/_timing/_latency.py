@@ -13,12 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from . import _smooth
-from ._hardware import _collectives, _memory, _near_memory
-from ._hardware._hardware import Hardware
-from ._workload._operators import access_bytes, kv_bytes_per_chip, shards_for, step_ops, weight_bytes_per_chip
-from ._workload._transformer import Transformer
-from ._workload._workload import Parallelism, Workload
+from .. import _smooth
+from .._hardware import _collectives, _memory, _near_memory
+from .._hardware._hardware import Hardware
+from .._workload._operators import (
+    access_bytes,
+    kv_bytes_per_chip,
+    shards_for,
+    step_ops,
+    weight_bytes_per_chip,
+)
+from .._workload._transformer import Transformer
+from .._workload._workload import Parallelism, Workload
 
 Scalar = Float[Array, ""]
 

@@ -16,11 +16,15 @@ import re
 import equinox as eqx
 import jax.numpy as jnp
 
-from ._errors import InputError
-from ._hardware._hardware import Hardware
-from ._hardware._technology import YEAR_S, Technology
-from ._workload._transformer import Transformer
-from ._workload._workload import Parallelism, Workload
+from .._errors import InputError
+from .._hardware._hardware import Hardware
+from .._hardware._memory import DATA_CLASSES, Placement, fractions_of
+from .._hardware._technology import YEAR_S, Technology
+from .._smooth import DEFAULT_TAU
+from .._workload._transformer import Transformer
+from .._workload._workload import Parallelism, Workload
+from ._evaluate import _anonymous, _metrics
+from ._report import ECONOMICS_KEYS
 
 
 class Design(eqx.Module):
@@ -95,8 +99,6 @@ def _placement_entry(design, path):
     (1 = the first of `Hardware.tiers`); setting it moves the difference to or from main
     memory, so every row of the placement still sums to 1. Returns (class row, tier) or
     None when `path` is not of this form."""
-    from ._hardware._memory import DATA_CLASSES
-
     m = _PLACEMENT.match(path)
     if m is None:
         return None
@@ -114,8 +116,6 @@ def get_value(design: Design, path: str):
     """The value of the leaf at `path` (a scalar array)."""
     entry = _placement_entry(design, path)
     if entry is not None:
-        from ._hardware._memory import fractions_of
-
         return fractions_of(design.hardware)[entry]
     steps = _parse(path)
     node, index = _walk(design, steps, path)
@@ -123,8 +123,6 @@ def get_value(design: Design, path: str):
 
 
 def _set_placement(design, entry, v):
-    from ._hardware._memory import Placement, fractions_of
-
     frac = fractions_of(design.hardware)
     c, t = entry
     new = frac.at[c, t].set(v).at[c, 0].add(frac[c, t] - v)
@@ -187,8 +185,6 @@ def metric_values(metrics, design: Design) -> dict:
     `min_tier_lifetime_s`, and with economics `system_area_mm2` (logic area of all
     chips), `system_peak_power_w` and `system_capex_usd_per_chip`.
     """
-    from ._report import ECONOMICS_KEYS
-
     m = metrics
     required = design.technology.lifetime_s if design.technology is not None else 5.0 * YEAR_S
     life_margin = m.tiers.lifetime_margin(required)
@@ -221,8 +217,6 @@ def metric_values(metrics, design: Design) -> dict:
 def metric_names(design: Design) -> tuple:
     """Names `metric_values` returns for `design` (depends on whether it has a
     technology)."""
-    from ._report import ECONOMICS_KEYS
-
     return CORE_METRICS + ((*ECONOMICS_KEYS, *SYSTEM_METRICS) if design.technology is not None else ())
 
 
@@ -231,9 +225,6 @@ def evaluate_design(design: Design, tau=None):
     """`Metrics` of a design (compiled once per structure and `tau`; works inside `jit`,
     `grad`, `vmap` and `scan` too). ``tau=0`` evaluates exactly (hard max and min
     everywhere)."""
-    from ._evaluate import _metrics
-    from ._smooth import DEFAULT_TAU
-
     d = design
     return _metrics(d.hardware, d.model, d.workload, d.parallelism, DEFAULT_TAU if tau is None else tau,
                     d.technology)
@@ -247,7 +238,5 @@ def design_values(design: Design, tau=None) -> dict:
 
 def anonymous(design: Design) -> Design:
     """`design` without static names, so designs differing only in them share a trace."""
-    from ._evaluate import _anonymous
-
     hw, model, tech = _anonymous(design.hardware, design.model, design.technology)
     return Design(hw, model, design.workload, design.parallelism, tech)

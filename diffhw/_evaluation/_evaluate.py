@@ -7,16 +7,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _smooth
-from ._cost import Economics, economics
-from ._hardware import _memory
-from ._hardware._hardware import Hardware
-from ._hardware._memory import TierReport
-from ._hardware._technology import Technology
-from ._latency import COMPONENTS, StepTime, activation_bytes_per_chip, memory_per_chip, tpot, ttft
-from ._workload._operators import access_bytes
-from ._workload._transformer import Transformer
-from ._workload._workload import Parallelism, Workload
+from .. import _smooth
+from .._economics._cost import Economics, economics
+from .._hardware import _memory
+from .._hardware._hardware import Hardware
+from .._hardware._memory import TierReport
+from .._hardware._technology import Technology
+from .._timing._latency import COMPONENTS, StepTime, activation_bytes_per_chip, memory_per_chip, tpot, ttft
+from .._workload._operators import access_bytes
+from .._workload._transformer import Transformer
+from .._workload._workload import Parallelism, Workload
 
 Scalar = Float[Array, ""]
 

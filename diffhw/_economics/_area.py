@@ -4,8 +4,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from . import _smooth
-from ._hardware import _near_memory
+from .. import _smooth
+from .._hardware import _near_memory
 
 Scalar = Float[Array, ""]
 

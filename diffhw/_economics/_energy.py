@@ -1,6 +1,6 @@
 """Energy and power: compute, memory, on-chip SRAM, network and static power."""
 
-from ._hardware import _memory
+from .._hardware import _memory
 
 
 def flop_energy_j(tech, precision):
