@@ -32,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import diffhw
-from diffhw._calibrate import DEFAULT_FIT
+from diffhw._tools._calibrate import DEFAULT_FIT
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

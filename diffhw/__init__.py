@@ -1,7 +1,6 @@
 """diffhw: a differentiable cost model of LLM inference hardware, on JAX."""
 
 from . import presets, units
-from ._calibrate import Calibration, CrossValidation, calibrate, cross_validate
 from ._economics._area import Area, chip_area
 from ._economics._cost import Economics, die_yield, dies_per_wafer
 from ._errors import InputError
@@ -22,7 +21,10 @@ from ._hardware._profile import Profile
 from ._hardware._technology import Technology
 from ._io._design import from_presets
 from ._io._measurements import Measurement, load_points
-from ._sensitivity import (
+from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
+from ._timing._latency import COMPONENTS, StepTime, Work
+from ._tools._calibrate import Calibration, CrossValidation, calibrate, cross_validate
+from ._tools._sensitivity import (
     Sensitivity,
     crossovers,
     curvature,
@@ -32,10 +34,9 @@ from ._sensitivity import (
     sensitivity,
     tornado,
 )
-from ._sizing import Constraint, SizingResult, Variable, constraint, size, variable
-from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
-from ._sweep import SweepResult, pareto_front, sweep
-from ._timing._latency import COMPONENTS, StepTime, Work
+from ._tools._sizing._problem import Constraint, Variable, constraint, variable
+from ._tools._sizing._size import SizingResult, size
+from ._tools._sweep import SweepResult, pareto_front, sweep
 from ._workload._costs import workload_costs
 from ._workload._operators import OpCost, expected_experts_touched
 from ._workload._precision import Precision, precision

@@ -14,8 +14,8 @@ from ._errors import InputError
 
 
 def add_parser(subparsers, common):
-    from ._calibrate import DEFAULT_FIT, LEAVES
     from ._io._measurements import CSV_COLUMNS, REQUIRED_COLUMNS
+    from ._tools._calibrate import DEFAULT_FIT, LEAVES
 
     p = subparsers.add_parser(
         "calibrate",
@@ -51,8 +51,8 @@ def _stats_json(s):
 
 
 def run(args):
-    from ._calibrate import CV_FIELDS, calibrate, cross_validate
     from ._io._measurements import load_points
+    from ._tools._calibrate import CV_FIELDS, calibrate, cross_validate
 
     fit = tuple(x.strip() for x in str(args.fit).split(",") if x.strip())
     if args.cv is not None and args.cv not in CV_FIELDS:
@@ -69,7 +69,7 @@ def run(args):
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise InputError("--learning-rate", args.learning_rate, "a finite number > 0")
     try:
-        from ._calibrate import _check_fit
+        from ._tools._calibrate import _check_fit
 
         _check_fit(fit)
     except InputError as e:

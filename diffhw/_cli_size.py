@@ -89,7 +89,7 @@ def _parse_vary(spec, model, workload=None):
     except ValueError:
         raise InputError("--vary", spec, "numeric bounds, e.g. memory_bandwidth=1e12:2e13") from None
     integer = None if len(parts) == 2 else parts[2] == "int"
-    from ._sizing import variable
+    from ._tools._sizing._problem import variable
 
     paths = ("parallelism.tp", "parallelism.ep") if name == "chips" and model.n_experts else (
         ("parallelism.tp",) if name == "chips" else None)
@@ -165,8 +165,9 @@ def _fmt(x):
 
 
 def _run_size(args):
-    from ._sensitivity import sensitivity
-    from ._sizing import Constraint, size
+    from ._tools._sensitivity import sensitivity
+    from ._tools._sizing._problem import Constraint
+    from ._tools._sizing._size import size
 
     check_positive("--batch", args.batch)
     specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES]
@@ -229,7 +230,7 @@ def mix_elasticities(r, k=None):
     the `k` largest)."""
     import numpy as np
 
-    from ._sensitivity import sensitivity
+    from ._tools._sensitivity import sensitivity
 
     (metric, w, sense), = r.objective_spec
     logs = np.log(np.asarray(r.shares)) + w * sense * np.log([m[metric] for m in r.workload_metrics])
@@ -332,7 +333,7 @@ def _plot_trace(r, path):
 def _run_sensitivity(args):
     from ._cli import DEFAULT_BATCH
     from ._evaluation._design import design_values, metric_names
-    from ._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
+    from ._tools._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
 
     batch = args.batch if args.batch is not None else DEFAULT_BATCH
     design = _base_design(args, check_positive("--batch", batch))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ._errors import InputError
-from ._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
+from ._tools._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
 
 DEFAULT_PARETO = "tpot_s:min,usd_per_million_tokens:min"
 VARY_FORM = "PATH=LOW:HIGH[:N][:log|lin] or PATH=V1,V2,..."

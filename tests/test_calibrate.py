@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import diffhw
-from diffhw import _calibrate
 from diffhw._cli import main
 from diffhw._io import _measurements
+from diffhw._tools import _calibrate
 
 STEPS = 400
 # Per-step and per-layer overheads are collinear for one model (step + n_layers * layer):

@@ -9,7 +9,7 @@ import pytest
 
 import diffhw
 from diffhw._cli import main
-from diffhw._sensitivity import (
+from diffhw._tools._sensitivity import (
     crossovers,
     curvature,
     hessian_vector_product,
@@ -98,7 +98,7 @@ def test_binding_resource_and_crossovers(design, sens):
 
 
 def test_tornado_rows_and_plot(design, tmp_path):
-    from diffhw._sensitivity import plot_tornado
+    from diffhw._tools._sensitivity import plot_tornado
 
     rows = tornado(design, "tpot_s", step=0.2, top=5)
     assert len(rows) == 5

@@ -12,7 +12,8 @@ import pytest
 import diffhw
 from diffhw import InputError
 from diffhw._cli import main
-from diffhw._sizing import Constraint, constraint, objective_terms, size, variable
+from diffhw._tools._sizing._problem import Constraint, constraint, objective_terms, variable
+from diffhw._tools._sizing._size import size
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def test_integer_variables_round_to_valid_values(small):
 
 def test_tied_moe_degrees_round_to_valid_pairs():
     """tp and ep tied (one 'chips' variable) on an MoE: only values valid for both."""
-    from diffhw._sizing import _allowed, _neighbours, _valid
+    from diffhw._tools._sizing._rounding import _allowed, _neighbours, _valid
 
     d = diffhw.from_presets("h100-sxm", "mixtral-8x7b", chips=2, ep=2, batch=8)
     chips = variable("chips", 1, 48, paths=("parallelism.tp", "parallelism.ep"))

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._errors import InputError
-from ._evaluation._design import (
+from .._errors import InputError
+from .._evaluation._design import (
     Design,
     anonymous,
     check_path,
@@ -26,8 +26,9 @@ from ._evaluation._design import (
     metric_names,
     set_values,
 )
-from ._sizing import SIGNED
-from ._timing._latency import COMPONENTS
+from .._io._plot import figure
+from .._timing._latency import COMPONENTS
+from ._sizing._problem import ALIASES, SIGNED
 
 
 def leaf_paths(design: Design, parts=("hardware", "technology")) -> tuple:
@@ -134,7 +135,6 @@ def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> d
     **Returns:** ``{name: {"bound": now, "below": (factor, new bound) or None,
     "above": ...}}``.
     """
-    from ._sizing import ALIASES
 
     design = anonymous(design)
     if params is None:
@@ -203,7 +203,6 @@ def plot_tornado(rows, metric, path=None, step=0.2):
     """A tornado chart of `tornado`'s rows: written to `path` (PNG, SVG or PDF; returns
     the path), or returned as a `matplotlib.figure.Figure` when `path` is None (a
     notebook shows it). Never switches the caller's matplotlib backend."""
-    from ._io._plot import figure
 
     if not rows:
         raise InputError("tornado", metric, "a metric that some parameter changes")

@@ -25,8 +25,10 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ._errors import InputError
-from ._evaluation._design import (
+from .._errors import InputError
+from .._evaluation._design import (
+    CORE_METRICS,
+    SYSTEM_METRICS,
     Design,
     anonymous,
     check_path,
@@ -35,6 +37,9 @@ from ._evaluation._design import (
     metric_names,
     set_values,
 )
+from .._evaluation._evaluate import _checked
+from .._evaluation._report import ECONOMICS_KEYS
+from .._io._plot import figure
 
 #: Default number of designs per compiled call (per process, all devices together).
 DEFAULT_CHUNK = 4096
@@ -122,9 +127,6 @@ class SweepResult:
         cols = {h: np.array([float(row[j]) for row in data], dtype=float) for j, h in enumerate(header)}
         feasible = cols.pop("feasible").astype(bool)
         if inputs is None:
-            from ._evaluation._design import CORE_METRICS, SYSTEM_METRICS
-            from ._evaluation._report import ECONOMICS_KEYS
-
             known = set(CORE_METRICS) | set(SYSTEM_METRICS) | set(ECONOMICS_KEYS)
             inputs = [h for h in cols if h not in known]
         return cls({k: cols[k] for k in inputs}, {k: v for k, v in cols.items() if k not in inputs}, feasible)
@@ -141,7 +143,6 @@ class SweepResult:
         - `log`: ``(log_x, log_y)``; default: log where every value is positive and they
           span more than a factor of 10.
         """
-        from ._io._plot import figure
 
         xs, ys = np.asarray(self[x], dtype=float), np.asarray(self[y], dtype=float)
         objectives = dict(objectives or {x: _default_sense(x), y: _default_sense(y)})
@@ -409,8 +410,6 @@ def _chunk_jit(base, paths, names, tau, sharding, columns):
 
 @eqx.filter_jit
 def _check_jit(base, paths, columns):
-    from ._evaluation._evaluate import _checked
-
     def one(*xs):
         d = set_values(base, dict(zip(paths, xs, strict=True)))
         return _checked(d.hardware, d.workload, d.parallelism).memory_bandwidth_bytes_per_s

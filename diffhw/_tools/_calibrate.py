@@ -26,16 +26,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import _smooth
-from ._errors import InputError
-from ._evaluation._evaluate import _anonymous, _with_static, evaluate, max_throughput
-from ._hardware._profile import Profile
-from ._io._hardware import load_hardware
-from ._io._measurements import METRICS, Measurement
-from ._io._models import load_model
-from ._io._profiles import load_profile
-from ._workload._precision import Precision, precision
-from ._workload._workload import parallelism, validate_parallelism, workload
+from .. import _smooth
+from .._errors import InputError
+from .._evaluation._evaluate import _anonymous, _with_static, evaluate, max_throughput
+from .._hardware._profile import Profile
+from .._io._hardware import load_hardware
+from .._io._measurements import METRICS, Measurement
+from .._io._models import load_model
+from .._io._profiles import load_profile
+from .._workload._precision import Precision, precision
+from .._workload._workload import parallelism, validate_parallelism, workload
 
 #: Profile leaves that are fractions in (0, 1]: fitted as ``sigmoid(theta)``.
 FRACTIONS = ("bandwidth_efficiency", "compute_efficiency", "network_efficiency", "memory_utilization")

@@ -1,0 +1,168 @@
+"""Rounding in `size`: whole-number candidates near the relaxed optimum (chips, parallel
+degrees, batch, memory stacks), filtered to valid parallelisms and re-checked exactly."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..._errors import InputError
+from ..._workload._workload import validate_parallelism
+from ._problem import Variable, _applies
+from ._search import _exact, _set
+
+_MAX_COMBINATIONS = 4096
+#: A mix's per-design rounding also tries whole values up to this factor from the
+#: relaxed one (cheap there: the designs' candidates are evaluated side by side).
+_FAR = 4.0
+
+
+
+def _allowed(designs, v: Variable, base_leaves):
+    """Whole values a variable may take: its choices, else the integers in its bounds that
+    make a valid design (parallel degrees are checked against each model it sets)."""
+    values = v.choices or tuple(float(k) for k in range(int(np.ceil(v.lower)), int(np.floor(v.upper)) + 1))
+    if not values:
+        raise InputError(f"variable {v.name}: bounds", f"{v.lower:g}:{v.upper:g}", "a range holding a whole number")
+    if any(p.startswith("parallelism.") for p in v.paths) and len(values) <= 4096:
+        ok = [k for k in values if all(_valid(d, i, (v,), [k], base_leaves) for i, d in enumerate(designs)
+                                       if _applies(v, i))]
+        if not ok:
+            raise InputError(f"variable {v.name}", f"{v.lower:g}:{v.upper:g}",
+                             "bounds that hold a parallel degree valid for the model")
+        values = tuple(ok)
+    return np.asarray(values, dtype=float)
+
+
+def _neighbours(x, allowed, k=2):
+    """Up to `k` allowed values on each side of `x`."""
+    below = allowed[allowed <= x][-k:]
+    above = allowed[allowed > x][:k]
+    return np.concatenate([below, above])
+
+
+def _rounding_candidates(x, allowed, n_vars, wide=12, spread=0.35, far=None):
+    """Whole-number designs near a relaxed point `x`: every combination of the two
+    allowed values on either side of each whole-number variable, plus, one variable at
+    a time, up to `wide` allowed values within ``x * (1 +- spread)`` (so when rounding
+    one variable tightens a budget, another can give back more than two steps, e.g. a
+    smaller batch for one HBM stack fewer) and, given `far`, up to `wide` more spaced
+    evenly in log from ``x / far`` to ``x * far`` (e.g. the batch that suits a
+    neighbouring chip count). Continuous variables keep their values."""
+    near = [_neighbours(x[i], allowed[i]) if i in allowed else np.asarray([x[i]]) for i in range(n_vars)]
+    if int(np.prod([len(o) for o in near])) > _MAX_COMBINATIONS:
+        near = [_neighbours(x[i], allowed[i], k=1) if i in allowed else o for i, o in enumerate(near)]
+    out = list(itertools.product(*near))
+    for i in allowed:
+        a = allowed[i]
+        band = a[(a >= x[i] * (1 - spread)) & (a <= x[i] * (1 + spread))]
+        if len(band) > wide:
+            band = band[np.unique(np.linspace(0, len(band) - 1, wide).round().astype(int))]
+        if far is not None:
+            targets = x[i] * np.geomspace(1.0 / far, far, wide)
+            band = np.union1d(band, a[np.abs(np.log(a[None, :] / targets[:, None])).argmin(axis=1)])
+        options = [*near[:i], band, *near[i + 1:]]
+        if len(band) and int(np.prod([len(o) for o in options])) <= _MAX_COMBINATIONS:
+            out.extend(itertools.product(*options))
+    return out
+
+
+class _Checker:
+    """Rounds relaxed points to whole-number designs and evaluates them exactly.
+
+    One design (or a mix whose whole-number variables are all shared): every
+    combination near the relaxed point (`_rounding_candidates`). A mix with per-design
+    whole-number variables: each design's own candidates only change that design's
+    metrics, so they are evaluated side by side (row ``j`` holds every design's ``j``-th
+    candidate), each design keeps its best (feasible first), and the combinations that
+    result, one per candidate of the shared variables, are evaluated once more; the
+    count of evaluated rows is `evaluated`."""
+
+    def __init__(self, designs, bases, variables, var_spec, bounds, base_leaves, limits, terms, log_shares):
+        self.designs, self.bases, self.variables, self.var_spec = designs, bases, variables, var_spec
+        self.bounds, self.base_leaves, self.limits, self.terms = bounds, base_leaves, limits, terms
+        self.log_shares, self.evaluated = log_shares, 0
+        self.allowed = {i: _allowed(designs, v, base_leaves) for i, v in enumerate(variables) if v.integer}
+        self.shared = {i: a for i, a in self.allowed.items() if variables[i].workload is None}
+        self.own = [{i: a for i, a in self.allowed.items() if variables[i].workload == w}
+                    for w in range(len(designs))]
+
+    def valid(self, rows):
+        """(rows, designs): whether each design's parallel degrees fit its model."""
+        if not any(p.startswith("parallelism.") for v in self.variables for p in v.paths):
+            return np.ones((len(rows), len(self.designs)), dtype=bool)
+        return np.asarray([[_valid(d, i, self.variables, row, self.base_leaves) for i, d in enumerate(self.designs)]
+                           for row in rows])
+
+    def evaluate(self, rows):
+        """Exact metrics (per design), margins (all designs), per-design objectives and
+        the mix objective of `rows`."""
+        n = len(rows)
+        # Evaluate in buckets of a power-of-two size so the exact check compiles rarely.
+        padded = np.concatenate([rows, np.repeat(rows[:1], (1 << max(n - 1, 1).bit_length()) - n, axis=0)])
+        vals, margins = _exact(self.bases, self.var_spec, self.bounds, self.base_leaves, self.limits,
+                               jnp.asarray(padded))
+        self.evaluated += n
+        vals = [{k: np.asarray(v)[:n] for k, v in d.items()} for d in vals]
+        per = np.stack([sum(w * s * np.log(np.maximum(v[m], 1e-300)) for m, w, s in self.terms) for v in vals], 1)
+        mix = np.logaddexp.reduce(per + self.log_shares[None, :], axis=1)
+        return vals, np.asarray(margins)[:n], per, mix
+
+    def round(self, points):
+        """Rounded candidates near the relaxed `points`, evaluated exactly: (rows,
+        metrics per design, margins, mix objective)."""
+        n_v = len(self.variables)
+        if not any(self.own):
+            return self._final([c for x in points for c in _rounding_candidates(x, self.allowed, n_v)])
+        # Per design: rows over the shared candidates, each design's own side by side.
+        own_idx = [[i for i, v in enumerate(self.variables) if v.workload == w] for w in range(len(self.designs))]
+        blocks, rows = [], []
+        for x in points:
+            for sx in np.unique(np.asarray(_rounding_candidates(x, self.shared, n_v), dtype=float), axis=0):
+                own = [np.asarray(_rounding_candidates(sx, a, n_v, far=_FAR), dtype=float) if a else sx[None]
+                       for a in self.own]
+                k = max(len(o) for o in own)
+                block = np.stack([sx] * k)
+                for o, idx in zip(own, own_idx, strict=True):
+                    block[:, idx] = o[np.arange(k) % len(o)][:, idx]
+                blocks.append((len(rows), k, sx))
+                rows.extend(block)
+        rows = np.asarray(rows)
+        valid = self.valid(rows)
+        _, margins, per, _ = self.evaluate(rows)
+        m = margins.reshape(len(rows), len(self.designs), len(self.bounds))
+        combined = []
+        for start, k, sx in blocks:
+            row, sl = sx.copy(), slice(start, start + k)
+            for w, idx in enumerate(own_idx):
+                ok = valid[sl, w] & np.all(m[sl, w] >= 0.0, axis=1) & np.isfinite(per[sl, w])
+                if ok.any():
+                    j = int(np.argmin(np.where(ok, per[sl, w], np.inf)))
+                else:  # the least violating (a valid parallelism first)
+                    j = int(np.argmin(np.sum(np.maximum(-m[sl, w], 0.0), axis=1) + 1e9 * ~valid[sl, w]))
+                row[idx] = rows[start + j, idx]
+            combined.append(row)
+        return self._final(combined)
+
+    def _final(self, cands):
+        """The distinct `cands` whose parallel degrees fit every model, evaluated."""
+        cands = np.unique(np.asarray(cands, dtype=float), axis=0)
+        cands = cands[self.valid(cands).all(axis=1)]
+        if not len(cands):
+            raise InputError("variables", [v.name for v in self.variables],
+                             "bounds whose whole values give a valid parallelism for every model")
+        vals, margins, _, mix = self.evaluate(cands)
+        return cands, vals, margins, mix
+
+
+def _valid(design, index, variables, x, base_leaves):
+    """Whether the parallel degrees of `design` (design `index` of a mix) with
+    `variables` at `x` fit its model."""
+    keep = [i for i, v in enumerate(variables) if _applies(v, index)]
+    spec = tuple((variables[i].paths, variables[i].scale, None) for i in keep)
+    d = _set((design,), spec, (base_leaves[index],), [x[i] for i in keep])[0]
+    try:
+        validate_parallelism(design.model, d.parallelism)
+    except InputError:
+        return False
+    return True

@@ -1,0 +1,183 @@
+"""The relaxed search of `size`: an augmented Lagrangian minimised by Adam or L-BFGS from
+several starts at once, in one jitted `lax.scan` per structure; and the exact
+(``tau = 0``) re-evaluation of candidate designs under `vmap`."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ... import _smooth
+from ..._evaluation._design import design_values, set_values
+
+#: L-BFGS: a step that moves every ``z`` by less than this has converged.
+_XTOL = 1e-6
+
+
+def _margins(vals, bounds, limits, slack=0.0):
+    """Dimensionless margins (>= 0 when met), one per bound: log of limit over value
+    for positive metrics, the difference for signed ones."""
+    out = []
+    for j, (metric, sign, log) in enumerate(bounds):
+        m = vals[metric]
+        g = sign * (jnp.log(limits[j]) - _smooth.safe_log(m)) if log else sign * (limits[j] - m)
+        out.append(g - slack)
+    return jnp.stack(out) if out else jnp.zeros((0,))
+
+
+def _objective(vals, terms):
+    return sum(w * s * _smooth.safe_log(vals[n]) for n, w, s in terms)
+
+
+def _mix(vals, terms, log_shares):
+    """The objective of a mix (in log): ``log sum_i p_i exp(L_i)`` over its designs'
+    objectives ``L_i`` (a share-weighted mean, e.g. fleet $/token for token shares);
+    ``L_0`` for one design (``p_0 = 1``)."""
+    return jax.nn.logsumexp(jnp.stack([_objective(v, terms) for v in vals]) + log_shares)
+
+
+def _mix_margins(vals, bounds, limits, slack=0.0):
+    """Every design's margins, design after design."""
+    return jnp.concatenate([_margins(v, bounds, limits, slack) for v in vals])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """The static structure of a sizing run (hashable: one compile per structure)."""
+
+    variables: tuple  # ((paths, scale), ...)
+    bounds: tuple  # ((metric, sign, log), ...)
+    terms: tuple  # ((metric, weight, sense), ...)
+    outer: int
+    inner: int
+    restore: int
+    learning_rate: float
+    penalty: float
+    growth: float
+    slack: float
+    tau: float
+    method: str = "adam"
+
+
+def _set(bases, var_spec, base_leaves, x):
+    """Every design of a mix with the variables that set it at `x` (a tuple)."""
+    out = []
+    for d, (base, leaves) in enumerate(zip(bases, base_leaves, strict=True)):
+        values = {}
+        for i, (paths, scale, workload) in enumerate(var_spec):
+            if workload is None or workload == d:
+                for p in paths:
+                    values[p] = x[i] * leaves[p] if scale else x[i]
+        out.append(set_values(base, values))
+    return tuple(out)
+
+
+@eqx.filter_jit
+def _values(bases, var_spec, base_leaves, x, tau):
+    return tuple(design_values(d, tau) for d in _set(bases, var_spec, base_leaves, x))
+
+
+@eqx.filter_jit
+def _exact(bases, var_spec, bounds, base_leaves, limits, xs):
+    """Exact (tau = 0) metrics (per design) and margins (all designs) of candidate
+    designs, under `vmap`."""
+
+    def one(x):
+        vals = tuple(design_values(d, 0) for d in _set(bases, var_spec, base_leaves, x))
+        return vals, _mix_margins(vals, bounds, limits)
+
+    return jax.vmap(one)(xs)
+
+
+@eqx.filter_jit
+def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_starts):
+    """The augmented-Lagrangian search from every start at once (see the module
+    docstring). One flat `lax.scan` runs every phase through the same step (so the model
+    and its gradient are compiled once): ``outer x inner`` Adam or L-BFGS steps on the augmented
+    Lagrangian, with the multipliers updated and the penalty grown after each ``inner``
+    steps, then ``restore`` steps of feasibility restoration (squared violations
+    dominate, the objective only breaks ties, and a point that already meets every bound
+    stays put). Returns the smooth objective (relative to the baseline, in log), the
+    largest violation, the variables and the evaluations counted at every step, per
+    start."""
+    log_ratio = jnp.log(hi / lo)
+    n_g = len(spec.bounds) * len(bases)  # every design's margins
+    # The step size decays by 0.7 per multiplier update: as the penalty stiffens, smaller
+    # steps settle on the active bounds instead of bouncing across them.
+    lbfgs = spec.method == "lbfgs"
+    if lbfgs:
+        # L-BFGS with a zoom (strong Wolfe) line search; its curvature memory is reset
+        # whenever the Lagrangian changes (multiplier update, restoration).
+        opt = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=10, initial_guess_strategy="one"))
+    else:
+        opt = optax.adam(optax.exponential_decay(spec.learning_rate, spec.inner, 0.7, staircase=True,
+                                                 end_value=spec.learning_rate * 0.02))
+    n_al = spec.outer * spec.inner
+    k = jnp.arange(n_al + spec.restore)
+    update = (k < n_al) & ((k + 1) % spec.inner == 0)  # multipliers after this step
+    # the Lagrangian changes after this step (multipliers, or restoration next)
+    schedule = dict(update=update, restoring=k >= n_al, reset=update | (k == n_al - 1))
+
+    def x_of(z):
+        return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))
+
+    def loss(z, lam, mu, w_f):
+        vals = tuple(design_values(d, spec.tau) for d in _set(bases, spec.variables, base_leaves, x_of(z)))
+        f = _mix(vals, spec.terms, log_shares) - f0
+        g = _mix_margins(vals, spec.bounds, limits, spec.slack)
+        pen = jnp.sum(_smooth.exact_max(lam - mu * g, 0.0) ** 2 - lam**2) / (2.0 * mu)
+        return w_f * f + pen, (f, g)
+
+    def step(carry, sched):
+        z, state, lam, mu, stay = carry
+        restoring = sched["restoring"]
+        # Restoration is the same Lagrangian with no multipliers, a stiff penalty
+        # (1e3 x squared violation) and the objective weighted down by 1e-3.
+        lam_k = jnp.where(restoring, 0.0, lam)
+        mu_k = jnp.where(restoring, 2e3, mu)
+        w_f = jnp.where(restoring, 1e-3, 1.0)
+        (value, (f, g)), grad = jax.value_and_grad(loss, has_aux=True)(z, lam_k, mu_k, w_f)
+        # Violation of "margin >= slack / 2": half the slack is kept as headroom for the
+        # exact re-check of the continuous values.
+        viol = jnp.max(_smooth.exact_max(-(g + spec.slack / 2), 0.0)) if n_g else jnp.zeros(())
+        grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+        if lbfgs:
+
+            def value_fn(zz):
+                return loss(zz, lam_k, mu_k, w_f)[0]
+
+            updates, new_state = opt.update(grad, state, z, value=value, grad=grad, value_fn=value_fn)
+            # each line-search trial is one more evaluation with its gradient
+            n_eval = 1.0 + optax.tree_utils.tree_get(new_state, "num_linesearch_steps").astype(float)
+        else:
+            updates, new_state = opt.update(grad, state)
+            n_eval = jnp.ones(())
+        z_new = optax.apply_updates(z, updates)
+        z_new = jnp.where(jnp.all(jnp.isfinite(z_new)), z_new, z)
+        z_next = jnp.where(restoring & (viol <= 0.0), z, z_new)
+        if lbfgs:
+            # Settled: the last step left z where it was (converged, or restoration
+            # found it feasible) and the Lagrangian has not changed since, so this
+            # step repeats the last evaluation: it keeps z and state and costs nothing.
+            # (`lax.scan` runs a fixed number of steps; a loop that stopped early would
+            # evaluate exactly the counted ones.)
+            z_next = jnp.where(stay, z, z_next)
+            new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(stay, a, b), state, new_state)
+            n_eval = jnp.where(stay, 0.0, n_eval)
+            fresh = opt.init(z_next)
+            new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(sched["reset"], a, b), fresh, new_state)
+            stay = (jnp.max(jnp.abs(z_next - z)) <= _XTOL) & ~sched["reset"]
+        upd = sched["update"]
+        lam = jnp.where(upd, _smooth.exact_max(lam - mu * g, 0.0), lam)
+        mu = jnp.where(upd, mu * spec.growth, mu)
+        return (z_next, new_state, lam, mu, stay), (f, viol, x_of(z), n_eval)
+
+    def run_one(z0):
+        carry = (z0, opt.init(z0), jnp.zeros((n_g,)), jnp.asarray(spec.penalty), jnp.asarray(False))
+        _, hist = jax.lax.scan(step, carry, schedule)
+        return hist
+
+    return jax.vmap(run_one)(z_starts)

@@ -1,0 +1,400 @@
+"""`size`: the public entry point of sizing, as the steps its docstring names."""
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ... import _smooth
+from ..._errors import InputError
+from ..._evaluation._design import Design, anonymous, check_path
+from ._problem import (
+    Constraint,
+    Variable,
+    _applies,
+    _base_leaves,
+    _baseline_value,
+    _bounds,
+    _check_metric,
+    constraint,
+    objective_terms,
+    variable,
+)
+from ._rounding import _Checker
+from ._search import _mix, _search, _set, _Spec, _values
+
+#: Inner optimisers of `size`: Adam steps, or L-BFGS with a line search.
+METHODS = ("adam", "lbfgs")
+#: The baseline start is kept this far (a share of each log range) inside the bounds.
+START_INSIDE = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class SizingResult:
+    """What `size` found.
+
+    - `variables`: the `Variable`s, in order.
+    - `baseline`, `relaxed`, `chosen`: variable values (dicts name -> float) of the
+      starting design, the best relaxed (continuous) optimum and the chosen integer design.
+    - `objective_baseline`, `objective_relaxed`, `objective`: the objective (a weighted
+      geometric mean of its metrics, their unit when it is one metric) at each; the last
+      two are exact (``tau = 0``) re-evaluations.
+    - `margins`: constraint label -> margin of the chosen design (``>= 0`` is met;
+      relative for positive metrics: ``0.1`` = 10% headroom).
+    - `feasible`: whether the chosen design meets every constraint exactly.
+    - `violations`: for an infeasible result, a line per unmet constraint saying by how
+      much the best design found misses it.
+    - `design`: the chosen `Design`; `metrics`, `baseline_metrics`: its and the
+      baseline's metric values (exact). For a mix these are the first design's;
+      `designs`, `workload_metrics` and `baseline_workload_metrics` hold every design's
+      (one entry for a single design), and `margins` labels end with ``[@i]``.
+    - `shares`: the normalised weights of the designs in the objective (``(1.0,)`` for
+      a single design).
+    - `history`: arrays over ``(start, step)``: ``objective`` (smooth), ``violation`` (the
+      largest constraint violation) and ``values`` (variables, a last axis); and the
+      phases: ``multiplier_updates`` (the steps after which the multipliers were
+      updated) and ``restoration_start`` (first step of feasibility restoration).
+    - `evaluations`: model evaluations (each with its gradient) the search used, over
+      every start (Adam: one per step; L-BFGS: one per step plus its line-search
+      trials, none while settled); `candidates`: exact evaluations of rounded designs;
+      `seconds`: wall time. For a mix, one evaluation covers every design.
+    """
+
+    variables: tuple
+    constraints: tuple
+    objective_spec: tuple
+    baseline: dict
+    relaxed: dict
+    chosen: dict
+    objective_baseline: float
+    objective_relaxed: float
+    objective: float
+    margins: dict
+    feasible: bool
+    violations: tuple
+    metrics: dict
+    baseline_metrics: dict
+    history: dict
+    evaluations: int
+    candidates: int
+    seconds: float
+    design: Design
+    designs: tuple = ()
+    workload_metrics: tuple = ()
+    baseline_workload_metrics: tuple = ()
+    shares: tuple = (1.0,)
+
+
+def size(
+    design,
+    variables,
+    objective="usd_per_million_tokens",
+    constraints=(),
+    *,
+    starts: int = 8,
+    outer_steps: int = 8,
+    inner_steps: int = 120,
+    learning_rate: float = 0.08,
+    penalty: float = 100.0,
+    penalty_growth: float = 2.0,
+    slack: float = 2e-3,
+    seed: int = 0,
+    tau: float = _smooth.DEFAULT_TAU,
+    method: str = "adam",
+    shares=None,
+) -> SizingResult:
+    """Size a design by gradient descent under constraints, in the steps of the package
+    docstring: check the problem, reparameterise (bounded log-space variables and the
+    starts), search the relaxed problem, round to whole numbers with an exact re-check,
+    pick, and report.
+
+    **Arguments:**
+
+    - `design`: the baseline `Design` (e.g. `diffhw.from_presets(...)`); every leaf not
+      named by a variable keeps its value. Or a *mix*: a list of designs (workloads
+      served by the same hardware), sized together: variables without a `workload` set
+      every design (the shared hardware), the others one design each (its batch, its
+      chips); every constraint must hold for every design.
+    - `variables`: `Variable`s (see `variable`), or ``(name, lower, upper)`` tuples.
+    - `objective`: a metric name, ``"name:max"``, or a dict of weights (see
+      `objective_terms`). For a mix: the `shares`-weighted mean over its designs of
+      each design's objective (of ``1 / metric`` for a maximised one), so with token
+      shares ``usd_per_million_tokens`` is the fleet's $ per token and
+      ``tokens_per_s_per_watt`` its tokens per joule.
+    - `constraints`: `Constraint`s or strings like ``"chip_area_mm2<=858"``; ``memory fits``
+      (``memory_margin >= 0``) is always added.
+    - `starts`: optimisations run at once under `vmap` (the first starts from the
+      baseline, clipped into bounds; the others at random).
+    - `outer_steps`, `inner_steps`, `learning_rate`: multiplier updates, Adam steps per
+      update, Adam's step size (in the unbounded ``z`` space).
+    - `penalty`, `penalty_growth`: the augmented Lagrangian's initial ``mu`` and its
+      growth per outer step; `slack`: margin the relaxed problem keeps from each bound
+      (so rounding starts feasible).
+    - `seed`: random starts; `tau`: smoothing of the relaxed model.
+    - `method`: the inner optimiser, ``"adam"`` (default; `learning_rate` applies) or
+      ``"lbfgs"`` (L-BFGS with a zoom line search; its memory restarts at every
+      multiplier update; a start that stops moving is settled until the Lagrangian
+      changes). `SizingResult.evaluations` counts every line-search trial. Fewer steps
+      but a longer compile (the line search's loops): see ``benchmarks/sizing.py``.
+    - `shares`: for a mix, each design's weight in the objective (e.g. its share of the
+      tokens served; normalised); default equal.
+
+    **Returns:** a `SizingResult`. It says `feasible=False` (with `violations`) rather
+    than raising when no design meets the budgets.
+    """
+    t0 = time.perf_counter()
+    problem = _check_problem(design, variables, objective, constraints, shares, method,
+                             starts, outer_steps, inner_steps)
+    spec = _Spec(problem.var_spec, problem.bounds, problem.terms, int(outer_steps), int(inner_steps),
+                 max(int(inner_steps) // 2, 20), float(learning_rate), float(penalty), float(penalty_growth),
+                 float(slack), tau, method)
+    baseline_x, base_vals, f0 = _baseline(problem, objective)
+    z_starts = _reparameterise(problem, baseline_x, starts, seed)
+    history = _search_relaxed(problem, spec, f0, z_starts)
+    best = _best_relaxed(history)
+    check = _Checker(problem.designs, problem.bases, problem.variables, problem.var_spec, problem.bounds,
+                     problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares))
+    candidates = check.round([history.x[s, i] for s, i in best[:3]])
+    pick, feasible = _pick(candidates)
+    return _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
+                   check.evaluated, time.perf_counter() - t0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """A checked sizing problem: the designs of a mix (`bases` without static names),
+    the variables and their static structure (`var_spec`), the constraints' bounds and
+    limits, the objective terms, the designs' shares and the variables' bounds."""
+
+    designs: tuple
+    bases: tuple
+    variables: tuple
+    var_spec: tuple
+    base_leaves: tuple
+    constraints: tuple
+    bounds: tuple
+    limits: jax.Array
+    terms: tuple
+    shares: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def log_shares(self):
+        return jnp.asarray(np.log(self.shares))
+
+
+@dataclasses.dataclass(frozen=True)
+class _History:
+    """Per start and step: the smooth objective (log, relative to the baseline), the
+    largest violation and the variables; and the evaluations the search used."""
+
+    f: np.ndarray
+    violation: np.ndarray
+    x: np.ndarray
+    evaluations: int
+
+
+def _check_shares(shares, n_d):
+    if shares is None:
+        return np.full(n_d, 1.0 / n_d)
+    try:
+        shares = np.asarray(shares, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError("shares", shares, f"{n_d} positive numbers, one per design") from None
+    if len(shares) != n_d or not np.all(np.isfinite(shares) & (shares > 0)):
+        raise InputError("shares", shares.tolist(), f"{n_d} positive numbers, one per design")
+    return shares / shares.sum()
+
+
+def _check_variables(variables, designs):
+    variables = tuple(v if isinstance(v, Variable) else variable(*v) for v in variables)
+    if not variables:
+        raise InputError("variables", "()", "at least one design variable")
+    names = [v.name for v in variables]
+    if len(set(names)) != len(names):
+        raise InputError("variables", names, "distinct names")
+    for v in variables:
+        if v.workload is not None and v.workload >= len(designs):
+            raise InputError(f"variable {v.name}: workload", v.workload, f"a design index from 0 to {len(designs) - 1}")
+        for i, d in enumerate(designs):
+            if _applies(v, i):
+                for p in v.paths:
+                    check_path(d, p)
+    return variables
+
+
+def _check_problem(design, variables, objective, constraints, shares, method, starts, outer_steps,
+                   inner_steps) -> _Problem:
+    """Every argument of `size` checked (one `InputError` naming the first bad one) and
+    the problem's static structure."""
+    designs = tuple(design) if isinstance(design, (list, tuple)) else (design,)
+    if not designs or not all(isinstance(d, Design) for d in designs):
+        raise InputError("design", type(design).__name__, "a Design or a non-empty list of Designs")
+    shares = _check_shares(shares, len(designs))
+    variables = _check_variables(variables, designs)
+    constraints = tuple(constraint(c) for c in constraints)
+    if not any(c.metric == "memory_margin" for c in constraints):
+        constraints = (Constraint("memory_margin", lower=0.0), *constraints)
+    terms = objective_terms(objective)
+    for d in designs:
+        for c in constraints:
+            _check_metric(d, c.metric, "constraint metric")
+        for n, _, _ in terms:
+            _check_metric(d, n, "objective metric")
+    if method not in METHODS:
+        raise InputError("method", method, " or ".join(METHODS))
+    for name, value in (("starts", starts), ("outer_steps", outer_steps), ("inner_steps", inner_steps)):
+        if int(value) != value or value < 1:
+            raise InputError(name, value, "a whole number >= 1")
+    bases = tuple(anonymous(d) for d in designs)
+    bounds, limits = _bounds(constraints)
+    return _Problem(
+        designs=designs, bases=bases, variables=variables,
+        var_spec=tuple((v.paths, v.scale, v.workload) for v in variables),
+        base_leaves=_base_leaves(bases, variables), constraints=constraints, bounds=bounds,
+        limits=jnp.asarray(limits), terms=terms, shares=shares,
+        lo=np.asarray([v.lower for v in variables]), hi=np.asarray([v.upper for v in variables]),
+    )
+
+
+def _baseline(problem: _Problem, objective):
+    """The variables' baseline values, the baseline's exact (tau = 0) metrics per design
+    and its objective (log): the objective's scale and the report's reference."""
+    baseline_x = np.asarray([_baseline_value(problem.designs, v) for v in problem.variables])
+    base_vals = _values(problem.bases, problem.var_spec, problem.base_leaves, jnp.asarray(baseline_x), 0)
+    f0 = float(_mix(base_vals, problem.terms, problem.log_shares))
+    if not np.isfinite(f0):
+        raise InputError("objective", objective, "a metric that is finite and positive at the baseline")
+    return baseline_x, base_vals, f0
+
+
+def _reparameterise(problem: _Problem, baseline_x, starts, seed):
+    """The starts in the unbounded ``z`` space, where a variable is
+    ``lower * (upper / lower) ** sigmoid(z)``: the baseline and random points. The
+    baseline is moved at least `START_INSIDE` of each log range inside its bounds: at a
+    bound, sigmoid(z) is flat and a start there would barely move (e.g. SRAM 0 or a
+    placement share of 1)."""
+    lo, hi = problem.lo, problem.hi
+    u0 = np.log(np.clip(baseline_x, lo, hi) / lo) / np.log(hi / lo)
+    u0 = np.clip(u0, START_INSIDE, 1.0 - START_INSIDE)
+    z_base = np.log(u0) - np.log1p(-u0)
+    rng = np.random.default_rng(seed)
+    return np.concatenate([z_base[None], rng.uniform(-2.5, 2.5, (starts - 1, len(problem.variables)))])
+
+
+def _search_relaxed(problem: _Problem, spec: _Spec, f0, z_starts) -> _History:
+    """The augmented-Lagrangian search from every start at once (`_search`)."""
+    with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
+        f, viol, x, n = _search(problem.bases, spec, problem.base_leaves, jnp.asarray(problem.lo),
+                                jnp.asarray(problem.hi), problem.limits, jnp.asarray(f0), problem.log_shares,
+                                jnp.asarray(z_starts))
+    return _History(np.asarray(f), np.asarray(viol), np.asarray(x), int(round(float(np.sum(n)))))
+
+
+def _best_relaxed(history: _History, tol=1e-4):
+    """``(start, step)`` of each start's best relaxed point, best start first: feasible
+    (within the slack) first, lowest objective next; a start that never got feasible
+    offers its least violating point."""
+    best = []
+    for s in range(history.f.shape[0]):
+        ok = history.violation[s] <= tol
+        best.append(int(np.argmin(np.where(ok, history.f[s], np.inf))) if ok.any()
+                    else int(np.argmin(history.violation[s])))
+    order = sorted(range(len(best)), key=lambda s: (history.violation[s, best[s]] > tol, history.f[s, best[s]]))
+    return [(s, best[s]) for s in order]
+
+
+def _pick(candidates):
+    """Index of the chosen rounded candidate: the best feasible one, else the least
+    violating; and which candidates are feasible."""
+    _, _, margins, objective = candidates
+    feasible = np.all(margins >= 0.0, axis=1) & np.isfinite(objective)
+    if feasible.any():
+        return int(np.argmin(np.where(feasible, objective, np.inf))), feasible
+    return int(np.argmin(np.sum(np.maximum(-margins, 0.0), axis=1))), feasible
+
+
+def _margin_report(problem: _Problem, margins, pick, feasible):
+    """Constraint label -> margin of the chosen candidate, and for an infeasible result
+    a line per unmet bound. Per bound, the best margin any candidate reached is shown;
+    if each bound alone is met by some candidate, the chosen (least violating) one's
+    misses."""
+    n_d = len(problem.designs)
+    labels = [_label(metric, sign, limit)
+              for (metric, sign, _), limit in zip(problem.bounds, problem.limits.tolist(), strict=True)]
+    if n_d > 1:
+        labels = [f"{label} [@{i}]" for i in range(n_d) for label in labels]
+    logs = [log for _ in range(n_d) for _, _, log in problem.bounds]
+    chosen = dict(zip(labels, map(float, margins[pick]), strict=True))
+    if feasible.any():
+        return chosen, ()
+    best = margins.max(axis=0)
+    shown = best if (best < 0).any() else margins[pick]
+    return chosen, tuple(_violation_line(labels[j], logs[j], shown[j]) for j in np.flatnonzero(shown < 0))
+
+
+def _reported(terms, f_log):
+    """The objective in the metric's unit for one term; else the weighted geometric mean
+    ``exp(sum(w s log m) / sum(w))`` (lower is better)."""
+    scale = terms[0][1] * terms[0][2] if len(terms) == 1 else sum(w for _, w, _ in terms)
+    return np.exp(np.asarray(f_log, dtype=float) / scale)
+
+
+def _report(problem: _Problem, spec: _Spec, baseline_x, base_vals, f0, history: _History, best, candidates,
+            pick, feasible, n_candidates, seconds) -> SizingResult:
+    """The `SizingResult`: the baseline, relaxed and chosen designs, margins and history."""
+    cands, cand_vals, cand_margins, cand_obj = candidates
+    names = [v.name for v in problem.variables]
+    relaxed_x = history.x[best]
+    chosen_x = cands[pick]
+    chosen_vals = [{k: float(v[pick]) for k, v in vals.items()} for vals in cand_vals]
+    relaxed_vals = _values(problem.bases, problem.var_spec, problem.base_leaves, jnp.asarray(relaxed_x), 0)
+    margins, violations = _margin_report(problem, cand_margins, pick, feasible)
+    chosen_designs = _apply(problem.designs, problem.variables, jnp.asarray(chosen_x), problem.base_leaves)
+    baseline_metrics = [{k: float(v) for k, v in vals.items()} for vals in base_vals]
+    terms = problem.terms
+    return SizingResult(
+        variables=problem.variables,
+        constraints=problem.constraints,
+        objective_spec=terms,
+        baseline=dict(zip(names, map(float, baseline_x), strict=True)),
+        relaxed=dict(zip(names, map(float, relaxed_x), strict=True)),
+        chosen=dict(zip(names, map(float, chosen_x), strict=True)),
+        objective_baseline=float(_reported(terms, f0)),
+        objective_relaxed=float(_reported(terms, _mix(relaxed_vals, terms, problem.log_shares))),
+        objective=float(_reported(terms, cand_obj[pick])),
+        margins=margins,
+        feasible=bool(feasible[pick]),
+        violations=violations,
+        metrics=chosen_vals[0],
+        baseline_metrics=baseline_metrics[0],
+        history={"objective": _reported(terms, history.f + f0), "violation": history.violation,
+                 "values": history.x,
+                 "multiplier_updates": [(k + 1) * spec.inner for k in range(spec.outer)],
+                 "restoration_start": spec.outer * spec.inner},
+        evaluations=history.evaluations,
+        candidates=n_candidates,
+        seconds=seconds,
+        design=chosen_designs[0],
+        designs=chosen_designs,
+        workload_metrics=tuple(chosen_vals),
+        baseline_workload_metrics=tuple(baseline_metrics),
+        shares=tuple(float(p) for p in problem.shares),
+    )
+
+
+def _apply(designs, variables, x, base_leaves):
+    """Every design with its variables set from the value vector `x` (outside `jit`)."""
+    return _set(designs, tuple((v.paths, v.scale, v.workload) for v in variables), base_leaves, x)
+
+
+def _label(metric, sign, limit):
+    return f"{metric} {'<=' if sign > 0 else '>='} {limit:g}"
+
+
+def _violation_line(label, log, margin):
+    how = f"misses by {np.expm1(-margin) * 100:.1f}%" if log else f"misses by {-margin:.3g}"
+    return f"{label}: the best design found {how}"
