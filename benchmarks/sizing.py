@@ -70,7 +70,7 @@ import numpy as np
 
 import diffhw
 from diffhw import variable
-from diffhw._cli_size import DEFAULT_VARIABLES, SIZE_BATCH, SIZE_DEFAULTS
+from diffhw._cli._size import DEFAULT_VARIABLES, SIZE_BATCH, SIZE_DEFAULTS
 
 GOAL = 20.0  # required ratio: best black-box evaluations / gradient evaluations
 WITHIN = 0.01  # "within 1% of the best known"

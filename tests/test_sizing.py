@@ -308,7 +308,7 @@ def test_cli_size_mix_json(capsys, mix_sized):
 def test_mix_elasticity_matches_finite_difference(mix_sized):
     """The fleet objective's elasticity to the shared memory bandwidth (each workload's
     elasticity, weighted) against a central difference of the share-weighted $/Mtoken."""
-    from diffhw._cli_size import mix_elasticities
+    from diffhw._cli._size import mix_elasticities
 
     path = "hardware.memory_bandwidth_bytes_per_s"
     e = mix_elasticities(mix_sized)[path]

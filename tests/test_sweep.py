@@ -18,7 +18,7 @@ import pytest
 import diffhw
 from diffhw import InputError, SweepResult, pareto_front
 from diffhw._cli import main
-from diffhw._cli_sweep import parse_objectives, parse_vary
+from diffhw._cli._sweep import parse_objectives, parse_vary
 from diffhw._tools._sweep import axis_label, design_points
 
 BW = "hardware.memory_bandwidth_bytes_per_s"

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 
-from ._errors import InputError
-from ._tools._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
+from .._errors import InputError
+from .._evaluation._design import Design, metric_names
+from .._tools._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
+from ._common import DEFAULT_BATCH, design_from_args, technology_from_args
 
 DEFAULT_PARETO = "tpot_s:min,usd_per_million_tokens:min"
 VARY_FORM = "PATH=LOW:HIGH[:N][:log|lin] or PATH=V1,V2,..."
@@ -109,9 +111,6 @@ def _json_float(v):
 
 
 def run(args):
-    from . import _cli
-    from ._evaluation._design import Design, metric_names
-
     if not args.vary:
         raise InputError("--vary", None, f"at least one swept leaf, {VARY_FORM}")
     if args.samples is not None and args.samples < 1:
@@ -126,9 +125,9 @@ def run(args):
             raise InputError("--vary", spec, f"each path once ({path} is already varied)")
         axes[path] = values
     objectives = parse_objectives(args.pareto)
-    batch = args.batch if args.batch is not None else _cli.DEFAULT_BATCH
-    hw, model, wl, par = _cli._design(args, batch)
-    design = Design(hw, model, wl, par, _cli._technology(args))
+    batch = args.batch if args.batch is not None else DEFAULT_BATCH
+    hw, model, wl, par = design_from_args(args, batch)
+    design = Design(hw, model, wl, par, technology_from_args(args))
     known = metric_names(design)
     for name in objectives:
         if name not in known and name not in axes:

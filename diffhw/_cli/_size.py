@@ -1,9 +1,18 @@
-"""`diffhw size` and `diffhw sensitivity`: sizing under budgets, and elasticities."""
+"""`diffhw size`: gradient sizing of one design, or of one design for a mix of workloads."""
 
+import argparse
 import json
 import math
 
-from ._errors import InputError, check_positive, did_you_mean
+import numpy as np
+
+from .._errors import InputError, check_positive, did_you_mean
+from .._evaluation._design import Design
+from .._io._plot import figure
+from .._tools._sensitivity import sensitivity
+from .._tools._sizing._problem import Constraint, variable
+from .._tools._sizing._size import size
+from ._common import design_from_args, technology_from_args
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
 SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
@@ -67,18 +76,6 @@ WORKLOAD_KEYS = ("model", "input-tokens", "output-tokens", "precision", "weight-
 _PER_WORKLOAD = ("batch", "chips", "tp", "pp", "dp", "ep")
 
 
-def _add_sensitivity(sub, common):
-    p = sub.add_parser("sensitivity", help="elasticities of metrics to every hardware and technology parameter")
-    common(p)
-    p.add_argument("--batch", type=float, default=None, help="concurrent requests (default: 64, lowered to what fits)")
-    p.add_argument("--metric", default="tpot_s", help="metric of the table and tornado (default: %(default)s)")
-    p.add_argument("--top", type=int, default=12, help="parameters to show (default: %(default)s)")
-    p.add_argument("--step", type=float, default=0.2, help="tornado swing, a fraction (default: %(default)s)")
-    p.add_argument("--second-order", action="store_true",
-                   help="add d2 log m / d(log p)2 of the top parameters (Hessian-vector products)")
-    p.add_argument("--plot", default=None, metavar="FILE.png", help="write a tornado chart")
-
-
 def _parse_vary(spec, model, workload=None):
     name, eq, rng = spec.partition("=")
     parts = rng.split(":")
@@ -89,7 +86,6 @@ def _parse_vary(spec, model, workload=None):
     except ValueError:
         raise InputError("--vary", spec, "numeric bounds, e.g. memory_bandwidth=1e12:2e13") from None
     integer = None if len(parts) == 2 else parts[2] == "int"
-    from ._tools._sizing._problem import variable
 
     paths = ("parallelism.tp", "parallelism.ep") if name == "chips" and model.n_experts else (
         ("parallelism.tp",) if name == "chips" else None)
@@ -121,7 +117,6 @@ def _parse_workload(spec):
 
 def _workload_args(args, items):
     """A copy of `args` with one workload's options set (numbers parsed as the CLI does)."""
-    import argparse
 
     numeric = {"input-tokens", "output-tokens", "shared-context-tokens", "chips", "tp", "pp", "dp", "ep", "batch"}
     ns = argparse.Namespace(**vars(args))
@@ -149,11 +144,8 @@ def _parse_objective(spec):
 
 
 def _base_design(args, batch):
-    from ._cli import _design, _technology
-    from ._evaluation._design import Design
-
-    hw, model, wl, par = _design(args, batch)
-    return Design(hw, model, wl, par, _technology(args))
+    hw, model, wl, par = design_from_args(args, batch)
+    return Design(hw, model, wl, par, technology_from_args(args))
 
 
 def _fmt(x):
@@ -165,10 +157,6 @@ def _fmt(x):
 
 
 def _run_size(args):
-    from ._tools._sensitivity import sensitivity
-    from ._tools._sizing._problem import Constraint
-    from ._tools._sizing._size import size
-
     check_positive("--batch", args.batch)
     specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES]
     shares = None
@@ -228,9 +216,7 @@ def mix_elasticities(r, k=None):
     workload's (`sensitivity`), weighted by its part of the objective, ``softmax(log
     share + w s log metric)`` (exact for leaves every design shares, e.g. the hardware;
     the `k` largest)."""
-    import numpy as np
 
-    from ._tools._sensitivity import sensitivity
 
     (metric, w, sense), = r.objective_spec
     logs = np.log(np.asarray(r.shares)) + w * sense * np.log([m[metric] for m in r.workload_metrics])
@@ -310,10 +296,6 @@ def _size_table(d):
 
 
 def _plot_trace(r, path):
-    import numpy as np
-
-    from ._io._plot import figure
-
     h = r.history
     fig, (a1, a2) = figure(2, 1, figsize=(7, 6), sharex=True)
     for s in range(h["objective"].shape[0]):
@@ -330,69 +312,4 @@ def _plot_trace(r, path):
     fig.savefig(path, dpi=120)
 
 
-def _run_sensitivity(args):
-    from ._cli import DEFAULT_BATCH
-    from ._evaluation._design import design_values, metric_names
-    from ._tools._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
-
-    batch = args.batch if args.batch is not None else DEFAULT_BATCH
-    design = _base_design(args, check_positive("--batch", batch))
-    names = metric_names(design)
-    if args.metric not in names:
-        raise InputError("--metric", args.metric, "one of " + ", ".join(names), did_you_mean(args.metric, names))
-    notes = []
-    values = design_values(design) if args.batch is None else None
-    if values is not None and float(values["memory_margin"]) < 0:
-        fit = float(values["max_batch"])
-        if fit < 1:
-            raise InputError("--chips", float(design.parallelism.chips), "enough chips to hold the model's weights")
-        design = _base_design(args, fit)
-        notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(fit)}, the largest that fits")
-    check_positive("--top", args.top)
-    s = sensitivity(design)
-    rows = tornado(design, args.metric, step=args.step, top=args.top, sens=s)
-    cross = crossovers(design)
-    d = {
-        "hardware": design.hardware.name,
-        "model": design.model.name,
-        "batch": float(design.workload.batch),
-        "metric": args.metric,
-        "value": float(s.values[s.metrics.index(args.metric)]),
-        "bound": s.bound,
-        "bound_shares": s.bound_shares,
-        "crossovers": {k: {"bound": v["bound"],
-                           "below": None if v["below"] is None else {"factor": v["below"][0], "bound": v["below"][1]},
-                           "above": None if v["above"] is None else {"factor": v["above"][0], "bound": v["above"][1]}}
-                       for k, v in cross.items()},
-        "top": s.top(args.metric, args.top),
-        "tornado": [{"param": p, "value": v, "change_low": lo, "change_high": hi} for p, v, lo, hi in rows],
-        "elasticities": {m: s.of(m) for m in s.metrics},
-        "params": {p: float(v) for p, v in zip(s.params, s.param_values, strict=True)},
-        "notes": notes,
-    }
-    if args.second_order:
-        d["second_order"] = curvature(design, args.metric, list(d["top"]))
-    if args.plot:
-        plot_tornado(rows, args.metric, args.plot, args.step)
-        d["plot"] = args.plot
-    if args.json:
-        print(json.dumps(d, indent=2))
-        return
-    lines = [(f"diffhw sensitivity: {d['model']} on {d['hardware']}, batch {d['batch']:g}: "
-              f"{args.metric} = {_fmt(d['value'])}"),
-             f"  decode step bound by {d['bound']} ("
-             + ", ".join(f"{k} {v:.0%}" for k, v in d["bound_shares"].items()) + ")"]
-    for k, v in d["crossovers"].items():
-        parts = [f"x{v[side]['factor']:.3g} -> {v[side]['bound']}" for side in ("below", "above") if v[side]]
-        lines.append(f"    {k:<18} binding resource changes at " + ("; ".join(parts) if parts else "no factor in 1/64..64"))
-    lines += ["", f"  {'parameter':<48} {'value':>11} {'elasticity':>10} {f'-{args.step:.0%}':>8} {f'+{args.step:.0%}':>8}"]
-    for p, v, lo, hi in rows:
-        lines.append(f"  {p:<48} {_fmt(v):>11} {d['top'][p]:>+10.3f} {lo:>+8.1%} {hi:>+8.1%}")
-    for p, c in d.get("second_order", {}).items():
-        lines.append(f"  second order {p}: {c:+.4f}")
-    for n in notes:
-        lines.append(f"  note: {n}")
-    print("\n".join(lines))
-
-
-COMMANDS = {"size": (_add_size, _run_size), "sensitivity": (_add_sensitivity, _run_sensitivity)}
+COMMANDS = {"size": (_add_size, _run_size)}

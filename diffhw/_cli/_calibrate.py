@@ -10,13 +10,13 @@ import json
 import math
 import shlex
 
-from ._errors import InputError
+from .._errors import InputError
+from .._io._measurements import CSV_COLUMNS, REQUIRED_COLUMNS, load_points
+from .._io._profiles import load_profile
+from .._tools._calibrate import CV_FIELDS, DEFAULT_FIT, LEAVES, _check_fit, calibrate, cross_validate
 
 
 def add_parser(subparsers, common):
-    from ._io._measurements import CSV_COLUMNS, REQUIRED_COLUMNS
-    from ._tools._calibrate import DEFAULT_FIT, LEAVES
-
     p = subparsers.add_parser(
         "calibrate",
         help="fit a calibration profile's efficiency and overhead terms to measured points (CSV)",
@@ -51,9 +51,6 @@ def _stats_json(s):
 
 
 def run(args):
-    from ._io._measurements import load_points
-    from ._tools._calibrate import CV_FIELDS, calibrate, cross_validate
-
     fit = tuple(x.strip() for x in str(args.fit).split(",") if x.strip())
     if args.cv is not None and args.cv not in CV_FIELDS:
         raise InputError("--cv", args.cv, " or ".join(CV_FIELDS))
@@ -69,8 +66,6 @@ def run(args):
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise InputError("--learning-rate", args.learning_rate, "a finite number > 0")
     try:
-        from ._tools._calibrate import _check_fit
-
         _check_fit(fit)
     except InputError as e:
         raise InputError("--fit", e.value, e.allowed) from None
@@ -83,7 +78,6 @@ def run(args):
             raise InputError("--set", item, "LEAF=NUMBER, e.g. max_batched_tokens=1e9") from None
         if not sep:
             raise InputError("--set", item, "LEAF=NUMBER, e.g. max_batched_tokens=1e9")
-    from ._io._profiles import load_profile
 
     base = load_profile(args.base_profile, overrides=over)
     points = load_points(args.data)

@@ -1,0 +1,5 @@
+"""The interfaces' command line (`diffhw ...`); `main` is the console script."""
+
+from ._main import main
+
+__all__ = ["main"]

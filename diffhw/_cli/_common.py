@@ -1,0 +1,100 @@
+"""What every command shares: the design flags (hardware, model, parallelism, lengths,
+precisions, economics), their defaults, and turning them into checked pytrees."""
+
+from .. import presets
+from .._errors import InputError, check_positive
+from .._hardware._technology import KWH_J, YEAR_S
+from .._workload._workload import parallelism, validate_parallelism, workload
+
+DEFAULT_HARDWARE = "h100-sxm"
+DEFAULT_MODEL = "llama-3.1-70b"
+DEFAULT_BATCH = 64
+DEFAULT_INPUT = 2048
+DEFAULT_OUTPUT = 256
+
+
+def add_design_flags(p):
+    p.add_argument("--hardware", default=DEFAULT_HARDWARE, help="preset name or TOML file (default: %(default)s)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="preset name or HF config.json (default: %(default)s)")
+    p.add_argument("--profile", default=None, help="calibration profile name or TOML file (default: the hardware's, 'default')")
+    p.add_argument("--chips", type=float, default=None, help="chips in the system (default: tp*pp*dp, else the hardware's scale-up unit)")
+    p.add_argument("--tp", type=float, default=None, help="tensor-parallel degree (default: chips / (pp*dp))")
+    p.add_argument("--pp", type=float, default=None, help="pipeline-parallel degree (default: 1)")
+    p.add_argument("--dp", type=float, default=None, help="data-parallel replicas (default: 1)")
+    p.add_argument("--ep", type=float, default=None, help="expert-parallel degree (default: 1)")
+    p.add_argument("--input-tokens", type=float, default=DEFAULT_INPUT, help="prompt tokens per request (default: %(default)s)")
+    p.add_argument("--output-tokens", type=float, default=DEFAULT_OUTPUT, help="generated tokens per request (default: %(default)s)")
+    p.add_argument("--precision", default="bf16", help="weights and activations: fp32, bf16, fp16, fp8, int8, fp4, int4, or bits (default: %(default)s)")
+    p.add_argument("--weight-precision", default=None, help="weights only (e.g. int4 for W4A16); default: --precision")
+    p.add_argument("--kv-precision", default=None, help="KV cache (default: --precision)")
+    p.add_argument("--shared-context-tokens", type=float, default=0.0,
+                   help="read-only context every request attends to, stored once (a shared prompt, a RAG corpus)")
+    p.add_argument("--electricity-usd-per-kwh", type=float, default=None, help="electricity price (default: 0.08, US industrial)")
+    p.add_argument("--pue", type=float, default=None, help="datacenter power usage effectiveness, >= 1 (default: 1.10)")
+    p.add_argument("--grid-gco2e-per-kwh", type=float, default=None, help="grid carbon intensity (default: 369, US 2023)")
+    p.add_argument("--lifetime-years", type=float, default=None, help="hardware lifetime for amortisation (default: 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def positive_int(field, value):
+    v = check_positive(field, value)
+    if v != int(v):
+        raise InputError(field, value, "a whole number")
+    return int(v)
+
+
+def technology_from_args(args):
+    over = {}
+    if args.electricity_usd_per_kwh is not None:
+        over["electricity_usd_per_j"] = check_positive(
+            "--electricity-usd-per-kwh", args.electricity_usd_per_kwh, allow_zero=True) / KWH_J
+    if args.pue is not None:
+        if check_positive("--pue", args.pue) < 1.0:
+            raise InputError("--pue", args.pue, ">= 1 (facility power over IT power)")
+        over["pue"] = float(args.pue)
+    if args.grid_gco2e_per_kwh is not None:
+        over["grid_kgco2e_per_j"] = check_positive(
+            "--grid-gco2e-per-kwh", args.grid_gco2e_per_kwh, allow_zero=True) / 1e3 / KWH_J
+    if args.lifetime_years is not None:
+        over["lifetime_s"] = check_positive("--lifetime-years", args.lifetime_years) * YEAR_S
+    return presets.technology_for(args.hardware, over)
+
+
+def design_from_args(args, batch):
+    hw = presets.hardware(args.hardware, profile=args.profile)
+    model = presets.model(args.model)
+    pp = positive_int("--pp", args.pp) if args.pp is not None else 1
+    dp = positive_int("--dp", args.dp) if args.dp is not None else 1
+    ep = positive_int("--ep", args.ep) if args.ep is not None else 1
+    if args.tp is not None:
+        tp = positive_int("--tp", args.tp)
+        if args.chips is not None and positive_int("--chips", args.chips) != tp * pp * dp:
+            raise InputError("--chips", args.chips, f"tp*pp*dp = {tp}*{pp}*{dp} = {tp * pp * dp}")
+    else:
+        chips = positive_int("--chips", args.chips) if args.chips is not None else hw.default_chips
+        if chips % (pp * dp):
+            raise InputError("--chips", chips, f"a multiple of pp*dp = {pp * dp}")
+        tp = chips // (pp * dp)
+    par = parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
+    validate_parallelism(model, par)
+    wl = workload(
+        batch=batch,
+        input_tokens=args.input_tokens,
+        output_tokens=args.output_tokens,
+        precision_=args.precision,
+        kv_precision=args.kv_precision,
+        weight_precision=args.weight_precision,
+        shared_context_tokens=args.shared_context_tokens,
+    )
+    return hw, model, wl, par
+
+
+def fit_error(hw, model, m, par):
+    need = float(m.weight_bytes) / 1e9
+    usable = float(m.memory_usable_bytes) / 1e9
+    return InputError(
+        "--chips", int(round(float(par.chips))),
+        f"enough chips to hold {model.name}: its weights need {need:.1f} GB per chip but "
+        f"{hw.name} offers {usable:.1f} GB usable",
+        "try more chips (--chips/--tp/--pp) or a narrower --precision",
+    )

@@ -1,0 +1,36 @@
+"""The `diffhw` command line: one module per command, each with
+``COMMANDS = {name: (add_parser, run)}``, where ``add_parser(subparsers, common)``
+registers the command (``common`` adds the shared design flags) and ``run(args)`` runs
+it. Names, options and JSON keys are a public contract."""
+
+import argparse
+import sys
+
+from .._errors import InputError
+from . import _calibrate, _evaluate, _presets, _sensitivity, _size, _sweep
+from ._common import add_design_flags
+
+#: Every command, in the order `diffhw --help` lists them.
+COMMANDS = {**_evaluate.COMMANDS, **_presets.COMMANDS, **_size.COMMANDS, **_sensitivity.COMMANDS,
+            **_sweep.COMMANDS, **_calibrate.COMMANDS}
+
+
+def _parser():
+    ap = argparse.ArgumentParser(prog="diffhw", description="Differentiable cost model of LLM inference hardware.")
+    sub = ap.add_subparsers(dest="command")
+    for add, _ in COMMANDS.values():
+        add(sub, add_design_flags)
+    return ap
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    try:
+        COMMANDS[args.command][1](args)
+    except InputError as e:
+        print(f"diffhw: error: {e}", file=sys.stderr)
+        return 2
+    return 0
