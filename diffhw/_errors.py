@@ -1,6 +1,9 @@
 """The one error type diffhw raises for bad input, and the checks that raise it."""
 
 import difflib
+import math
+
+import jax
 
 
 class InputError(ValueError):
@@ -27,10 +30,6 @@ def did_you_mean(name, choices) -> str:
 
 def check_positive(field: str, value, allow_zero: bool = False):
     """Raise `InputError` unless ``value`` is a finite positive (or >= 0) number."""
-    import math
-
-    import jax
-
     if isinstance(value, jax.core.Tracer):
         return value  # traced values are checked inside jit by the entry points
     try:

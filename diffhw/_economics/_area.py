@@ -21,9 +21,9 @@ class Area(eqx.Module):
     - `chiplets`: relaxed die count (see `chip_area`).
     - `total_mm2`: all host logic dies, with die-to-die overhead for every extra chiplet.
     - `near_memory_mm2`: logic of near-memory units and 3D-stacked logic dies
-      (`diffhw._near_memory.logic_mm2`); it sits on the memory side (base or stacked
+      (`diffhw._hardware._near_memory.logic_mm2`); it sits on the memory side (base or stacked
       dies), so it is not part of `total_mm2` nor of the reticle split, and is costed as
-      its own dies (`diffhw._cost`). ``silicon_mm2`` adds both.
+      its own dies (`diffhw._economics._cost`). ``silicon_mm2`` adds both.
     """
 
     compute_mm2: Scalar

@@ -134,7 +134,7 @@ def tier_times(hw, reads_by_class, writes_by_class, access):
     granularity.
 
     **Arguments:** arrays over `DATA_CLASSES` of bytes read and written, and `access`,
-    the ``(read, write)`` access sizes of each class (`diffhw._model.access_bytes`).
+    the ``(read, write)`` access sizes of each class (`diffhw._workload._operators.access_bytes`).
     """
     frac = fractions_of(hw)
     eff = hw.profile.bandwidth_efficiency

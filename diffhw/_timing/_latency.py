@@ -59,9 +59,9 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU
     Compute time of a group is ``flops / (peak * eff(rows))`` with
     ``eff(M) = compute_efficiency * M / (M + compute_half_rows)``; memory time is
     ``bytes / (bandwidth * bandwidth_efficiency)``, over the memory tiers when the
-    hardware has several (`diffhw._memory.memory_time`; `access` holds each data class's
+    hardware has several (`diffhw._hardware._memory.memory_time`; `access` holds each data class's
     access size). With near-memory units (and `offload`, as in Decode) part of each
-    group runs there (`diffhw._near_memory.offload`). Each group's smooth maximum is split
+    group runs there (`diffhw._hardware._near_memory.offload`). Each group's smooth maximum is split
     between compute and memory by the softmax weights of the smooth max, so the two parts
     add up to the roofline time and say which side binds.
 

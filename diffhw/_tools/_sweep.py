@@ -24,6 +24,9 @@ import time
 import equinox as eqx
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm import tqdm
 
 from .._errors import InputError
 from .._evaluation._design import (
@@ -510,8 +513,6 @@ def sweep(design: Design, axes: dict, metrics=None, samples=None, seed=0, chunk=
     size = -(-size // len(devs)) * len(devs)
     sharding = replicated = None
     if sharded:
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
         mesh = Mesh(np.asarray(devs), ("designs",))
         sharding = NamedSharding(mesh, PartitionSpec("designs"))
         replicated = NamedSharding(mesh, PartitionSpec())
@@ -558,8 +559,6 @@ def _collect(pending, out, multi):
     result, s, stop = pending
     used = len(next(iter(result.values())).sharding.device_set)
     if multi:
-        from jax.experimental import multihost_utils
-
         result = multihost_utils.process_allgather(result, tiled=True)
     for k, v in result.items():
         out[k][s:stop] = np.asarray(v)[: stop - s]
@@ -577,7 +576,5 @@ class _NoBar:
 def _progress(progress, total):
     if progress is False or jax.process_index() != 0:
         return _NoBar()
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="design", unit_scale=True, desc="sweep", file=sys.stderr,
                 delay=0.0 if progress else 2.0, leave=False)

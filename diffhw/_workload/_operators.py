@@ -69,7 +69,7 @@ class OpCost(eqx.Module):
         )
 
     def reads_writes(self):
-        """Bytes read and written by data class (`diffhw._memory.DATA_CLASSES` order)."""
+        """Bytes read and written by data class (`diffhw._hardware._memory.DATA_CLASSES` order)."""
         reads = jnp.stack([self.weight_bytes, self.kv_read_bytes, self.context_bytes, self.act_bytes])
         writes = jnp.stack([jnp.zeros(()), self.kv_write_bytes, jnp.zeros(()), jnp.zeros(())])
         return reads, writes
