@@ -51,6 +51,33 @@ def _stats_json(s):
 
 
 def run(args):
+    """Check the flags, fit (and cross-validate), write the profile, report."""
+    fit, over = _check_args(args)
+    base = load_profile(args.base_profile, overrides=over)
+    points = load_points(args.data)
+    steps = int(args.steps)
+    cal = calibrate(points, base_profile=base, fit=fit, steps=steps,
+                    learning_rate=args.learning_rate, huber_delta=args.huber_delta, name=args.profile)
+    toml = cal.to_toml(args.profile, args.description or "", fitted_on=str(args.data),
+                       command=_command_line(args, fit))
+    if args.out:
+        try:
+            with open(args.out, "w") as f:
+                f.write(toml)
+        except OSError as e:
+            raise InputError("--out", args.out, f"a writable file ({e.strerror})") from None
+    cv = None
+    if args.cv:
+        cv = cross_validate(points, by=args.cv, base_profile=base, fit=fit, steps=steps,
+                            learning_rate=args.learning_rate, huber_delta=args.huber_delta, within=args.cv_within)
+    if args.json:
+        print(json.dumps(_json(args, cal, cv), indent=2))
+    else:
+        _print_table(args, cal, cv, toml)
+
+
+def _check_args(args):
+    """The fitted leaves and the base profile's overrides, every flag checked."""
     fit = tuple(x.strip() for x in str(args.fit).split(",") if x.strip())
     if args.cv is not None and args.cv not in CV_FIELDS:
         raise InputError("--cv", args.cv, " or ".join(CV_FIELDS))
@@ -78,59 +105,53 @@ def run(args):
             raise InputError("--set", item, "LEAF=NUMBER, e.g. max_batched_tokens=1e9") from None
         if not sep:
             raise InputError("--set", item, "LEAF=NUMBER, e.g. max_batched_tokens=1e9")
+    return fit, over
 
-    base = load_profile(args.base_profile, overrides=over)
-    points = load_points(args.data)
-    cal = calibrate(points, base_profile=base, fit=fit, steps=int(steps),
-                    learning_rate=args.learning_rate, huber_delta=args.huber_delta, name=args.profile)
-    command = (f"diffhw calibrate {shlex.quote(str(args.data))} --profile {shlex.quote(args.profile)} "
-               f"--base-profile {shlex.quote(str(args.base_profile))} "
-               + "".join(f"--set {shlex.quote(str(x))} " for x in args.set)
-               + (f"--description {shlex.quote(args.description)} " if args.description else "") + f"--fit {','.join(fit)} --steps {int(steps)} "
-               f"--learning-rate {args.learning_rate:g}"
-               + (f" --huber-delta {args.huber_delta:g}" if args.huber_delta else ""))
-    toml = cal.to_toml(args.profile, args.description or "", fitted_on=str(args.data), command=command)
-    if args.out:
-        try:
-            with open(args.out, "w") as f:
-                f.write(toml)
-        except OSError as e:
-            raise InputError("--out", args.out, f"a writable file ({e.strerror})") from None
-    cv = None
-    if args.cv:
-        cv = cross_validate(points, by=args.cv, base_profile=base, fit=fit, steps=int(steps),
-                            learning_rate=args.learning_rate, huber_delta=args.huber_delta, within=args.cv_within)
-    if args.json:
-        out = {
-            "profile": args.profile,
-            "base_profile": cal.base_profile.name,
-            "fit": list(cal.fit),
-            "values": cal.values(),
-            "points": len(cal.points),
-            "fitted_points": int(cal.fitted.sum()),
-            "error": _stats_json(cal.stats()),
-            "error_all_points": _stats_json(cal.stats("all")),
-            "error_base_profile": _stats_json(cal.stats("initial")),
-            "loss": cal.loss,
-            "loss_history": [float(x) for x in cal.loss_history],
-            "predictions": [
-                {"id": p.id, "hardware": p.hardware, "model": p.model, "metric": p.metric, "measured": float(m),
-                 "predicted": float(y), "rel_error": float(y / m - 1.0), "fitted": bool(f)}
-                for p, m, y, f in zip(cal.points, cal.measured, cal.predicted, cal.fitted)
-            ],
-            "out": args.out,
+
+def _command_line(args, fit):
+    """The command that reproduces the fit (written into the profile's header)."""
+    return (f"diffhw calibrate {shlex.quote(str(args.data))} --profile {shlex.quote(args.profile)} "
+            f"--base-profile {shlex.quote(str(args.base_profile))} "
+            + "".join(f"--set {shlex.quote(str(x))} " for x in args.set)
+            + (f"--description {shlex.quote(args.description)} " if args.description else "")
+            + f"--fit {','.join(fit)} --steps {int(args.steps)} --learning-rate {args.learning_rate:g}"
+            + (f" --huber-delta {args.huber_delta:g}" if args.huber_delta else ""))
+
+
+def _json(args, cal, cv):
+    """The ``--json`` output (a public contract)."""
+    out = {
+        "profile": args.profile,
+        "base_profile": cal.base_profile.name,
+        "fit": list(cal.fit),
+        "values": cal.values(),
+        "points": len(cal.points),
+        "fitted_points": int(cal.fitted.sum()),
+        "error": _stats_json(cal.stats()),
+        "error_all_points": _stats_json(cal.stats("all")),
+        "error_base_profile": _stats_json(cal.stats("initial")),
+        "loss": cal.loss,
+        "loss_history": [float(x) for x in cal.loss_history],
+        "predictions": [
+            {"id": p.id, "hardware": p.hardware, "model": p.model, "metric": p.metric, "measured": float(m),
+             "predicted": float(y), "rel_error": float(y / m - 1.0), "fitted": bool(f)}
+            for p, m, y, f in zip(cal.points, cal.measured, cal.predicted, cal.fitted)
+        ],
+        "out": args.out,
+    }
+    if cv is not None:
+        out["cross_validation"] = {
+            "by": cv.by,
+            "within": cv.within,
+            "groups": {g: dict(d, **_stats_json({k: d[k] for k in ("count", "median_abs_rel_err",
+                                                                      "mean_abs_rel_err")}))
+                       for g, d in cv.groups.items()},
+            "pooled": _stats_json(cv.pooled),
         }
-        if cv is not None:
-            out["cross_validation"] = {
-                "by": cv.by,
-                "within": cv.within,
-                "groups": {g: dict(d, **_stats_json({k: d[k] for k in ("count", "median_abs_rel_err",
-                                                                          "mean_abs_rel_err")}))
-                           for g, d in cv.groups.items()},
-                "pooled": _stats_json(cv.pooled),
-            }
-        print(json.dumps(out, indent=2))
-        return
+    return out
+
+
+def _print_table(args, cal, cv, toml):
     s, s0 = cal.stats(), cal.stats("initial")
     print(f"diffhw calibrate: {len(cal.points)} points from {args.data}, {int(cal.fitted.sum())} fitted, "
           f"{len(cal.loss_history)} Adam steps from profile '{cal.base_profile.name}'")
