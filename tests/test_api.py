@@ -126,3 +126,25 @@ def test_validate_parallelism_errors():
         diffhw.validate_parallelism(m, diffhw.parallelism(pp=100))
     with pytest.raises(diffhw.InputError, match="whole number"):
         diffhw.validate_parallelism(m, diffhw.parallelism(tp=2.5))
+
+
+def test_concrete_bad_values_are_input_errors_naming_the_field():
+    """Concrete values are checked by the compiled program's returned flags (no host
+    callback inside it), and raise `InputError` with the field, value and range."""
+    hw = presets.hardware("h100-sxm")
+    m = presets.model("llama-3.1-8b")
+    with pytest.raises(diffhw.InputError, match=r"hardware.memory_bandwidth_bytes_per_s = -1.0 .*> 0"):
+        diffhw.evaluate(hw.replace(memory_bandwidth_bytes_per_s=-1.0), m, diffhw.workload(1, 10, 10),
+                        diffhw.parallelism())
+    nan_batch = eqx.tree_at(lambda w: w.batch, diffhw.workload(1, 10, 10), jnp.asarray(float("nan")))
+    with pytest.raises(diffhw.InputError, match="workload.batch = nan"):
+        diffhw.evaluate(hw, m, nan_batch, diffhw.parallelism())
+    bad_eff = eqx.tree_at(lambda p: p.bandwidth_efficiency, hw.profile, jnp.asarray(1.5))
+    with pytest.raises(diffhw.InputError, match="hardware.profile.bandwidth_efficiency = 1.5 .*in \\(0, 1\\]"):
+        diffhw.max_throughput(hw.replace(profile=bad_eff), m, diffhw.workload(1, 10, 10), diffhw.parallelism())
+
+
+def test_size_checks_every_variable_bound_before_it_searches():
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-8b", chips=1, batch=8)
+    with pytest.raises(diffhw.InputError, match=r"hardware.profile.bandwidth_efficiency = 1.5"):
+        diffhw.size(d, [diffhw.variable("hardware.profile.bandwidth_efficiency", 0.5, 1.5)])

@@ -1,6 +1,7 @@
 """The CLI contract: names, JSON keys, and one clear line + exit 2 for bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -151,3 +152,28 @@ def test_package_data_ships_every_data_file():
     assert files
     missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
     assert not missing, f"not shipped by pip install: {missing}"
+
+
+def test_console_keeps_compiled_programs_in_a_persistent_cache(tmp_path):
+    """The console script (not `main`, which tests call in-process) turns on JAX's
+    persistent compilation cache: in $XDG_CACHE_HOME/diffhw/jax by default, moved by
+    DIFFHW_CACHE_DIR, off when that is empty. A second run reads what the first wrote
+    and prints the same answer."""
+    cmd = [sys.executable, "-m", "diffhw._cli", "evaluate", "--model", "llama-3.1-8b", "--chips", "1", "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "DIFFHW_CACHE_DIR"}
+
+    def run(**extra):
+        r = subprocess.run(cmd, env={**env, **extra}, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    first = run(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    cache = tmp_path / "xdg" / "diffhw" / "jax"
+    entries = sorted(p.name for p in cache.iterdir())
+    assert any(e.startswith("jit__evaluate_jit") for e in entries), entries
+    assert run(XDG_CACHE_HOME=str(tmp_path / "xdg")) == first
+    assert sorted(p.name for p in cache.iterdir()) == entries  # a hit compiles and writes nothing new
+    assert run(DIFFHW_CACHE_DIR=str(tmp_path / "moved")) == first
+    assert any((tmp_path / "moved").iterdir())
+    assert run(DIFFHW_CACHE_DIR="", XDG_CACHE_HOME=str(tmp_path / "off")) == first
+    assert not (tmp_path / "off").exists()

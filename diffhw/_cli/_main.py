@@ -8,6 +8,7 @@ import sys
 
 from .._errors import InputError
 from . import _calibrate, _evaluate, _presets, _sensitivity, _size, _sweep
+from ._cache import enable_compilation_cache
 from ._common import add_design_flags
 
 #: Every command, in the order `diffhw --help` lists them.
@@ -34,3 +35,10 @@ def main(argv=None):
         print(f"diffhw: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def console():
+    """The ``diffhw`` console script: `main` with the persistent compilation cache on
+    (`diffhw._cli._cache`)."""
+    enable_compilation_cache()
+    sys.exit(main())

@@ -23,7 +23,7 @@ from .._hardware._technology import YEAR_S, Technology
 from .._smooth import DEFAULT_TAU
 from .._workload._transformer import Transformer
 from .._workload._workload import Parallelism, Workload
-from ._evaluate import _anonymous, _metrics
+from ._evaluate import _anonymous, _metrics, check_values
 from ._report import ECONOMICS_KEYS
 
 
@@ -221,19 +221,27 @@ def metric_names(design: Design) -> tuple:
 
 
 @eqx.filter_jit
-def evaluate_design(design: Design, tau=None):
+def evaluate_design(design: Design, tau=None, checked=True):
     """`Metrics` of a design (compiled once per structure and `tau`; works inside `jit`,
     `grad`, `vmap` and `scan` too). ``tau=0`` evaluates exactly (hard max and min
-    everywhere)."""
+    everywhere). ``checked=False`` leaves the value checks out of the program (the
+    caller ran `check_design` on what it evaluates): no host callback, so the program
+    can be kept in JAX's persistent compilation cache."""
     d = design
     return _metrics(d.hardware, d.model, d.workload, d.parallelism, DEFAULT_TAU if tau is None else tau,
-                    d.technology)
+                    d.technology, checked=checked)
 
 
 @eqx.filter_jit
-def design_values(design: Design, tau=None) -> dict:
+def design_values(design: Design, tau=None, checked=True) -> dict:
     """`metric_values` of `evaluate_design` (compiled; usable inside transformations)."""
-    return metric_values(evaluate_design(design, tau), design)
+    return metric_values(evaluate_design(design, tau, checked), design)
+
+
+def check_design(design: Design) -> None:
+    """`evaluate`'s value checks on a concrete design, outside `jit` (`InputError`
+    naming the first failing field)."""
+    check_values(design.hardware, design.workload, design.parallelism)
 
 
 def anonymous(design: Design) -> Design:

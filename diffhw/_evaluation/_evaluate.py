@@ -5,10 +5,12 @@ import dataclasses
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .. import _smooth
 from .._economics._cost import Economics, economics
+from .._errors import InputError
 from .._hardware import _memory
 from .._hardware._hardware import Hardware
 from .._hardware._memory import TierReport
@@ -79,10 +81,10 @@ class Metrics(eqx.Module):
         return jnp.argmax(parts, axis=0)
 
 
-def _checked(hw: Hardware, wl: Workload, par: Parallelism):
-    """Value checks that survive `jit`: every rate, size and count must be positive and
-    finite, and efficiencies in (0, 1]. Raises (via `eqx.branched_error_if`) naming the
-    first offending field."""
+def _bad_values(hw: Hardware, wl: Workload, par: Parallelism):
+    """The value checks: every rate, size and count must be positive and finite, and
+    efficiencies in (0, 1]. Returns ``(bad, checks)``: one flag per check (true when it
+    fails) and ``(field, allowed)`` for each."""
     positive = [
         ("hardware.flop_per_s_fp32", hw.flop_per_s_fp32),
         ("hardware.flop_per_s_bf16", hw.flop_per_s_bf16),
@@ -122,11 +124,50 @@ def _checked(hw: Hardware, wl: Workload, par: Parallelism):
         + [~(jnp.isfinite(v) & (v >= 0)) for _, v in nonneg]
         + [~((v > 0) & (v <= 1)) for _, v in fractions]
     )
-    names = [n for n, _ in positive] + [n for n, _ in nonneg] + [n for n, _ in fractions]
-    msgs = [f"{n} must be {'> 0' if i < len(positive) else '>= 0' if i < len(positive) + len(nonneg) else 'in (0, 1]'} and finite" for i, n in enumerate(names)]
-    bad = jnp.stack([jnp.any(b) for b in bad])
-    index = jnp.argmax(bad)
-    return eqx.branched_error_if(hw, jnp.any(bad), index, msgs)
+    checks = ([(n, "> 0 and finite") for n, _ in positive] + [(n, ">= 0 and finite") for n, _ in nonneg]
+              + [(n, "in (0, 1] and finite") for n, _ in fractions])
+    return jnp.stack([jnp.any(b) for b in bad]), checks
+
+
+def _checked(hw: Hardware, wl: Workload, par: Parallelism):
+    """The value checks inside `jit`, for traced values (a user's `jit`, `grad`, `vmap`):
+    raises (via `eqx.branched_error_if`, a host callback) naming the first failing
+    field."""
+    bad, checks = _bad_values(hw, wl, par)
+    msgs = [f"{n} must be {allowed}" for n, allowed in checks]
+    return eqx.branched_error_if(hw, jnp.any(bad), jnp.argmax(bad), msgs)
+
+
+def _is_traced(*trees) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(trees))
+
+
+def _raise_bad(bad, hw, wl, par):
+    """Outside `jit`: raise `InputError` naming the first failing check of `bad` (the
+    flags of `_bad_values`, computed by the compiled program)."""
+    bad = np.asarray(bad)
+    if not bad.any():
+        return
+    _, checks = _bad_values(hw, wl, par)
+    field, allowed = checks[int(np.argmax(bad))]
+    root = {"hardware": hw, "workload": wl, "parallelism": par}
+    value = root[field.split(".")[0]]
+    for attr in field.split(".")[1:]:
+        value = getattr(value, attr)
+    value = np.asarray(value)
+    raise InputError(field, float(value) if value.ndim == 0 else value.tolist(), allowed)
+
+
+@eqx.filter_jit
+def _bad_jit(hw, wl, par):
+    return _bad_values(hw, wl, par)[0]
+
+
+def check_values(hw: Hardware, wl: Workload, par: Parallelism) -> None:
+    """The value checks of `evaluate` on concrete values, outside `jit`: raises
+    `InputError` naming the first failing field, the value and what is allowed. Tools
+    run it once on what they will evaluate, then compile without the checks."""
+    _raise_bad(_bad_jit(hw, wl, par), hw, wl, par)
 
 
 def _tier_ratios(hw, stored):
@@ -158,8 +199,13 @@ def _max_batch(hw, model, wl, par):
     return jax.lax.stop_gradient(jnp.floor(b))
 
 
-def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, tau, tech=None) -> Metrics:
-    hw = _checked(hw, wl, par)
+def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, tau, tech=None,
+             checked=True) -> Metrics:
+    """Every metric of a design. With `checked`, the value checks run inside the
+    program (`_checked`: a host callback, which keeps the program out of JAX's
+    persistent compilation cache); without, the caller has checked the values."""
+    if checked:
+        hw = _checked(hw, wl, par)
     dec, dec_work = tpot(hw, model, wl, par, tau)
     pre, pre_work = ttft(hw, model, wl, par, tau)
     t_tok, t_first = dec.total_s, pre.total_s
@@ -255,7 +301,11 @@ def evaluate(
     **Returns:** a `Metrics`.
     """
     hardware, model, technology = _anonymous(hardware, model, technology)
-    return _evaluate_jit(hardware, model, workload, parallelism, tau, technology)
+    traced = _is_traced(hardware, workload, parallelism, technology)
+    m, bad = _evaluate_jit(hardware, model, workload, parallelism, tau, technology, traced)
+    if not traced:  # concrete values: the program returned the checks' flags
+        _raise_bad(bad, hardware, workload, parallelism)
+    return m
 
 
 @eqx.filter_jit
@@ -267,8 +317,13 @@ def _evaluate_jit(
     parallelism: Parallelism,
     tau: float = _smooth.DEFAULT_TAU,
     technology: Technology | None = None,
-) -> Metrics:
-    return _metrics(hardware, model, workload, parallelism, tau, technology)
+    traced: bool = True,
+):
+    """`Metrics` and the value checks' flags. Traced values are checked inside (a host
+    callback raises); concrete ones return their flags for `evaluate` to raise on, so
+    the compiled program has no callback."""
+    m = _metrics(hardware, model, workload, parallelism, tau, technology, checked=traced)
+    return m, _bad_values(hardware, workload, parallelism)[0]
 
 
 class ThroughputResult(eqx.Module):
@@ -316,7 +371,11 @@ def max_throughput(
     """
     hardware, model, technology = _anonymous(hardware, model, technology)
     limits = jnp.asarray(tpot_limit_s, dtype=float), jnp.asarray(ttft_limit_s, dtype=float)
-    return _max_throughput_jit(hardware, model, workload, parallelism, *limits, tau, technology)
+    traced = _is_traced(hardware, workload, parallelism, technology, limits)
+    r, bad = _max_throughput_jit(hardware, model, workload, parallelism, *limits, tau, technology, traced)
+    if not traced:
+        _raise_bad(bad, hardware, workload, parallelism)
+    return r
 
 
 @eqx.filter_jit
@@ -330,11 +389,12 @@ def _max_throughput_jit(
     ttft_limit_s=jnp.inf,
     tau: float = _smooth.DEFAULT_TAU,
     technology: Technology | None = None,
-) -> ThroughputResult:
+    traced: bool = True,
+):
     hw, wl, par = hardware, workload, parallelism
 
     def run(batch, tech=None):
-        return _metrics(hw, model, eqx.tree_at(lambda w: w.batch, wl, batch), par, tau, tech)
+        return _metrics(hw, model, eqx.tree_at(lambda w: w.batch, wl, batch), par, tau, tech, checked=traced)
 
     def score(batch):
         m = run(batch)
@@ -358,7 +418,7 @@ def _max_throughput_jit(
     ok = sc[j] > 0.0
     batch = jnp.where(ok, cands[j], 0.0)
     metrics = run(jnp.where(ok, cands[j], 1.0), technology)
-    return ThroughputResult(batch, best, ok, metrics)
+    return ThroughputResult(batch, best, ok, metrics), _bad_values(hw, wl, par)[0]
 
 
 def bound_name(metrics: Metrics) -> str:

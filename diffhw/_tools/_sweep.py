@@ -402,7 +402,7 @@ def _check_metrics(design, metrics):
 @eqx.filter_jit
 def _chunk_jit(base, paths, names, tau, sharding, columns):
     def one(*xs):
-        values = design_values(set_values(base, dict(zip(paths, xs, strict=True))), tau)
+        values = design_values(set_values(base, dict(zip(paths, xs, strict=True))), tau, checked=False)
         return {k: values[k] for k in names}
 
     out = jax.vmap(one)(*columns)

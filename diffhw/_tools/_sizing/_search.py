@@ -1,4 +1,5 @@
-"""The relaxed search of `size`: an augmented Lagrangian minimised by Adam or L-BFGS from
+"""The relaxed search of `size` (its programs leave the value checks out: `size` checks
+the designs at every variable's bounds first): an augmented Lagrangian minimised by Adam or L-BFGS from
 several starts at once, in one jitted `lax.scan` per structure; and the exact
 (``tau = 0``) re-evaluation of candidate designs under `vmap`."""
 
@@ -76,7 +77,7 @@ def _set(bases, var_spec, base_leaves, x):
 
 @eqx.filter_jit
 def _values(bases, var_spec, base_leaves, x, tau):
-    return tuple(design_values(d, tau) for d in _set(bases, var_spec, base_leaves, x))
+    return tuple(design_values(d, tau, checked=False) for d in _set(bases, var_spec, base_leaves, x))
 
 
 @eqx.filter_jit
@@ -85,7 +86,7 @@ def _exact(bases, var_spec, bounds, base_leaves, limits, xs):
     designs, under `vmap`."""
 
     def one(x):
-        vals = tuple(design_values(d, 0) for d in _set(bases, var_spec, base_leaves, x))
+        vals = tuple(design_values(d, 0, checked=False) for d in _set(bases, var_spec, base_leaves, x))
         return vals, _mix_margins(vals, bounds, limits)
 
     return jax.vmap(one)(xs)
@@ -125,7 +126,7 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
         return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))
 
     def loss(z, lam, mu, w_f):
-        vals = tuple(design_values(d, spec.tau) for d in _set(bases, spec.variables, base_leaves, x_of(z)))
+        vals = tuple(design_values(d, spec.tau, checked=False) for d in _set(bases, spec.variables, base_leaves, x_of(z)))
         f = _mix(vals, spec.terms, log_shares) - f0
         g = _mix_margins(vals, spec.bounds, limits, spec.slack)
         pen = jnp.sum(_smooth.exact_max(lam - mu * g, 0.0) ** 2 - lam**2) / (2.0 * mu)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ... import _smooth
 from ..._errors import InputError
-from ..._evaluation._design import Design, anonymous, check_path
+from ..._evaluation._design import Design, anonymous, check_design, check_path
 from ._problem import (
     Constraint,
     Variable,
@@ -251,10 +251,17 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
             raise InputError(name, value, "a whole number >= 1")
     bases = tuple(anonymous(d) for d in designs)
     bounds, limits = _bounds(constraints)
+    # The search and the exact re-check run without value checks: check every design
+    # with all variables at their lower and at their upper bounds (each check is an
+    # interval on one leaf, which a variable moves monotonically).
+    base_leaves = _base_leaves(bases, variables)
+    for x in (np.asarray([v.lower for v in variables]), np.asarray([v.upper for v in variables])):
+        for d in _apply(designs, variables, jnp.asarray(x), base_leaves):
+            check_design(d)
     return _Problem(
         designs=designs, bases=bases, variables=variables,
         var_spec=tuple((v.paths, v.scale, v.workload) for v in variables),
-        base_leaves=_base_leaves(bases, variables), constraints=constraints, bounds=bounds,
+        base_leaves=base_leaves, constraints=constraints, bounds=bounds,
         limits=jnp.asarray(limits), terms=terms, shares=shares,
         lo=np.asarray([v.lower for v in variables]), hi=np.asarray([v.upper for v in variables]),
     )
