@@ -173,7 +173,17 @@ def test_console_keeps_compiled_programs_in_a_persistent_cache(tmp_path):
     assert any(e.startswith("jit__evaluate_jit") for e in entries), entries
     assert run(XDG_CACHE_HOME=str(tmp_path / "xdg")) == first
     assert sorted(p.name for p in cache.iterdir()) == entries  # a hit compiles and writes nothing new
-    assert run(DIFFHW_CACHE_DIR=str(tmp_path / "moved")) == first
-    assert any((tmp_path / "moved").iterdir())
     assert run(DIFFHW_CACHE_DIR="", XDG_CACHE_HOME=str(tmp_path / "off")) == first
     assert not (tmp_path / "off").exists()
+
+
+def test_cache_dir_follows_diffhw_cache_dir(monkeypatch, tmp_path):
+    from diffhw._cli._cache import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("DIFFHW_CACHE_DIR", raising=False)
+    assert cache_dir() == str(tmp_path / "xdg" / "diffhw" / "jax")
+    monkeypatch.setenv("DIFFHW_CACHE_DIR", str(tmp_path / "moved"))
+    assert cache_dir() == str(tmp_path / "moved")
+    monkeypatch.setenv("DIFFHW_CACHE_DIR", "")
+    assert cache_dir() is None

@@ -210,13 +210,12 @@ def tpot(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
     is averaged over it by 4-point Gauss-Legendre quadrature (exact for a step time
     that is a cubic in the context; the roofline is piecewise linear and smooth).
     """
-    total = None
-    for x, w in zip(_GL_X, _GL_W):
-        ctx = wl.input_tokens + x * wl.output_tokens
-        t, work = decode_step(hw, model, wl, par, ctx, tau)
-        s = (t.scale(w), work.scale(w))
-        total = s if total is None else jax.tree_util.tree_map(jnp.add, total, s)
-    return total
+    # The quadrature points go through one vmapped step: the step is traced (and
+    # compiled) once, not once per point.
+    dtype = jnp.result_type(wl.input_tokens)
+    ctx = wl.input_tokens + jnp.asarray(_GL_X, dtype=dtype) * wl.output_tokens
+    steps = jax.vmap(lambda c: decode_step(hw, model, wl, par, c, tau))(ctx)
+    return jax.tree_util.tree_map(lambda a: jnp.tensordot(jnp.asarray(_GL_W, dtype=a.dtype), a, axes=1), steps)
 
 
 def prefill_chunks(hw, wl, par):
