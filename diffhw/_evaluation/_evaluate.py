@@ -401,19 +401,28 @@ def _max_throughput_jit(
         ok = _feasible(m, tpot_limit_s, ttft_limit_s)
         return jnp.where(ok, m.output_tokens_per_s, -1.0)
 
-    upper = _smooth.exact_max(run(par.dp).max_batch, 1.0)
-    grid = jnp.exp(jnp.linspace(0.0, 1.0, 48) * jnp.log(upper))
-    s = jax.vmap(score)(grid)
+    # The three scans go through one jitted, vmapped score of a fixed width (shorter
+    # scans padded with their last batch), so the model is traced once for all of them.
+    width = 48
+    scores = jax.jit(jax.vmap(score))
+
+    def scan(batches):
+        n = batches.shape[0]
+        return scores(jnp.concatenate([batches, jnp.repeat(batches[-1:], width - n)]))[:n]
+
+    upper = _smooth.exact_max(_max_batch(hw, model, wl, par), 1.0)
+    grid = jnp.exp(jnp.linspace(0.0, 1.0, width) * jnp.log(upper))
+    s = scan(grid)
     i = jnp.argmax(s)
     lo = grid[_smooth.exact_max(i - 1, 0)]
     hi = grid[_smooth.exact_min(i + 1, grid.shape[0] - 1)]
     fine = jnp.exp(jnp.linspace(jnp.log(lo), jnp.log(hi), 32))
-    sf = jax.vmap(score)(fine)
+    sf = scan(fine)
     best = fine[jnp.argmax(sf)]
     # Round: whole batches near the continuous optimum, and whole multiples of dp.
     cands = jnp.floor(best) + jnp.arange(-2.0, 3.0)
     cands = _smooth.exact_clip(cands, 1.0, upper)
-    sc = jax.vmap(score)(cands)
+    sc = scan(cands)
     j = jnp.argmax(sc)
     ok = sc[j] > 0.0
     batch = jnp.where(ok, cands[j], 0.0)
