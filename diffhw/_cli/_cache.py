@@ -9,11 +9,7 @@ of the same structure loads them instead of compiling again. The cache lives in
 
 import os
 
-import jax
 from jax.experimental.compilation_cache import compilation_cache
-
-#: Programs that took less than this to compile are not worth a disk round trip.
-MIN_COMPILE_TIME_S = 0.2
 
 
 def cache_dir() -> str | None:
@@ -26,12 +22,12 @@ def cache_dir() -> str | None:
 
 
 def enable_compilation_cache() -> str | None:
-    """Turn the persistent compilation cache on for this process; returns its folder."""
+    """Turn the persistent compilation cache on for this process; returns its folder.
+    JAX keeps programs that took at least a second to compile (its default)."""
     path = cache_dir()
     if path is None:
         return None
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
+    compilation_cache.set_cache_dir(path)
     # Importing diffhw already compiled small constants, which fixed the cache as
     # "unused"; a reset makes the next compilation read the folder set above.
     compilation_cache.reset_cache()
