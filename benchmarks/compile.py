@@ -42,8 +42,8 @@ ENTRY_POINTS = {
     "size": "from diffhw._cli._size import DEFAULT_VARIABLES\n"
             "vs = [diffhw.variable(n, lo, hi, paths=p) for n, lo, hi, p in DEFAULT_VARIABLES]\n"
             "diffhw.size(d, vs, constraints=['tpot_s<=0.05', 'chip_area_mm2<=858', 'peak_power_w<=1000'])",
-    "cli-evaluate": None,  # `diffhw evaluate` (defaults), as a user runs it
-    "cli-size": None,  # `diffhw size` (defaults): the main job
+    "cli-evaluate": "from diffhw._cli import main\nmain(['evaluate'])",  # defaults, as a user runs it
+    "cli-size": "from diffhw._cli import main\nmain(['size'])",  # the main job
 }
 
 _PRELUDE = """
@@ -67,13 +67,7 @@ _COMPILE = re.compile(r"LOG Finished XLA compilation of \w+\((\S+)\) in ([0-9.e-
 
 
 def _script(entry):
-    if entry == "cli-evaluate":
-        body = "from diffhw._cli import main\nmain(['evaluate'])"
-    elif entry == "cli-size":
-        body = "from diffhw._cli import main\nmain(['size'])"
-    else:
-        body = ENTRY_POINTS[entry]
-    return _PRELUDE + body + "\nprint('IMPORT_S', import_s)\n"
+    return _PRELUDE + ENTRY_POINTS[entry] + "\nprint('IMPORT_S', import_s)\n"
 
 
 def _hlo_ops(entry):

@@ -1,8 +1,11 @@
 """What every command shares: the design flags (hardware, model, parallelism, lengths,
 precisions, economics), their defaults, and turning them into checked pytrees."""
 
+import math
+
 from .. import presets
 from .._errors import InputError, check_positive
+from .._evaluation._design import Design
 from .._hardware._technology import KWH_J, YEAR_S
 from .._workload._workload import parallelism, validate_parallelism, workload
 
@@ -98,3 +101,18 @@ def fit_error(hw, model, m, par):
         f"{hw.name} offers {usable:.1f} GB usable",
         "try more chips (--chips/--tp/--pp) or a narrower --precision",
     )
+
+
+def design_of_args(args, batch):
+    """The `Design` the flags describe, with its technology (economics)."""
+    hw, model, wl, par = design_from_args(args, batch)
+    return Design(hw, model, wl, par, technology_from_args(args))
+
+
+def fmt_number(x):
+    """A number for a table: 4 significant digits, scientific when very large or small."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        return f"{x:.3e}"
+    return f"{x:,.4g}"

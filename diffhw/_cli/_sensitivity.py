@@ -6,8 +6,7 @@ import json
 from .._errors import InputError, check_positive, did_you_mean
 from .._evaluation._design import design_values, metric_names
 from .._tools._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
-from ._common import DEFAULT_BATCH
-from ._size import _base_design, _fmt
+from ._common import DEFAULT_BATCH, design_of_args, fmt_number
 
 
 def _add_sensitivity(sub, common):
@@ -24,7 +23,7 @@ def _add_sensitivity(sub, common):
 
 def _run_sensitivity(args):
     batch = args.batch if args.batch is not None else DEFAULT_BATCH
-    design = _base_design(args, check_positive("--batch", batch))
+    design = design_of_args(args, check_positive("--batch", batch))
     names = metric_names(design)
     if args.metric not in names:
         raise InputError("--metric", args.metric, "one of " + ", ".join(names), did_you_mean(args.metric, names))
@@ -34,7 +33,7 @@ def _run_sensitivity(args):
         fit = float(values["max_batch"])
         if fit < 1:
             raise InputError("--chips", float(design.parallelism.chips), "enough chips to hold the model's weights")
-        design = _base_design(args, fit)
+        design = design_of_args(args, fit)
         notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(fit)}, the largest that fits")
     check_positive("--top", args.top)
     s = sensitivity(design)
@@ -67,7 +66,7 @@ def _run_sensitivity(args):
         print(json.dumps(d, indent=2))
         return
     lines = [(f"diffhw sensitivity: {d['model']} on {d['hardware']}, batch {d['batch']:g}: "
-              f"{args.metric} = {_fmt(d['value'])}"),
+              f"{args.metric} = {fmt_number(d['value'])}"),
              f"  decode step bound by {d['bound']} ("
              + ", ".join(f"{k} {v:.0%}" for k, v in d["bound_shares"].items()) + ")"]
     for k, v in d["crossovers"].items():
@@ -75,7 +74,7 @@ def _run_sensitivity(args):
         lines.append(f"    {k:<18} binding resource changes at " + ("; ".join(parts) if parts else "no factor in 1/64..64"))
     lines += ["", f"  {'parameter':<48} {'value':>11} {'elasticity':>10} {f'-{args.step:.0%}':>8} {f'+{args.step:.0%}':>8}"]
     for p, v, lo, hi in rows:
-        lines.append(f"  {p:<48} {_fmt(v):>11} {d['top'][p]:>+10.3f} {lo:>+8.1%} {hi:>+8.1%}")
+        lines.append(f"  {p:<48} {fmt_number(v):>11} {d['top'][p]:>+10.3f} {lo:>+8.1%} {hi:>+8.1%}")
     for p, c in d.get("second_order", {}).items():
         lines.append(f"  second order {p}: {c:+.4f}")
     for n in notes:

@@ -7,12 +7,11 @@ import math
 import numpy as np
 
 from .._errors import InputError, check_positive, did_you_mean
-from .._evaluation._design import Design
 from .._io._plot import figure
 from .._tools._sensitivity import sensitivity
 from .._tools._sizing._problem import Constraint, variable
 from .._tools._sizing._size import size
-from ._common import design_from_args, technology_from_args
+from ._common import design_of_args, fmt_number
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
 SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
@@ -143,19 +142,6 @@ def _parse_objective(spec):
     return out if len(out) > 1 else next(iter(out))
 
 
-def _base_design(args, batch):
-    hw, model, wl, par = design_from_args(args, batch)
-    return Design(hw, model, wl, par, technology_from_args(args))
-
-
-def _fmt(x):
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.3e}"
-    return f"{x:,.4g}"
-
-
 def _run_size(args):
     check_positive("--batch", args.batch)
     specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES]
@@ -163,7 +149,7 @@ def _run_size(args):
     if args.workload:
         mix = [_parse_workload(w) for w in args.workload]
         wargs = [_workload_args(args, items) for items, _ in mix]
-        designs = [_base_design(a, check_positive("--workload batch", a.batch)) for a in wargs]
+        designs = [design_of_args(a, check_positive("--workload batch", a.batch)) for a in wargs]
         shares = [sh for _, sh in mix]
         shared = [s for s in specs if s.partition("=")[0] not in _PER_WORKLOAD]
         own = [s for s in specs if s.partition("=")[0] in _PER_WORKLOAD]
@@ -171,7 +157,7 @@ def _run_size(args):
         variables += [_parse_vary(s, d.model, workload=i) for i, d in enumerate(designs) for s in own]
         design = designs if len(designs) > 1 else designs[0]
     else:
-        design = _base_design(args, args.batch)
+        design = design_of_args(args, args.batch)
         variables = [_parse_vary(s, design.model) for s in specs]
     cons = []
     for flag, metric, scale in (("--tpot-slo-ms", "tpot_s", 1e-3), ("--ttft-slo-ms", "ttft_s", 1e-3),
@@ -273,15 +259,15 @@ def _size_table(d):
     w = max(len(v["name"]) for v in d["variables"])
     lines.append(f"  {'variable':<{w}}  {'baseline':>12}  {'relaxed':>12}  {'chosen':>12}")
     for v in d["variables"]:
-        lines.append(f"  {v['name']:<{w}}  {_fmt(v['baseline']):>12}  {_fmt(v['relaxed']):>12}  {_fmt(v['chosen']):>12}")
+        lines.append(f"  {v['name']:<{w}}  {fmt_number(v['baseline']):>12}  {fmt_number(v['relaxed']):>12}  {fmt_number(v['chosen']):>12}")
     lines += ["", f"  {'metric':<28}  {'baseline':>12}  {'sized':>12}"]
-    lines.append(f"  {'objective':<28}  {_fmt(o['baseline']):>12}  {_fmt(o['chosen']):>12}")
+    lines.append(f"  {'objective':<28}  {fmt_number(o['baseline']):>12}  {fmt_number(o['chosen']):>12}")
     for i, w in enumerate(d.get("workloads") or [d]):
         if "workloads" in d:
             lines.append(f"  workload @{i}: {w['model']} (share {w['share']:.3g})")
         for k in _SHOWN:
             if k in w["metrics"]:
-                lines.append(f"  {k:<28}  {_fmt(w['baseline_metrics'][k]):>12}  {_fmt(w['metrics'][k]):>12}")
+                lines.append(f"  {k:<28}  {fmt_number(w['baseline_metrics'][k]):>12}  {fmt_number(w['metrics'][k]):>12}")
     lines += ["", "  constraints (margin >= 0 is met; relative for positive metrics):"]
     for c in d["constraints"]:
         lines.append(f"    {c['constraint']:<32} margin {c['margin']:+.4f}  {'ok' if c['met'] else 'VIOLATED'}")

@@ -7,9 +7,9 @@ import math
 import numpy as np
 
 from .._errors import InputError
-from .._evaluation._design import Design, metric_names
+from .._evaluation._design import metric_names
 from .._tools._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
-from ._common import DEFAULT_BATCH, design_from_args, technology_from_args
+from ._common import DEFAULT_BATCH, design_of_args
 
 DEFAULT_PARETO = "tpot_s:min,usd_per_million_tokens:min"
 VARY_FORM = "PATH=LOW:HIGH[:N][:log|lin] or PATH=V1,V2,..."
@@ -126,8 +126,8 @@ def run(args):
         axes[path] = values
     objectives = parse_objectives(args.pareto)
     batch = args.batch if args.batch is not None else DEFAULT_BATCH
-    hw, model, wl, par = design_from_args(args, batch)
-    design = Design(hw, model, wl, par, technology_from_args(args))
+    design = design_of_args(args, batch)
+    hw, model, par = design.hardware, design.model, design.parallelism
     known = metric_names(design)
     for name in objectives:
         if name not in known and name not in axes:

@@ -81,60 +81,48 @@ class Metrics(eqx.Module):
         return jnp.argmax(parts, axis=0)
 
 
+#: The value checks of every evaluation: (leaf, what is allowed). Rates, sizes and counts
+#: are positive, latencies and overheads non-negative, efficiencies fractions.
+_POSITIVE = ("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.flop_per_s_fp8",
+             "hardware.flop_per_s_int8", "hardware.flop_per_s_fp4", "hardware.memory_capacity_bytes",
+             "hardware.memory_bandwidth_bytes_per_s", "hardware.link_bandwidth_bytes_per_s",
+             "hardware.profile.max_batched_tokens", "workload.batch", "workload.input_tokens",
+             "workload.output_tokens", "parallelism.tp", "parallelism.pp", "parallelism.dp", "parallelism.ep")
+_NONNEG = ("hardware.link_latency_s", "hardware.message_latency_s", "hardware.profile.collective_latency_s",
+           "hardware.profile.collective_step_latency_s", "hardware.profile.sequence_overhead_s",
+           "hardware.profile.step_overhead_s", "hardware.profile.layer_overhead_s",
+           "hardware.profile.compute_half_rows")
+_FRACTIONS = ("hardware.profile.bandwidth_efficiency", "hardware.profile.compute_efficiency",
+              "hardware.profile.network_efficiency", "hardware.profile.memory_utilization")
+_CHECKS = (tuple((p, "> 0 and finite") for p in _POSITIVE) + tuple((p, ">= 0 and finite") for p in _NONNEG)
+           + tuple((p, "in (0, 1] and finite") for p in _FRACTIONS))
+#: What each kind of check lets through (NaN passes none).
+_PASSES = {
+    "> 0 and finite": lambda v: jnp.isfinite(v) & (v > 0),
+    ">= 0 and finite": lambda v: jnp.isfinite(v) & (v >= 0),
+    "in (0, 1] and finite": lambda v: (v > 0) & (v <= 1),
+}
+
+
+def _leaf(hw, wl, par, path):
+    root, *attrs = path.split(".")
+    node = {"hardware": hw, "workload": wl, "parallelism": par}[root]
+    for a in attrs:
+        node = getattr(node, a)
+    return node
+
+
 def _bad_values(hw: Hardware, wl: Workload, par: Parallelism):
-    """The value checks: every rate, size and count must be positive and finite, and
-    efficiencies in (0, 1]. Returns ``(bad, checks)``: one flag per check (true when it
-    fails) and ``(field, allowed)`` for each."""
-    positive = [
-        ("hardware.flop_per_s_fp32", hw.flop_per_s_fp32),
-        ("hardware.flop_per_s_bf16", hw.flop_per_s_bf16),
-        ("hardware.flop_per_s_fp8", hw.flop_per_s_fp8),
-        ("hardware.flop_per_s_int8", hw.flop_per_s_int8),
-        ("hardware.flop_per_s_fp4", hw.flop_per_s_fp4),
-        ("hardware.memory_capacity_bytes", hw.memory_capacity_bytes),
-        ("hardware.memory_bandwidth_bytes_per_s", hw.memory_bandwidth_bytes_per_s),
-        ("hardware.link_bandwidth_bytes_per_s", hw.link_bandwidth_bytes_per_s),
-        ("hardware.profile.max_batched_tokens", hw.profile.max_batched_tokens),
-        ("workload.batch", wl.batch),
-        ("workload.input_tokens", wl.input_tokens),
-        ("workload.output_tokens", wl.output_tokens),
-        ("parallelism.tp", par.tp),
-        ("parallelism.pp", par.pp),
-        ("parallelism.dp", par.dp),
-        ("parallelism.ep", par.ep),
-    ]
-    nonneg = [
-        ("hardware.link_latency_s", hw.link_latency_s),
-        ("hardware.message_latency_s", hw.message_latency_s),
-        ("hardware.profile.collective_latency_s", hw.profile.collective_latency_s),
-        ("hardware.profile.collective_step_latency_s", hw.profile.collective_step_latency_s),
-        ("hardware.profile.sequence_overhead_s", hw.profile.sequence_overhead_s),
-        ("hardware.profile.step_overhead_s", hw.profile.step_overhead_s),
-        ("hardware.profile.layer_overhead_s", hw.profile.layer_overhead_s),
-        ("hardware.profile.compute_half_rows", hw.profile.compute_half_rows),
-    ]
-    fractions = [
-        ("hardware.profile.bandwidth_efficiency", hw.profile.bandwidth_efficiency),
-        ("hardware.profile.compute_efficiency", hw.profile.compute_efficiency),
-        ("hardware.profile.network_efficiency", hw.profile.network_efficiency),
-        ("hardware.profile.memory_utilization", hw.profile.memory_utilization),
-    ]
-    bad = (
-        [~(jnp.isfinite(v) & (v > 0)) for _, v in positive]
-        + [~(jnp.isfinite(v) & (v >= 0)) for _, v in nonneg]
-        + [~((v > 0) & (v <= 1)) for _, v in fractions]
-    )
-    checks = ([(n, "> 0 and finite") for n, _ in positive] + [(n, ">= 0 and finite") for n, _ in nonneg]
-              + [(n, "in (0, 1] and finite") for n, _ in fractions])
-    return jnp.stack([jnp.any(b) for b in bad]), checks
+    """One flag per `_CHECKS` entry, true when the check fails."""
+    return jnp.stack([jnp.any(~_PASSES[allowed](_leaf(hw, wl, par, path))) for path, allowed in _CHECKS])
 
 
 def _checked(hw: Hardware, wl: Workload, par: Parallelism):
     """The value checks inside `jit`, for traced values (a user's `jit`, `grad`, `vmap`):
     raises (via `eqx.branched_error_if`, a host callback) naming the first failing
     field."""
-    bad, checks = _bad_values(hw, wl, par)
-    msgs = [f"{n} must be {allowed}" for n, allowed in checks]
+    msgs = [f"{path} must be {allowed}" for path, allowed in _CHECKS]
+    bad = _bad_values(hw, wl, par)
     return eqx.branched_error_if(hw, jnp.any(bad), jnp.argmax(bad), msgs)
 
 
@@ -148,19 +136,25 @@ def _raise_bad(bad, hw, wl, par):
     bad = np.asarray(bad)
     if not bad.any():
         return
-    _, checks = _bad_values(hw, wl, par)
-    field, allowed = checks[int(np.argmax(bad))]
-    root = {"hardware": hw, "workload": wl, "parallelism": par}
-    value = root[field.split(".")[0]]
-    for attr in field.split(".")[1:]:
-        value = getattr(value, attr)
-    value = np.asarray(value)
-    raise InputError(field, float(value) if value.ndim == 0 else value.tolist(), allowed)
+    path, allowed = _CHECKS[int(np.argmax(bad))]
+    value = np.asarray(_leaf(hw, wl, par, path))
+    raise InputError(path, float(value) if value.ndim == 0 else value.tolist(), allowed)
+
+
+def _call_checked(jitted, hw, model, wl, par, *rest):
+    """Call a compiled entry point that returns ``(result, flags)``: traced values are
+    checked inside it; for concrete ones it compiles without the check (no host
+    callback, so JAX can cache it) and the flags it returns are raised on here."""
+    traced = _is_traced(hw, wl, par, rest)
+    out, bad = jitted(hw, model, wl, par, *rest, traced)
+    if not traced:
+        _raise_bad(bad, hw, wl, par)
+    return out
 
 
 @eqx.filter_jit
 def _bad_jit(hw, wl, par):
-    return _bad_values(hw, wl, par)[0]
+    return _bad_values(hw, wl, par)
 
 
 def check_values(hw: Hardware, wl: Workload, par: Parallelism) -> None:
@@ -301,11 +295,7 @@ def evaluate(
     **Returns:** a `Metrics`.
     """
     hardware, model, technology = _anonymous(hardware, model, technology)
-    traced = _is_traced(hardware, workload, parallelism, technology)
-    m, bad = _evaluate_jit(hardware, model, workload, parallelism, tau, technology, traced)
-    if not traced:  # concrete values: the program returned the checks' flags
-        _raise_bad(bad, hardware, workload, parallelism)
-    return m
+    return _call_checked(_evaluate_jit, hardware, model, workload, parallelism, tau, technology)
 
 
 @eqx.filter_jit
@@ -323,7 +313,7 @@ def _evaluate_jit(
     callback raises); concrete ones return their flags for `evaluate` to raise on, so
     the compiled program has no callback."""
     m = _metrics(hardware, model, workload, parallelism, tau, technology, checked=traced)
-    return m, _bad_values(hardware, workload, parallelism)[0]
+    return m, _bad_values(hardware, workload, parallelism)
 
 
 class ThroughputResult(eqx.Module):
@@ -371,11 +361,7 @@ def max_throughput(
     """
     hardware, model, technology = _anonymous(hardware, model, technology)
     limits = jnp.asarray(tpot_limit_s, dtype=float), jnp.asarray(ttft_limit_s, dtype=float)
-    traced = _is_traced(hardware, workload, parallelism, technology, limits)
-    r, bad = _max_throughput_jit(hardware, model, workload, parallelism, *limits, tau, technology, traced)
-    if not traced:
-        _raise_bad(bad, hardware, workload, parallelism)
-    return r
+    return _call_checked(_max_throughput_jit, hardware, model, workload, parallelism, *limits, tau, technology)
 
 
 @eqx.filter_jit
@@ -427,7 +413,7 @@ def _max_throughput_jit(
     ok = sc[j] > 0.0
     batch = jnp.where(ok, cands[j], 0.0)
     metrics = run(jnp.where(ok, cands[j], 1.0), technology)
-    return ThroughputResult(batch, best, ok, metrics), _bad_values(hw, wl, par)[0]
+    return ThroughputResult(batch, best, ok, metrics), _bad_values(hw, wl, par)
 
 
 def bound_name(metrics: Metrics) -> str:
