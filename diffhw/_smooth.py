@@ -9,10 +9,11 @@ The ``exact_*`` helpers are hard (non-smooth) operations, used only for discrete
 (shard counts, rounding of a relaxed batch) and for exact re-checks, never on times.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.nn import softplus as _softplus
-from jax.scipy.special import logsumexp as _jax_logsumexp
 
 #: Default sharpness of :func:`smooth_max`/:func:`smooth_min`, as a temperature in log
 #: space. With ``tau = 0.02`` two equal times are overestimated by ``2**0.02 - 1 = 1.4%``
@@ -20,6 +21,23 @@ from jax.scipy.special import logsumexp as _jax_logsumexp
 DEFAULT_TAU = 0.02
 
 _TINY = 1e-30
+_LOG_TINY = math.log(_TINY)
+
+
+def where(condition, x, y):
+    """`jnp.where(condition, x, y)` for the model's float arrays, without the `jit`
+    that wraps every `jnp.where` call: the model makes hundreds of them, and each nested
+    `jit` costs tracing time under `grad`, `vmap` and `scan`. `x` and `y` promote as in
+    `jnp.where` and broadcast with `condition`."""
+    dtype = jnp.result_type(x, y)
+    shape = jnp.broadcast_shapes(jnp.shape(condition), jnp.shape(x), jnp.shape(y))
+    x, y = (jnp.broadcast_to(jnp.asarray(v, dtype), shape) for v in (x, y))
+    return jax.lax.select(jnp.broadcast_to(condition, shape), x, y)
+
+
+def _float(x):
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
 
 
 def safe_log(x):
@@ -27,23 +45,23 @@ def safe_log(x):
 
     Uses the double-``where`` trick so the gradient of the unused branch is never NaN.
     """
-    x = jnp.asarray(x)
+    x = _float(x)
     positive = x > _TINY
-    return jnp.where(positive, jnp.log(jnp.where(positive, x, 1.0)), jnp.log(_TINY))
+    return where(positive, jnp.log(where(positive, x, 1.0)), _LOG_TINY)
 
 
 def safe_div(num, den):
     """``num / den`` with ``0`` where ``den == 0`` (value and gradient finite)."""
-    den = jnp.asarray(den)
+    den = _float(den)
     nonzero = den != 0
-    return jnp.where(nonzero, num / jnp.where(nonzero, den, 1.0), 0.0)
+    return where(nonzero, num / where(nonzero, den, 1.0), 0.0)
 
 
 def safe_sqrt(x):
     """``sqrt(x)`` with a finite gradient at ``x = 0`` and ``0`` for ``x < 0``."""
-    x = jnp.asarray(x)
+    x = _float(x)
     positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+    return where(positive, jnp.sqrt(where(positive, x, 1.0)), 0.0)
 
 
 def softplus(x, sharpness=1.0):
@@ -104,7 +122,11 @@ def _is_exact(tau):
 
 
 def _logsumexp(a):
-    return _jax_logsumexp(a, axis=0)
+    """``log(sum(exp(a), axis=0))``, shifted by the (constant) maximum for range. The
+    inputs are finite (`safe_log` clamps), so this skips the infinity handling of
+    `jax.scipy.special.logsumexp`: a third of the operations in the traced program."""
+    m = jax.lax.stop_gradient(jnp.max(a, axis=0))
+    return m + jnp.log(jnp.sum(jnp.exp(a - m), axis=0))
 
 
 def exact_max(a, b):
