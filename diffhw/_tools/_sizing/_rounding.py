@@ -2,6 +2,7 @@
 degrees, batch, memory stacks), filtered to valid parallelisms and re-checked exactly."""
 
 import itertools
+import types
 
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from ..._errors import InputError
 from ..._workload._workload import validate_parallelism
 from ._problem import Variable, _applies
-from ._search import _exact, _set
+from ._search import _exact
 
 _MAX_COMBINATIONS = 4096
 #: A mix's per-design rounding also tries whole values up to this factor from the
@@ -155,14 +156,26 @@ class _Checker:
         return cands, vals, margins, mix
 
 
+#: The parallel degrees of a `Parallelism`.
+_DEGREES = ("tp", "pp", "dp", "ep")
+
+
 def _valid(design, index, variables, x, base_leaves):
     """Whether the parallel degrees of `design` (design `index` of a mix) with
-    `variables` at `x` fit its model."""
-    keep = [i for i, v in enumerate(variables) if _applies(v, index)]
-    spec = tuple((variables[i].paths, variables[i].scale, None) for i in keep)
-    d = _set((design,), spec, (base_leaves[index],), [x[i] for i in keep])[0]
+    `variables` at `x` fit its model. Plain floats, outside JAX: a rounding pass checks
+    hundreds of candidates, and setting them into the design op by op took seconds."""
+    degrees = {n: float(getattr(design.parallelism, n)) for n in _DEGREES}
+    for i, v in enumerate(variables):
+        if not _applies(v, index):
+            continue
+        for p in v.paths:
+            if p.startswith("parallelism."):
+                # as `_search._set` sets it, at the leaf's dtype
+                value = float(x[i]) * float(base_leaves[index][p]) if v.scale else float(x[i])
+                name = p.removeprefix("parallelism.")
+                degrees[name] = float(np.asarray(value, np.asarray(getattr(design.parallelism, name)).dtype))
     try:
-        validate_parallelism(design.model, d.parallelism)
+        validate_parallelism(design.model, types.SimpleNamespace(**degrees))
     except InputError:
         return False
     return True
