@@ -20,6 +20,7 @@ from .._errors import InputError
 from .._hardware._hardware import Hardware
 from .._hardware._memory import DATA_CLASSES, Placement, fractions_of
 from .._hardware._technology import YEAR_S, Technology
+from .._jit import filter_jit
 from .._smooth import DEFAULT_TAU
 from .._workload._transformer import Transformer
 from .._workload._workload import Parallelism, Workload
@@ -220,7 +221,7 @@ def metric_names(design: Design) -> tuple:
     return CORE_METRICS + ((*ECONOMICS_KEYS, *SYSTEM_METRICS) if design.technology is not None else ())
 
 
-@eqx.filter_jit
+@filter_jit
 def evaluate_design(design: Design, tau=None, checked=True):
     """`Metrics` of a design (compiled once per structure and `tau`; works inside `jit`,
     `grad`, `vmap` and `scan` too). ``tau=0`` evaluates exactly (hard max and min
@@ -232,7 +233,7 @@ def evaluate_design(design: Design, tau=None, checked=True):
                     d.technology, checked=checked)
 
 
-@eqx.filter_jit
+@filter_jit
 def design_values(design: Design, tau=None, checked=True) -> dict:
     """`metric_values` of `evaluate_design` (compiled; usable inside transformations)."""
     return metric_values(evaluate_design(design, tau, checked), design)

@@ -15,6 +15,7 @@ from .._hardware import _memory
 from .._hardware._hardware import Hardware
 from .._hardware._memory import TierReport
 from .._hardware._technology import Technology
+from .._jit import filter_jit
 from .._timing._latency import COMPONENTS, StepTime, activation_bytes_per_chip, memory_per_chip, tpot, ttft
 from .._workload._operators import access_bytes
 from .._workload._transformer import Transformer
@@ -152,7 +153,7 @@ def _call_checked(jitted, hw, model, wl, par, *rest):
     return out
 
 
-@eqx.filter_jit
+@filter_jit
 def _bad_jit(hw, wl, par):
     return _bad_values(hw, wl, par)
 
@@ -298,7 +299,7 @@ def evaluate(
     return _call_checked(_evaluate_jit, hardware, model, workload, parallelism, tau, technology)
 
 
-@eqx.filter_jit
+@filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts traces (tests read the count)
 def _evaluate_jit(
     hardware: Hardware,
@@ -364,7 +365,7 @@ def max_throughput(
     return _call_checked(_max_throughput_jit, hardware, model, workload, parallelism, *limits, tau, technology)
 
 
-@eqx.filter_jit
+@filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)
 def _max_throughput_jit(
     hardware: Hardware,

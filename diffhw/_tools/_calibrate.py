@@ -34,6 +34,7 @@ from .._io._hardware import load_hardware
 from .._io._measurements import METRICS, Measurement
 from .._io._models import load_model
 from .._io._profiles import load_profile
+from .._jit import filter_jit
 from .._workload._precision import Precision, precision
 from .._workload._workload import parallelism, validate_parallelism, workload
 
@@ -194,7 +195,7 @@ def _group_predictions(profile, groups):
     return jnp.concatenate(out)
 
 
-@eqx.filter_jit
+@filter_jit
 def _predict_groups(profile, groups):
     return _group_predictions(profile, groups)
 
@@ -209,7 +210,7 @@ def _log_errors(profile, groups):
     return _smooth.safe_log(_group_predictions(profile, groups)) - jnp.log(measured)
 
 
-@eqx.filter_jit
+@filter_jit
 def _fit_jit(theta0, base, groups, weights, learning_rate, steps: int, huber_delta):
     """Adam on the weighted mean squared log error, `steps` steps in one `lax.scan`."""
     opt = optax.adam(learning_rate)

@@ -10,7 +10,6 @@ instead. Elasticities are unit-free, so a bandwidth and a price compare directly
 
 import dataclasses
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +27,7 @@ from .._evaluation._design import (
     set_values,
 )
 from .._io._plot import figure
+from .._jit import filter_jit
 from .._timing._latency import COMPONENTS
 from ._sizing._problem import ALIASES, SIGNED
 
@@ -256,7 +256,7 @@ def _log_metric(design, params, metric, tau, u):
     return val if metric in SIGNED else jnp.log(val)
 
 
-@eqx.filter_jit
+@filter_jit
 def _jacobian(design, metrics, params, tau):
     def log_metrics(u):
         vals = design_values(_scaled(design, params, u), tau, checked=False)
@@ -268,7 +268,7 @@ def _jacobian(design, metrics, params, tau):
     return jac, jnp.stack([vals[k] for k in metrics]), parts / jnp.sum(parts)
 
 
-@eqx.filter_jit
+@filter_jit
 def _bounds_at(design, union, tau, mask, log_f):
     """Index into `COMPONENTS` of the Decode step's binding resource, with the leaves in
     `union` scaled by ``exp(mask * f)`` for every `f` in `log_f`."""
@@ -280,7 +280,7 @@ def _bounds_at(design, union, tau, mask, log_f):
     return jax.vmap(one)(log_f)
 
 
-@eqx.filter_jit
+@filter_jit
 def _swing(design, params, metric, tau, log_f):
     """`metric` with each of `params` alone scaled by ``exp(log_f[i])``."""
 
@@ -296,10 +296,10 @@ def _hvp_impl(design, params, metric, tau, v):
     return jax.jvp(jax.grad(lambda u: _log_metric(design, params, metric, tau, u)), (u0,), (v,))[1]
 
 
-_hvp = eqx.filter_jit(_hvp_impl)  # forward over reverse: one product, any vector
+_hvp = filter_jit(_hvp_impl)  # forward over reverse: one product, any vector
 
 
-@eqx.filter_jit
+@filter_jit
 def _second_directional(design, params, metric, tau, vs):
     """``v^T H v`` for every row ``v`` of `vs`, forward over forward (cheaper to compile
     than a vmapped Hessian-vector product when only the diagonal is wanted)."""

@@ -43,6 +43,7 @@ from .._evaluation._design import (
 from .._evaluation._evaluate import _checked
 from .._evaluation._report import ECONOMICS_KEYS
 from .._io._plot import figure
+from .._jit import filter_jit
 
 #: Default number of designs per compiled call (per process, all devices together).
 DEFAULT_CHUNK = 4096
@@ -399,7 +400,7 @@ def _check_metrics(design, metrics):
     return tuple(out)
 
 
-@eqx.filter_jit
+@filter_jit(throughput=True)  # sweeps evaluate many designs per call
 def _chunk_jit(base, paths, names, tau, sharding, columns):
     def one(*xs):
         values = design_values(set_values(base, dict(zip(paths, xs, strict=True))), tau, checked=False)
@@ -411,7 +412,7 @@ def _chunk_jit(base, paths, names, tau, sharding, columns):
     return out
 
 
-@eqx.filter_jit
+@filter_jit
 def _check_jit(base, paths, columns):
     def one(*xs):
         d = set_values(base, dict(zip(paths, xs, strict=True)))

@@ -5,13 +5,13 @@ several starts at once, in one jitted `lax.scan` per structure; and the exact
 
 import dataclasses
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 
 from ... import _smooth
 from ..._evaluation._design import design_values, set_values
+from ..._jit import filter_jit
 
 #: L-BFGS: a step that moves every ``z`` by less than this has converged.
 _XTOL = 1e-6
@@ -75,12 +75,12 @@ def _set(bases, var_spec, base_leaves, x):
     return tuple(out)
 
 
-@eqx.filter_jit
+@filter_jit
 def _values(bases, var_spec, base_leaves, x, tau):
     return tuple(design_values(d, tau, checked=False) for d in _set(bases, var_spec, base_leaves, x))
 
 
-@eqx.filter_jit
+@filter_jit
 def _exact(bases, var_spec, bounds, base_leaves, limits, xs):
     """Exact (tau = 0) metrics (per design) and margins (all designs) of candidate
     designs, under `vmap`."""
@@ -92,7 +92,7 @@ def _exact(bases, var_spec, bounds, base_leaves, limits, xs):
     return jax.vmap(one)(xs)
 
 
-@eqx.filter_jit
+@filter_jit
 def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_starts):
     """The augmented-Lagrangian search from every start at once (see the module
     docstring). One flat `lax.scan` runs every phase through the same step (so the model
