@@ -1,3 +1,9 @@
+import os
+
+# The tests' own jax.jit/grad programs (and the CLI and notebook subprocesses) compile
+# with the options diffhw's entry points use (diffhw/_jit.py): half the compile time.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0")
+
 import jax
 import pytest
 
