@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import diffhw._cli._main as cli_main
 from diffhw._cli import main
 
 REQUIRED_KEYS = {
@@ -189,3 +190,23 @@ def test_cache_dir_follows_diffhw_cache_dir(monkeypatch, tmp_path):
     assert cache_dir() == str(tmp_path / "moved")
     monkeypatch.setenv("DIFFHW_CACHE_DIR", "")
     assert cache_dir() is None
+
+
+@pytest.mark.parametrize(("argv", "flag", "says"), [
+    (["size", "--plot", "{tmp}/missing/x.png"], "--plot", "does not exist"),
+    (["sensitivity", "--plot", "{tmp}/missing/t.png"], "--plot", "does not exist"),
+    (["sweep", "--vary", "workload.batch=1,2", "--csv", "{tmp}"], "--csv", "not a folder"),
+    (["sweep", "--vary", "workload.batch=1,2", "--pareto", "tpot_s:min,usd_per_million_tokens:min",
+      "--plot", "{tmp}/front.gif"], "--plot", ".png"),
+    (["calibrate", "data.csv", "--profile", "p", "--out", "{tmp}/missing/p.toml"], "--out", "does not exist"),
+])
+def test_output_paths_are_checked_before_any_work(capsys, tmp_path, monkeypatch, argv, flag, says):
+    """A plot, CSV or profile file that cannot be written is refused at once (exit 2, one
+    line naming the flag), not after the search or the fit that would have filled it."""
+    def no_work(args):
+        raise AssertionError("the command ran before its output path was checked")
+
+    monkeypatch.setitem(cli_main.COMMANDS, argv[0], (cli_main.COMMANDS[argv[0]][0], no_work))
+    code, out, err = run(capsys, *[a.format(tmp=tmp_path) for a in argv])
+    assert code == 2 and out == ""
+    assert err.startswith(f"diffhw: error: {flag} = ") and says in err and err.count("\n") == 1

@@ -2,6 +2,7 @@
 precisions, economics), their defaults, and turning them into checked pytrees."""
 
 import math
+import os
 
 from .. import presets
 from .._errors import InputError, check_positive
@@ -37,6 +38,33 @@ def add_design_flags(p):
     p.add_argument("--grid-gco2e-per-kwh", type=float, default=None, help="grid carbon intensity (default: 369, US 2023)")
     p.add_argument("--lifetime-years", type=float, default=None, help="hardware lifetime for amortisation (default: 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+#: File types matplotlib writes (`FigureCanvasBase.get_supported_filetypes()` of its
+#: Agg, PDF, PS, SVG and PGF backends), for checking a plot path before any work.
+PLOT_TYPES = ("eps", "jpeg", "jpg", "pdf", "pgf", "png", "ps", "raw", "rgba", "svg", "svgz", "tif", "tiff", "webp")
+
+#: Output-path options (any command that has them) -> whether the file is a plot.
+OUTPUT_FLAGS = {"plot": True, "csv": False, "out": False}
+
+
+def check_output_paths(args):
+    """Refuse an output file that cannot be written (its folder missing or read-only,
+    the path a folder, a plot type matplotlib does not write) before any work starts."""
+    for key, is_plot in OUTPUT_FLAGS.items():
+        path = getattr(args, key, None)
+        if not path:
+            continue
+        flag, folder = f"--{key}", os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise InputError(flag, path, "a file name, not a folder")
+        if not os.path.isdir(folder):
+            raise InputError(flag, path, f"a file in an existing folder ({folder} does not exist)")
+        if not os.access(folder, os.W_OK):
+            raise InputError(flag, path, f"a file in a folder you can write to ({folder} is not writable)")
+        ext = os.path.splitext(path)[1].lower().lstrip(".")
+        if is_plot and ext not in PLOT_TYPES:
+            raise InputError(flag, path, "a file ending in one of ." + ", .".join(PLOT_TYPES))
 
 
 def positive_int(field, value):
