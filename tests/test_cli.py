@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import diffhw._cli._main as cli_main
-from diffhw._cli import main
+from diffhw._cli import _cache, main
 
 REQUIRED_KEYS = {
     "tpot_s", "ttft_s", "e2e_latency_s", "output_tokens_per_s", "per_user_tokens_per_s",
@@ -158,7 +158,7 @@ def test_package_data_ships_every_data_file():
 def test_console_keeps_compiled_programs_in_a_persistent_cache(tmp_path):
     """The console script (not `main`, which tests call in-process) turns on JAX's
     persistent compilation cache: in $XDG_CACHE_HOME/diffhw/jax by default, moved by
-    DIFFHW_CACHE_DIR, off when that is empty. A second run reads what the first wrote
+    DIFFHW_CACHE_DIR. A second run reads what the first wrote
     and prints the same answer. (JAX caches programs that took at least a second to
     compile; this one takes less, so the test lowers JAX's threshold to zero.)"""
     cmd = [sys.executable, "-m", "diffhw._cli", "evaluate", "--model", "llama-3.1-8b", "--chips", "1", "--json"]
@@ -176,13 +176,11 @@ def test_console_keeps_compiled_programs_in_a_persistent_cache(tmp_path):
     assert any(e.startswith("jit__evaluate_jit") for e in entries), entries
     assert run(XDG_CACHE_HOME=str(tmp_path / "xdg")) == first
     assert sorted(p.name for p in cache.iterdir()) == entries  # a hit compiles and writes nothing new
-    assert run(DIFFHW_CACHE_DIR="", XDG_CACHE_HOME=str(tmp_path / "off")) == first
-    assert not (tmp_path / "off").exists()
+    # (an empty DIFFHW_CACHE_DIR turning the cache off: test_cache_dir_follows_diffhw_cache_dir)
 
 
 def test_cache_dir_follows_diffhw_cache_dir(monkeypatch, tmp_path):
-    from diffhw._cli._cache import cache_dir
-
+    cache_dir = _cache.cache_dir
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("DIFFHW_CACHE_DIR", raising=False)
     assert cache_dir() == str(tmp_path / "xdg" / "diffhw" / "jax")
@@ -190,6 +188,13 @@ def test_cache_dir_follows_diffhw_cache_dir(monkeypatch, tmp_path):
     assert cache_dir() == str(tmp_path / "moved")
     monkeypatch.setenv("DIFFHW_CACHE_DIR", "")
     assert cache_dir() is None
+    # and then the console's set-up leaves JAX's cache alone
+    calls = []
+    monkeypatch.setattr(_cache.compilation_cache, "set_cache_dir", calls.append)
+    monkeypatch.setattr(_cache.compilation_cache, "reset_cache", lambda: calls.append("reset"))
+    assert _cache.enable_compilation_cache() is None and calls == []
+    monkeypatch.setenv("DIFFHW_CACHE_DIR", str(tmp_path / "moved"))
+    assert _cache.enable_compilation_cache() == str(tmp_path / "moved") and calls == [str(tmp_path / "moved"), "reset"]
 
 
 @pytest.mark.parametrize(("argv", "flag", "says"), [
