@@ -63,13 +63,14 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU
     access size). With near-memory units (and `offload`, as in Decode) part of each
     group runs there (`diffhw._hardware._near_memory.offload`). Each group's smooth maximum is split
     between compute and memory by the softmax weights of the smooth max, so the two parts
-    add up to the roofline time and say which side binds.
+    add up to the roofline time and say which side binds. `ops` is a `step_ops` list or
+    its `stack_ops` form.
 
     **Returns:** ``(compute_s, memory_s)``.
     """
     prof = hw.profile
-    compute_s = memory_s = 0.0
-    for _, count, op in ops:
+
+    def one(op):
         eff = prof.compute_efficiency * op.rows / (op.rows + prof.compute_half_rows)
         reads, writes = op.reads_writes()
         if hw.near_memory is None or not offload:
@@ -92,9 +93,26 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU
             )
         t = _smooth.smooth_max(tc, tm, tau=tau)
         w_compute = _smooth.smooth_share(tc, tm, tau)
-        compute_s = compute_s + count * t * w_compute
-        memory_s = memory_s + count * t * (1.0 - w_compute)
-    return compute_s, memory_s
+        return t * w_compute, t * (1.0 - w_compute)
+
+    # Every operator group through one vmapped body: traced (and compiled) once, not
+    # once per group. `ops` may come stacked already (`stack_ops`).
+    stacked, counts = ops if isinstance(ops, tuple) else stack_ops(ops)
+    compute, memory = jax.vmap(one)(stacked)
+    return jnp.dot(counts, compute), jnp.dot(counts, memory)
+
+
+def stack_ops(ops):
+    """The `OpCost`s of a `step_ops` list as one `OpCost` of arrays (one entry per
+    group) and the groups' layer counts: ``(stacked, counts)``."""
+    costs = [op for _, _, op in ops]
+
+    def stack(*xs):
+        dtype = jnp.result_type(*xs)
+        return jnp.stack([jnp.broadcast_to(jnp.asarray(x, dtype), ()) for x in xs])
+
+    stacked = jax.tree_util.tree_map(stack, *costs)
+    return stacked, jnp.asarray([count for _, count, _ in ops], dtype=stacked.flops.dtype)
 
 
 def communication(hw, model: Transformer, par: Parallelism, tokens, abytes):
@@ -169,14 +187,18 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
         model, shards, tokens, sequences, context, wb, ab, kvb, decode=decode,
         shared=wl.shared_context_tokens,
     )
+    stacked, counts = stack_ops(ops)
     access = access_bytes(model, wb, ab, kvb)
-    c, mem = roofline(hw, ops, hw.peak_flop_per_s(wl.activation_precision), access, tau, offload=decode)
+    c, mem = roofline(hw, (stacked, counts), hw.peak_flop_per_s(wl.activation_precision), access, tau,
+                      offload=decode)
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
     over = (hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
             + sequences * hw.profile.sequence_overhead_s)
-    flops = sum(count * op.flops for _, count, op in ops)
+
     def total(field):
-        return sum(count * getattr(op, field) for _, count, op in ops)
+        return jnp.dot(counts, getattr(stacked, field))
+
+    flops = total("flops")
 
     reads = jnp.stack([total("weight_bytes"), total("kv_read_bytes"), total("context_bytes"), total("act_bytes")])
     zero = jnp.zeros(())
@@ -184,9 +206,8 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     traffic = jnp.sum(reads) + jnp.sum(writes)
     near_flops = near_bytes = jnp.zeros(())
     if hw.near_memory is not None and decode:  # near-memory units serve Decode
-        offs = [(count, _near_memory.offload(hw, op, tau)) for _, count, op in ops]
-        near_flops = sum(count * o.near_flops for count, o in offs)
-        near_bytes = sum(count * o.near_bytes for count, o in offs)
+        offs = jax.vmap(lambda op: _near_memory.offload(hw, op, tau))(stacked)
+        near_flops, near_bytes = jnp.dot(counts, offs.near_flops), jnp.dot(counts, offs.near_bytes)
     work = Work(flops, traffic, sent, reads, writes, near_flops, near_bytes)
     return StepTime(c, mem, comm, over * jnp.ones(())), work
 
