@@ -128,21 +128,13 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes):
     """
     msg = tokens * model.d_model * abytes
     n_ar = model.n_layers + model.n_dense_layers
-    t = n_ar * _collectives.allreduce_time(hw, msg, par.tp)
-    sent = n_ar * _collectives.allreduce_bytes(msg, par.tp)
+    t_ar, b_ar = _collectives.allreduce_time(hw, msg, par.tp), _collectives.allreduce_bytes(msg, par.tp)
+    t, sent = n_ar * t_ar, n_ar * b_ar
     if model.n_moe_layers:
         a2a_msg = tokens / par.tp * model.experts_per_token * model.d_model * abytes
         use_a2a = par.ep > 1.0
-        t_moe = jnp.where(
-            use_a2a,
-            2.0 * _collectives.alltoall_time(hw, a2a_msg, par.ep),
-            _collectives.allreduce_time(hw, msg, par.tp),
-        )
-        b_moe = jnp.where(
-            use_a2a,
-            2.0 * _collectives.alltoall_bytes(a2a_msg, par.ep),
-            _collectives.allreduce_bytes(msg, par.tp),
-        )
+        t_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_time(hw, a2a_msg, par.ep), t_ar)
+        b_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_bytes(a2a_msg, par.ep), b_ar)
         t = t + model.n_moe_layers * t_moe
         sent = sent + model.n_moe_layers * b_moe
     has_pp = par.pp > 1.0
