@@ -13,16 +13,18 @@ XLA compile time 26.6 s -> 12.9 s, results unchanged):
   evaluate many designs per call (sweep chunks) keep the default level
   (``throughput=True``).
 
-Both are XLA debug options (``xla/debug_options_flags.cc``); other backends ignore the
-CPU one. They apply when diffhw's entry point is called at the top level (eagerly, as a
-script or a notebook cell does). Called inside a user's `jax.jit`, `grad` or `vmap`, it
-compiles as part of the user's program, with the user's options (JAX accepts compile
-options only on a top-level `jit`).
+Both are XLA debug options (``xla/debug_options_flags.cc``), used only when JAX's
+default backend is the CPU (untested on GPUs and TPUs, where the optimisation level
+would also slow the kernels). They apply when diffhw's entry point is called at the
+top level (eagerly, as a script or a notebook cell does). Called inside a user's
+`jax.jit`, `grad` or `vmap`, it compiles as part of the user's program, with the user's
+options (JAX accepts compile options only on a top-level `jit`).
 """
 
 import functools
 
 import equinox as eqx
+import jax
 from jax._src import core as _jax_core
 
 #: XLA compile options of diffhw's entry points.
@@ -33,6 +35,12 @@ THROUGHPUT_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 # JAX's own test for "no trace is active" (private; without it the options are never used).
 _at_top_level = getattr(_jax_core, "trace_state_clean", lambda: False)
+
+
+@functools.cache
+def _on_cpu() -> bool:
+    # At the first call, not on import: importing diffhw must not start JAX's backend.
+    return jax.default_backend() == "cpu"
 
 
 def filter_jit(fun=None, *, throughput=False, **jitkwargs):
@@ -46,6 +54,6 @@ def filter_jit(fun=None, *, throughput=False, **jitkwargs):
 
     @functools.wraps(fun)
     def call(*args, **kwargs):
-        return (tuned if _at_top_level() else plain)(*args, **kwargs)
+        return (tuned if _at_top_level() and _on_cpu() else plain)(*args, **kwargs)
 
     return call
