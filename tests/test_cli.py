@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import diffhw._cli._main as cli_main
-from diffhw._cli import _cache, main
+from diffhw._cli import _cache, _sensitivity, main
 
 REQUIRED_KEYS = {
     "tpot_s", "ttft_s", "e2e_latency_s", "output_tokens_per_s", "per_user_tokens_per_s",
@@ -215,3 +215,18 @@ def test_output_paths_are_checked_before_any_work(capsys, tmp_path, monkeypatch,
     code, out, err = run(capsys, *[a.format(tmp=tmp_path) for a in argv])
     assert code == 2 and out == ""
     assert err.startswith(f"diffhw: error: {flag} = ") and says in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("argv", "flag"), [
+    (["sensitivity", "--step", "2"], "--step"),
+    (["sensitivity", "--step", "0"], "--step"),
+    (["sensitivity", "--top", "0"], "--top"),
+])
+def test_sensitivity_options_are_checked_before_any_work(capsys, monkeypatch, argv, flag):
+    """`--step` and `--top` were refused only after 20-30 s of compiling (issue 17)."""
+    def no_work(*args, **kwargs):
+        raise AssertionError("the sensitivities ran before the options were checked")
+
+    monkeypatch.setattr(_sensitivity, "design_of_args", no_work)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.startswith(f"diffhw: error: {flag} = ")

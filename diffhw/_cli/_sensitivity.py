@@ -22,6 +22,10 @@ def _add_sensitivity(sub, common):
 
 
 def _run_sensitivity(args):
+    # the cheap checks first: the sensitivities take seconds to compile
+    if not 0 < args.step < 1:
+        raise InputError("--step", args.step, "a fraction in (0, 1)")
+    check_positive("--top", args.top)
     batch = args.batch if args.batch is not None else DEFAULT_BATCH
     design = design_of_args(args, check_positive("--batch", batch))
     names = metric_names(design)
@@ -35,7 +39,6 @@ def _run_sensitivity(args):
             raise InputError("--chips", float(design.parallelism.chips), "enough chips to hold the model's weights")
         design = design_of_args(args, fit)
         notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(fit)}, the largest that fits")
-    check_positive("--top", args.top)
     s = sensitivity(design)
     rows = tornado(design, args.metric, step=args.step, top=args.top, sens=s)
     cross = crossovers(design)
