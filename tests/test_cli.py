@@ -9,6 +9,7 @@ import pytest
 
 import diffhw._cli._main as cli_main
 from diffhw._cli import _cache, _sensitivity, main
+from diffhw._tools._sizing import _size as _size_module
 
 REQUIRED_KEYS = {
     "tpot_s", "ttft_s", "e2e_latency_s", "output_tokens_per_s", "per_user_tokens_per_s",
@@ -230,3 +231,14 @@ def test_sensitivity_options_are_checked_before_any_work(capsys, monkeypatch, ar
     monkeypatch.setattr(_sensitivity, "design_of_args", no_work)
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err.startswith(f"diffhw: error: {flag} = ")
+
+
+def test_whole_number_variable_without_a_whole_value_is_refused_before_the_search(capsys, monkeypatch):
+    """`size --vary batch=0.5:0.9` was refused only after the search (issue 17)."""
+    def no_search(*args, **kwargs):
+        raise AssertionError("the search ran before the bounds were checked")
+
+    monkeypatch.setattr(_size_module, "_search_relaxed", no_search)
+    code, out, err = run(capsys, "size", "--vary", "batch=0.5:0.9")
+    assert code == 2 and out == ""
+    assert err == "diffhw: error: variable batch: bounds = '0.5:0.9' is not allowed: a range holding a whole number\n"

@@ -22,7 +22,7 @@ from ._problem import (
     objective_terms,
     variable,
 )
-from ._rounding import _Checker
+from ._rounding import _allowed, _Checker
 from ._search import _mix, _search, _set, _Spec, _values
 
 #: Inner optimisers of `size`: Adam steps, or L-BFGS with a line search.
@@ -255,6 +255,9 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
     # with all variables at their lower and at their upper bounds (each check is an
     # interval on one leaf, which a variable moves monotonically).
     base_leaves = _base_leaves(bases, variables)
+    for v in variables:  # a whole-number variable must have a whole value to round to
+        if v.integer:
+            _allowed(designs, v, base_leaves)
     for x in (np.asarray([v.lower for v in variables]), np.asarray([v.upper for v in variables])):
         for d in _apply(designs, variables, jnp.asarray(x), base_leaves):
             check_design(d)
