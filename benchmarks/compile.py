@@ -57,8 +57,8 @@ jax.config.update("jax_log_compiles", True)
 logging.basicConfig(level=logging.WARNING, format="LOG %(message)s", stream=sys.stderr)
 from diffhw._cli._cache import enable_compilation_cache
 enable_compilation_cache()
-from diffhw._cli._size import SIZE_BATCH, SIZE_DEFAULTS
-d = diffhw.from_presets(**SIZE_DEFAULTS, batch=SIZE_BATCH)
+from diffhw._cli._size import MAIN_JOB, SIZE_BATCH
+d = diffhw.from_presets(**MAIN_JOB, batch=SIZE_BATCH)
 """
 
 _TRACE = re.compile(r"LOG Finished tracing (?:\+ transforming )?(\S+) for \w+ in ([0-9.e-]+) sec")
@@ -79,9 +79,9 @@ def _hlo_ops(entry):
     import jax.numpy as jnp
 
     import diffhw
-    from diffhw._cli._size import SIZE_BATCH, SIZE_DEFAULTS
+    from diffhw._cli._size import MAIN_JOB, SIZE_BATCH
 
-    d = diffhw.from_presets(**SIZE_DEFAULTS, batch=SIZE_BATCH)
+    d = diffhw.from_presets(**MAIN_JOB, batch=SIZE_BATCH)
     if entry == "evaluate":
         f = jax.jit(lambda d: diffhw.design_values(d, checked=False))
     else:

@@ -70,7 +70,7 @@ import numpy as np
 
 import diffhw
 from diffhw import variable
-from diffhw._cli._size import DEFAULT_VARIABLES, SIZE_BATCH, SIZE_DEFAULTS
+from diffhw._cli._size import DEFAULT_VARIABLES, MAIN_JOB, SIZE_BATCH
 
 GOAL = 20.0  # required ratio: best black-box evaluations / gradient evaluations
 WITHIN = 0.01  # "within 1% of the best known"
@@ -211,7 +211,7 @@ def problems(quick):
             variable("link_bandwidth", 5e10, 3.6e12), variable("batch", 1, 512)],
         "usd_per_million_tokens", ["tpot_s<=0.03", "chip_area_mm2<=858", "peak_power_w<=1000"]))
     if not quick:
-        d = diffhw.from_presets(batch=SIZE_BATCH, **SIZE_DEFAULTS)
+        d = diffhw.from_presets(batch=SIZE_BATCH, **MAIN_JOB)
         vs = [variable(n, lo, hi, paths=("parallelism.tp", "parallelism.ep") if n == "chips" else None)
               for n, lo, hi, _ in DEFAULT_VARIABLES]
         out.append(Problem(

@@ -9,6 +9,7 @@ import pytest
 
 import diffhw._cli._main as cli_main
 from diffhw._cli import _cache, _sensitivity, main
+from diffhw._cli import _size as _size_cli
 from diffhw._tools._sizing import _size as _size_module
 
 REQUIRED_KEYS = {
@@ -242,3 +243,20 @@ def test_whole_number_variable_without_a_whole_value_is_refused_before_the_searc
     code, out, err = run(capsys, "size", "--vary", "batch=0.5:0.9")
     assert code == 2 and out == ""
     assert err == "diffhw: error: variable batch: bounds = '0.5:0.9' is not allowed: a range holding a whole number\n"
+
+
+def test_size_defaults_follow_the_model(capsys):
+    """The main job's ep = tp = 8 is derived, not a hidden default: a dense model gets
+    ep = 1 (`size --hardware h100-sxm --model llama-3.1-70b` failed with "ep = 8 is not
+    allowed"), an expert model ep = tp when its experts split that way, and --help says so."""
+    def ep_of(*argv):
+        return _size_cli._model_ep(cli_main._parser().parse_args(["size", *argv])).ep
+
+    assert ep_of() == 8.0  # the main job: DeepSeek-V3 on the H200's 8 chips
+    assert ep_of("--model", "llama-3.1-70b", "--hardware", "h100-sxm") is None  # dense: 1
+    assert ep_of("--model", "mixtral-8x7b", "--chips", "4") == 4.0
+    assert ep_of("--model", "mixtral-8x7b", "--chips", "16") == 1.0  # 8 experts do not split 16 ways
+    assert ep_of("--ep", "2") == 2.0
+    with pytest.raises(SystemExit):
+        main(["size", "--help"])
+    assert "tp for an expert model" in " ".join(capsys.readouterr().out.split())
