@@ -79,11 +79,12 @@ class _Checker:
     result, one per candidate of the shared variables, are evaluated once more; the
     count of evaluated rows is `evaluated`."""
 
-    def __init__(self, designs, bases, variables, var_spec, bounds, base_leaves, limits, terms, log_shares):
+    def __init__(self, designs, bases, variables, var_spec, bounds, base_leaves, limits, terms, log_shares,
+                 allowed):
         self.designs, self.bases, self.variables, self.var_spec = designs, bases, variables, var_spec
         self.bounds, self.base_leaves, self.limits, self.terms = bounds, base_leaves, limits, terms
         self.log_shares, self.evaluated = log_shares, 0
-        self.allowed = {i: _allowed(designs, v, base_leaves) for i, v in enumerate(variables) if v.integer}
+        self.allowed = allowed  # `_allowed` of each whole-number variable, by index
         self.shared = {i: a for i, a in self.allowed.items() if variables[i].workload is None}
         self.own = [{i: a for i, a in self.allowed.items() if variables[i].workload == w}
                     for w in range(len(designs))]

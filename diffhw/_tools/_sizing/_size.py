@@ -155,7 +155,7 @@ def size(
     history = _search_relaxed(problem, spec, f0, z_starts)
     best = _best_relaxed(history)
     check = _Checker(problem.designs, problem.bases, problem.variables, problem.var_spec, problem.bounds,
-                     problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares))
+                     problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares), problem.allowed)
     candidates = check.round([history.x[s, i] for s, i in best[:3]])
     pick, feasible = _pick(candidates)
     return _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
@@ -180,6 +180,7 @@ class _Problem:
     shares: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    allowed: dict  # variable index -> the whole values a whole-number variable may take
 
     @property
     def log_shares(self):
@@ -255,9 +256,8 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
     # with all variables at their lower and at their upper bounds (each check is an
     # interval on one leaf, which a variable moves monotonically).
     base_leaves = _base_leaves(bases, variables)
-    for v in variables:  # a whole-number variable must have a whole value to round to
-        if v.integer:
-            _allowed(designs, v, base_leaves)
+    # a whole-number variable must have a whole value to round to (checked before the search)
+    allowed = {i: _allowed(designs, v, base_leaves) for i, v in enumerate(variables) if v.integer}
     for x in (np.asarray([v.lower for v in variables]), np.asarray([v.upper for v in variables])):
         for d in _apply(designs, variables, jnp.asarray(x), base_leaves):
             check_design(d)
@@ -267,6 +267,7 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
         base_leaves=base_leaves, constraints=constraints, bounds=bounds,
         limits=jnp.asarray(limits), terms=terms, shares=shares,
         lo=np.asarray([v.lower for v in variables]), hi=np.asarray([v.upper for v in variables]),
+        allowed=allowed,
     )
 
 
