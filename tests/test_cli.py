@@ -9,7 +9,7 @@ import pytest
 
 import diffhw._cli._main as cli_main
 from diffhw._cli import _cache, _sensitivity, main
-from diffhw._cli import _size as _size_cli
+from diffhw._cli._common import design_from_args
 from diffhw._tools._sizing import _size as _size_module
 
 REQUIRED_KEYS = {
@@ -250,10 +250,11 @@ def test_size_defaults_follow_the_model(capsys):
     ep = 1 (`size --hardware h100-sxm --model llama-3.1-70b` failed with "ep = 8 is not
     allowed"), an expert model ep = tp when its experts split that way, and --help says so."""
     def ep_of(*argv):
-        return _size_cli._model_ep(cli_main._parser().parse_args(["size", *argv])).ep
+        args = cli_main._parser().parse_args(["size", *argv])
+        return float(design_from_args(args, 1, ep_follows_tp=True)[3].ep)
 
     assert ep_of() == 8.0  # the main job: DeepSeek-V3 on the H200's 8 chips
-    assert ep_of("--model", "llama-3.1-70b", "--hardware", "h100-sxm") is None  # dense: 1
+    assert ep_of("--model", "llama-3.1-70b", "--hardware", "h100-sxm") == 1.0  # dense
     assert ep_of("--model", "mixtral-8x7b", "--chips", "4") == 4.0
     assert ep_of("--model", "mixtral-8x7b", "--chips", "16") == 1.0  # 8 experts do not split 16 ways
     assert ep_of("--ep", "2") == 2.0

@@ -91,12 +91,14 @@ def technology_from_args(args):
     return presets.technology_for(args.hardware, over)
 
 
-def design_from_args(args, batch):
+def design_from_args(args, batch, ep_follows_tp=False):
+    """The checked pytrees the flags describe. Without `--ep`, ep is 1, or with
+    `ep_follows_tp` (`size`, whose chips variable moves tp and ep together) tp for an
+    expert model whose experts split that way."""
     hw = presets.hardware(args.hardware, profile=args.profile)
     model = presets.model(args.model)
     pp = positive_int("--pp", args.pp) if args.pp is not None else 1
     dp = positive_int("--dp", args.dp) if args.dp is not None else 1
-    ep = positive_int("--ep", args.ep) if args.ep is not None else 1
     if args.tp is not None:
         tp = positive_int("--tp", args.tp)
         if args.chips is not None and positive_int("--chips", args.chips) != tp * pp * dp:
@@ -106,6 +108,10 @@ def design_from_args(args, batch):
         if chips % (pp * dp):
             raise InputError("--chips", chips, f"a multiple of pp*dp = {pp * dp}")
         tp = chips // (pp * dp)
+    if args.ep is not None:
+        ep = positive_int("--ep", args.ep)
+    else:
+        ep = tp if ep_follows_tp and model.n_experts and model.n_experts % tp == 0 else 1
     par = parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     validate_parallelism(model, par)
     wl = workload(
@@ -131,9 +137,9 @@ def fit_error(hw, model, m, par):
     )
 
 
-def design_of_args(args, batch):
+def design_of_args(args, batch, ep_follows_tp=False):
     """The `Design` the flags describe, with its technology (economics)."""
-    hw, model, wl, par = design_from_args(args, batch)
+    hw, model, wl, par = design_from_args(args, batch, ep_follows_tp)
     return Design(hw, model, wl, par, technology_from_args(args))
 
 

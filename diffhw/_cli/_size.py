@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 
-from .. import presets
 from .._errors import InputError, check_positive, did_you_mean
 from .._io._plot import figure
 from .._tools._sensitivity import sensitivity
 from .._tools._sizing._problem import Constraint, variable
 from .._tools._sizing._size import size
-from ._common import design_of_args, fmt_number, positive_int
+from ._common import design_of_args, fmt_number
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
 SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
@@ -20,7 +19,7 @@ SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=3276
 SIZE_BATCH = 32
 
 #: The main job's design, for `diffhw.from_presets` (the benchmarks): the defaults above
-#: with the chips (the H200's 8) and ep (= tp, `_model_ep`) the command derives.
+#: with the chips (the H200's 8) and ep (= tp) the command derives.
 MAIN_JOB = dict(SIZE_DEFAULTS, chips=8, ep=8)
 
 #: The main job's design variables: (name, lower, upper, paths or None for the alias).
@@ -39,7 +38,7 @@ def _add_size(sub, common):
     p = sub.add_parser("size", help="size a system by gradient descent under area, power and latency budgets")
     common(p)
     p.set_defaults(**SIZE_DEFAULTS)
-    for action in p._actions:  # size's ep follows the model (`_model_ep`)
+    for action in p._actions:  # size's ep follows the model (`design_from_args`, ep_follows_tp)
         if action.dest == "ep":
             action.help = "expert-parallel degree (default: tp for an expert model, as the chips variable moves both; 1 for a dense one)"
     p.add_argument("--batch", type=float, default=SIZE_BATCH, help="starting batch (default: %(default)s)")
@@ -150,33 +149,14 @@ def _parse_objective(spec):
     return out if len(out) > 1 else next(iter(out))
 
 
-def _model_ep(ns):
-    """The flags with size's default `ep`: unless given, ``ep = tp`` for an expert model
-    whose experts split that way (the `chips` variable moves tp and ep together), else 1."""
-    if ns.ep is not None:
-        return ns
-    model = presets.model(ns.model)
-    if not model.n_experts:
-        return ns
-    pp, dp = (positive_int(f, v) if v is not None else 1 for f, v in (("--pp", ns.pp), ("--dp", ns.dp)))
-    if ns.tp is not None:
-        tp = positive_int("--tp", ns.tp)
-    else:
-        chips = ns.chips if ns.chips is not None else presets.hardware(ns.hardware, profile=ns.profile).default_chips
-        tp = positive_int("--chips", chips) // (pp * dp)
-    ep = tp if tp >= 1 and model.n_experts % tp == 0 else 1
-    return argparse.Namespace(**{**vars(ns), "ep": float(ep)})
-
-
 def _run_size(args):
     check_positive("--batch", args.batch)
-    args = _model_ep(args)
     specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES]
     shares = None
     if args.workload:
         mix = [_parse_workload(w) for w in args.workload]
-        wargs = [_model_ep(_workload_args(args, items)) for items, _ in mix]
-        designs = [design_of_args(a, check_positive("--workload batch", a.batch)) for a in wargs]
+        wargs = [_workload_args(args, items) for items, _ in mix]
+        designs = [design_of_args(a, check_positive("--workload batch", a.batch), ep_follows_tp=True) for a in wargs]
         shares = [sh for _, sh in mix]
         shared = [s for s in specs if s.partition("=")[0] not in _PER_WORKLOAD]
         own = [s for s in specs if s.partition("=")[0] in _PER_WORKLOAD]
@@ -184,7 +164,7 @@ def _run_size(args):
         variables += [_parse_vary(s, d.model, workload=i) for i, d in enumerate(designs) for s in own]
         design = designs if len(designs) > 1 else designs[0]
     else:
-        design = design_of_args(args, args.batch)
+        design = design_of_args(args, args.batch, ep_follows_tp=True)
         variables = [_parse_vary(s, design.model) for s in specs]
     cons = []
     for flag, metric, scale in (("--tpot-slo-ms", "tpot_s", 1e-3), ("--ttft-slo-ms", "ttft_s", 1e-3),
