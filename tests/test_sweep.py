@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 
+import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -184,11 +186,22 @@ def test_bad_input_names_the_field(design, kwargs, words):
         assert w in str(e.value)
 
 
-def test_bad_values_are_input_errors_not_runtime_errors(design):
-    with pytest.raises(InputError) as e:
-        diffhw.sweep(design, {BW: [1e12], "workload.batch": [8.0, -1.0]}, progress=False)
-    msg = str(e.value)
-    assert "workload.batch" in msg and "> 0" in msg and "-1" in msg
+def test_bad_swept_values_mark_their_designs_infeasible_with_a_reason(design):
+    r = diffhw.sweep(design, {BW: [1e12], "workload.batch": [8.0, -1.0, 0.0]}, progress=False)
+    assert list(r.feasible) == [True, False, False]
+    assert r.reasons[0] == ""
+    assert "workload.batch" in r.reasons[1] and "> 0" in r.reasons[1]
+    assert "workload.batch" in r.reasons[2]
+    assert np.all(np.isfinite(r.metrics["tpot_s"][:1]))
+
+
+def test_a_bad_leaf_no_axis_sweeps_is_an_input_error(design):
+    bad = eqx.tree_at(lambda d: d.technology.pue, design, jnp.asarray(np.nan))
+    with pytest.raises(InputError, match="technology.pue"):
+        diffhw.sweep(bad, {BW: [1e12, 2e12]}, progress=False)
+    # swept, it only marks the designs with a bad value
+    r = diffhw.sweep(bad, {"technology.pue": [1.2, 0.5]}, progress=False)
+    assert list(r.feasible) == [True, False] and "technology.pue" in r.reasons[1]
 
 
 def test_pareto_bad_input():

@@ -6,7 +6,6 @@ loads with ``--profile FILE.toml``; ``--cv hardware|model|group|stack`` (``--cv-
 cross-validation. JSON keys (``--json``) are a public contract.
 """
 
-import json
 import math
 import shlex
 
@@ -14,6 +13,7 @@ from .._errors import InputError
 from .._io._measurements import CSV_COLUMNS, REQUIRED_COLUMNS, load_points
 from .._io._profiles import load_profile
 from .._tools._calibrate import CV_FIELDS, DEFAULT_FIT, LEAVES, _check_fit, calibrate, cross_validate
+from ._common import dumps_json
 
 
 def add_parser(subparsers, common):
@@ -71,7 +71,7 @@ def run(args):
         cv = cross_validate(points, by=args.cv, base_profile=base, fit=fit, steps=steps,
                             learning_rate=args.learning_rate, huber_delta=args.huber_delta, within=args.cv_within)
     if args.json:
-        print(json.dumps(_json(args, cal, cv), indent=2))
+        print(dumps_json(_json(args, cal, cv)))
     else:
         _print_table(args, cal, cv, toml)
 

@@ -1,6 +1,7 @@
 """What every command shares: the design flags (hardware, model, parallelism, lengths,
 precisions, economics), their defaults, and turning them into checked pytrees."""
 
+import json
 import math
 import os
 
@@ -65,6 +66,57 @@ def check_output_paths(args):
         ext = os.path.splitext(path)[1].lower().lstrip(".")
         if is_plot and ext not in PLOT_TYPES:
             raise InputError(flag, path, "a file ending in one of ." + ", .".join(PLOT_TYPES))
+
+
+#: Numeric options of any command -> (lowest, highest, whole, unit). Values outside are
+#: refused before any work, with the range stated: they lie far outside what any real
+#: deployment has (the largest served batches are ~1e4 requests, the longest contexts
+#: ~1e7 tokens, the largest systems ~1e5 chips), so a value beyond the range is a typo
+#: or a probe, and inside the model it would only produce overflow or NaN.
+NUMERIC_FLAGS = {
+    "batch": (1, 1e7, True, "requests"),
+    "input_tokens": (1, 1e8, True, "tokens"),
+    "output_tokens": (1, 1e8, True, "tokens"),
+    "shared_context_tokens": (0, 1e8, True, "tokens"),
+    "chips": (1, 1e6, True, "chips"),
+    "tp": (1, 1e6, True, ""), "pp": (1, 1e6, True, ""), "dp": (1, 1e6, True, ""), "ep": (1, 1e6, True, ""),
+    # electricity: US industrial ~0.08 $/kWh, the dearest retail ~0.6 $/kWh
+    "electricity_usd_per_kwh": (0, 10, False, "USD/kWh"),
+    # PUE: 1.0 is the ideal; the worst surveyed datacenters are ~2.5 (Uptime Institute survey)
+    "pue": (1, 5, False, ""),
+    # grid carbon: 0 (hydro, nuclear) to ~1,100 g/kWh (coal); 3,000 leaves headroom
+    "grid_gco2e_per_kwh": (0, 3000, False, "gCO2e/kWh"),
+    "lifetime_years": (0.1, 50, False, "years"),
+    "tpot_slo_ms": (0, 1e7, False, "ms"), "ttft_slo_ms": (0, 1e7, False, "ms"),
+    "area_budget_mm2": (0, 1e6, False, "mm2"), "power_budget_w": (0, 1e7, False, "W"),
+    "starts": (1, 4096, True, ""), "steps": (1, 1e6, True, ""), "outer": (1, 1000, True, ""),
+    "top": (1, 1e6, True, ""), "samples": (1, 1e8, True, "designs"), "chunk": (1, 1e6, True, "designs"),
+    "max_points": (1, 1e9, True, "designs"), "learning_rate": (1e-9, 10, False, ""),
+    "huber_delta": (0, 1e3, False, ""),
+}
+
+
+def check_numbers(args, prefix="--", flags=None):
+    """Refuse a numeric option that is not finite, outside its range (`NUMERIC_FLAGS`)
+    or, for a count, not whole; before any work. Options a command lacks, or left unset,
+    are skipped."""
+    for key, (lo, hi, whole, unit) in NUMERIC_FLAGS.items():
+        if flags is not None and key not in flags:
+            continue
+        v = getattr(args, key, None)
+        if v is None:
+            continue
+        flag = prefix + key.replace("_", "-")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InputError(flag, v, "a number")
+        if not math.isfinite(v):
+            raise InputError(flag, v, "a finite number")
+        if whole and 0 < v <= hi and v != int(v):
+            raise InputError(flag, v, "a whole number (fractional, relaxed counts are for the Python API "
+                                      "and the optimiser, not the command line)")
+        if not lo <= v <= hi:
+            u = f" {unit}" if unit else ""
+            raise InputError(flag, v, f"between {lo:g} and {hi:g}{u}")
 
 
 def positive_int(field, value):
@@ -150,3 +202,24 @@ def fmt_number(x):
     if abs(x) >= 1e5 or abs(x) < 1e-3:
         return f"{x:.3e}"
     return f"{x:,.4g}"
+
+
+def _finite_only(x, path, reasons):
+    if isinstance(x, dict):
+        return {k: _finite_only(v, f"{path}.{k}" if path else str(k), reasons) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_only(v, f"{path}[{i}]", reasons) for i, v in enumerate(x)]
+    if isinstance(x, float) and not math.isfinite(x):
+        reasons[path] = f"not a finite number ({x})"
+        return None
+    return x
+
+
+def dumps_json(d) -> str:
+    """`d` as strict JSON (RFC 8259 has no NaN or Infinity): a non-finite number becomes
+    null, and ``null_reasons`` maps its path (``"metrics.tpot_s"``) to why."""
+    reasons = {}
+    clean = _finite_only(d, "", reasons)
+    if reasons and isinstance(clean, dict):
+        clean["null_reasons"] = reasons
+    return json.dumps(clean, indent=2, allow_nan=False)

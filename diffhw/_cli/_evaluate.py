@@ -1,6 +1,5 @@
 """`diffhw evaluate` and `diffhw max-throughput`: one design's metrics, as a table or JSON."""
 
-import json
 import math
 
 import equinox as eqx
@@ -8,7 +7,7 @@ import equinox as eqx
 from .._errors import InputError, check_positive
 from .._evaluation._evaluate import evaluate, max_throughput
 from .._evaluation._report import metrics_dict
-from ._common import DEFAULT_BATCH, design_from_args, fit_error, technology_from_args
+from ._common import DEFAULT_BATCH, design_from_args, dumps_json, fit_error, technology_from_args
 
 
 def _add_evaluate(sub, common):
@@ -70,7 +69,7 @@ def _cmd_max_throughput(args):
 
 def _emit(args, d, command):
     if args.json:
-        print(json.dumps(d, indent=2))
+        print(dumps_json(d))
         return
     print(_table(d, command))
 

@@ -9,7 +9,7 @@ import sys
 from .._errors import InputError
 from . import _calibrate, _evaluate, _presets, _sensitivity, _size, _sweep
 from ._cache import enable_compilation_cache
-from ._common import add_design_flags, check_output_paths
+from ._common import add_design_flags, check_numbers, check_output_paths
 
 #: Every command, in the order `diffhw --help` lists them.
 COMMANDS = {**_evaluate.COMMANDS, **_presets.COMMANDS, **_size.COMMANDS, **_sensitivity.COMMANDS,
@@ -30,6 +30,7 @@ def main(argv=None):
         _parser().print_help()
         return 0
     try:
+        check_numbers(args)
         check_output_paths(args)
         COMMANDS[args.command][1](args)
     except InputError as e:

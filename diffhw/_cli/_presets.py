@@ -1,8 +1,8 @@
 """`diffhw presets`: the shipped hardware, models and profiles."""
 
-import json
 
 from .. import presets
+from ._common import dumps_json
 
 
 def _add_presets(sub, common):
@@ -20,7 +20,7 @@ def _cmd_presets(args):
     if args.kind in (None, "profiles"):
         out["profiles"] = {n: presets.profile_description(n) for n in presets.list_profiles()}
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(dumps_json(out))
         return
     for kind, items in out.items():
         print(f"{kind}:")

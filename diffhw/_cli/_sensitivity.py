@@ -1,12 +1,11 @@
 """`diffhw sensitivity`: elasticities of metrics to every hardware and technology
 parameter, a tornado chart, crossovers and curvature."""
 
-import json
 
 from .._errors import InputError, check_positive, did_you_mean
 from .._evaluation._design import design_values, metric_names
 from .._tools._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
-from ._common import DEFAULT_BATCH, design_of_args, fmt_number
+from ._common import DEFAULT_BATCH, design_of_args, dumps_json, fmt_number
 
 
 def _add_sensitivity(sub, common):
@@ -66,7 +65,7 @@ def _run_sensitivity(args):
         plot_tornado(rows, args.metric, args.plot, args.step)
         d["plot"] = args.plot
     if args.json:
-        print(json.dumps(d, indent=2))
+        print(dumps_json(d))
         return
     lines = [(f"diffhw sensitivity: {d['model']} on {d['hardware']}, batch {d['batch']:g}: "
               f"{args.metric} = {fmt_number(d['value'])}"),

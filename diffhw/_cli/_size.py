@@ -1,7 +1,6 @@
 """`diffhw size`: gradient sizing of one design, or of one design for a mix of workloads."""
 
 import argparse
-import json
 import math
 
 import numpy as np
@@ -11,7 +10,7 @@ from .._io._plot import figure
 from .._tools._sensitivity import sensitivity
 from .._tools._sizing._problem import Constraint, variable
 from .._tools._sizing._size import size
-from ._common import design_of_args, fmt_number
+from ._common import check_numbers, design_of_args, dumps_json, fmt_number
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
 SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
@@ -135,6 +134,7 @@ def _workload_args(args, items):
         setattr(ns, key.replace("-", "_"), value)
     if "tp" in items and "chips" not in items:
         ns.chips = None  # tp sets the chip count
+    check_numbers(ns, prefix="--workload ", flags={k.replace("-", "_") for k in numeric})
     return ns
 
 
@@ -195,7 +195,7 @@ def _run_size(args):
         _plot_trace(r, args.plot)
         d["plot"] = args.plot
     if args.json:
-        print(json.dumps(d, indent=2))
+        print(dumps_json(d))
     else:
         print(_size_table(d))
     if not r.feasible:

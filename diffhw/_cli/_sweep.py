@@ -1,15 +1,15 @@
 """`diffhw sweep`: a grid or random samples of designs, their Pareto front, a CSV and a
 plot. Its flags and JSON keys are part of the CLI's public contract."""
 
-import json
 import math
 
 import numpy as np
 
 from .._errors import InputError
-from .._evaluation._design import metric_names
+from .._evaluation._design import metric_names, set_values
+from .._evaluation._evaluate import bad_reasons, host_flags
 from .._tools._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
-from ._common import DEFAULT_BATCH, design_of_args
+from ._common import DEFAULT_BATCH, design_of_args, dumps_json
 
 DEFAULT_PARETO = "tpot_s:min,usd_per_million_tokens:min"
 VARY_FORM = "PATH=LOW:HIGH[:N][:log|lin] or PATH=V1,V2,..."
@@ -110,6 +110,19 @@ def _json_float(v):
     return v if math.isfinite(v) else None
 
 
+def _check_axes(design, axes, specs):
+    """Refuse a --vary range that reaches values the model does not allow (a command
+    line that asks for them is a typo; the Python API marks such designs infeasible)."""
+    for (path, values), spec in zip(axes.items(), specs, strict=True):
+        bounds = values[:2] if isinstance(values, tuple) else (np.min(values), np.max(values))
+        for v in bounds:
+            d = set_values(design, {path: float(v)})
+            flags = host_flags(d.hardware, d.workload, d.parallelism, d.technology)
+            if flags.any():
+                (reason,) = bad_reasons(flags[None], d.hardware, d.workload, d.parallelism, d.technology)
+                raise InputError("--vary", spec, f"values the model allows ({reason}; {v:g} is not)")
+
+
 def run(args):
     if not args.vary:
         raise InputError("--vary", None, f"at least one swept leaf, {VARY_FORM}")
@@ -139,6 +152,7 @@ def run(args):
     if args.plot is not None and len(objectives) < 2:
         raise InputError("--pareto", args.pareto, "two objectives for --plot (its x and y axes)")
 
+    _check_axes(design, axes, args.vary)
     result = sweep(design, axes, metrics=metrics, samples=args.samples, seed=args.seed, chunk=args.chunk,
                    progress=False if args.no_progress else None, max_points=args.max_points)
     front = result.pareto(objectives)
@@ -180,7 +194,7 @@ def run(args):
         "plot": args.plot,
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(dumps_json(summary))
         return
     print(_table(summary, result, front, list(axes), list(objectives), args.top))
 

@@ -242,7 +242,7 @@ def design_values(design: Design, tau=None, checked=True) -> dict:
 def check_design(design: Design) -> None:
     """`evaluate`'s value checks on a concrete design, outside `jit` (`InputError`
     naming the first failing field)."""
-    check_values(design.hardware, design.workload, design.parallelism)
+    check_values(design.hardware, design.workload, design.parallelism, design.technology)
 
 
 def anonymous(design: Design) -> Design:

@@ -82,48 +82,95 @@ class Metrics(eqx.Module):
         return jnp.argmax(parts, axis=0)
 
 
-#: The value checks of every evaluation: (leaf, what is allowed). Rates, sizes and counts
-#: are positive, latencies and overheads non-negative, efficiencies fractions.
+#: The value checks of every evaluation. Every float leaf of the hardware (its profile,
+#: tiers, near memory, network), the workload, the parallelism and the technology must
+#: be finite and >= 0; these leaves are held to a stricter rule: rates, sizes and counts
+#: positive, latencies and overheads non-negative, efficiencies and shares fractions.
 _POSITIVE = ("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.flop_per_s_fp8",
              "hardware.flop_per_s_int8", "hardware.flop_per_s_fp4", "hardware.memory_capacity_bytes",
              "hardware.memory_bandwidth_bytes_per_s", "hardware.link_bandwidth_bytes_per_s",
              "hardware.profile.max_batched_tokens", "workload.batch", "workload.input_tokens",
-             "workload.output_tokens", "parallelism.tp", "parallelism.pp", "parallelism.dp", "parallelism.ep")
-_NONNEG = ("hardware.link_latency_s", "hardware.message_latency_s", "hardware.profile.collective_latency_s",
-           "hardware.profile.collective_step_latency_s", "hardware.profile.sequence_overhead_s",
-           "hardware.profile.step_overhead_s", "hardware.profile.layer_overhead_s",
-           "hardware.profile.compute_half_rows")
+             "workload.output_tokens", "parallelism.tp", "parallelism.pp", "parallelism.dp", "parallelism.ep",
+             "workload.weight_precision.bits", "workload.activation_precision.bits", "workload.kv_precision.bits",
+             "technology.lifetime_s", "technology.facility_lifetime_s", "technology.reticle_mm2",
+             "technology.wafer_diameter_mm", "technology.yield_alpha", "technology.interposer_area_factor",
+             "technology.server_capex_multiplier", "technology.server_power_ratio",
+             "technology.chip_price_multiplier", "technology.compute_mm2_per_flop_per_s",
+             "technology.sram_mm2_per_byte", "technology.wafer_usd")
 _FRACTIONS = ("hardware.profile.bandwidth_efficiency", "hardware.profile.compute_efficiency",
-              "hardware.profile.network_efficiency", "hardware.profile.memory_utilization")
-_CHECKS = (tuple((p, "> 0 and finite") for p in _POSITIVE) + tuple((p, ">= 0 and finite") for p in _NONNEG)
-           + tuple((p, "in (0, 1] and finite") for p in _FRACTIONS))
-#: What each kind of check lets through (NaN passes none).
+              "hardware.profile.network_efficiency", "hardware.profile.memory_utilization",
+              "technology.bond_yield")
+_UNIT = ("technology.static_fraction", "technology.network_capex_fraction", "technology.on_interposer",
+         "technology.memory_on_die", "hardware.network.packet_sram_fraction")
+_RULES = {**{p: "> 0 and finite" for p in _POSITIVE}, **{p: "in (0, 1] and finite" for p in _FRACTIONS},
+          **{p: "in [0, 1] and finite" for p in _UNIT}, "technology.pue": ">= 1 and finite"}
+_DEFAULT_RULE = ">= 0 and finite"
+#: What each kind of check lets through (NaN passes none); `xp` is jax.numpy or numpy.
 _PASSES = {
-    "> 0 and finite": lambda v: jnp.isfinite(v) & (v > 0),
-    ">= 0 and finite": lambda v: jnp.isfinite(v) & (v >= 0),
-    "in (0, 1] and finite": lambda v: (v > 0) & (v <= 1),
+    "> 0 and finite": lambda v, xp=jnp: xp.isfinite(v) & (v > 0),
+    ">= 0 and finite": lambda v, xp=jnp: xp.isfinite(v) & (v >= 0),
+    "in (0, 1] and finite": lambda v, xp=jnp: (v > 0) & (v <= 1),
+    "in [0, 1] and finite": lambda v, xp=jnp: (v >= 0) & (v <= 1),
+    ">= 1 and finite": lambda v, xp=jnp: xp.isfinite(v) & (v >= 1),
 }
 
 
-def _leaf(hw, wl, par, path):
-    root, *attrs = path.split(".")
-    node = {"hardware": hw, "workload": wl, "parallelism": par}[root]
-    for a in attrs:
-        node = getattr(node, a)
-    return node
+def _path_name(path) -> str:
+    out = ""
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey):
+            out += str(k.key)
+        elif isinstance(k, jax.tree_util.GetAttrKey):
+            out += "." + k.name
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            out += f"[{k.idx}]"
+        else:
+            out += str(k)
+    return out
 
 
-def _bad_values(hw: Hardware, wl: Workload, par: Parallelism):
-    """One flag per `_CHECKS` entry, true when the check fails."""
-    return jnp.stack([jnp.any(~_PASSES[allowed](_leaf(hw, wl, par, path))) for path, allowed in _CHECKS])
+def _is_number(x) -> bool:
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, (int, float)):
+        return True
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
 
 
-def _checked(hw: Hardware, wl: Workload, par: Parallelism):
+def _check_table(hw, wl, par, tech=None):
+    """``[(path, allowed, leaf)]``: every numeric leaf of the design with its rule,
+    grouped by rule, scalars first (the order of `_bad_values`' flags). Depends only on
+    the structure, so a trace and the host agree on it."""
+    tree = {"hardware": hw, "workload": wl, "parallelism": par}
+    if tech is not None:
+        tree["technology"] = tech
+    rows = [(_path_name(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0] if _is_number(leaf)]
+    rows = [(name, _RULES.get(name, _DEFAULT_RULE), leaf) for name, leaf in rows]
+    order = {rule: i for i, rule in enumerate(_PASSES)}
+    return sorted(rows, key=lambda r: (np.size(r[2]) != 1, order[r[1]]))
+
+
+def _bad_values(hw: Hardware, wl: Workload, par: Parallelism, tech=None):
+    """One flag per `_check_table` row, true when its check fails (one vectorised test
+    per rule, so the checks add few operations to the program)."""
+    rows = _check_table(hw, wl, par, tech)
+    flags = []
+    for rule, test in _PASSES.items():
+        scalars = [jnp.reshape(jnp.asarray(leaf, dtype=float), (1,)) for _, r, leaf in rows
+                   if r == rule and np.size(leaf) == 1]
+        if scalars:
+            flags.append(~test(jnp.concatenate(scalars)))
+    arrays = [jnp.reshape(jnp.any(~_PASSES[r](jnp.asarray(leaf, dtype=float))), (1,))
+              for _, r, leaf in rows if np.size(leaf) != 1]
+    return jnp.concatenate(flags + arrays)
+
+
+def _checked(hw: Hardware, wl: Workload, par: Parallelism, tech=None):
     """The value checks inside `jit`, for traced values (a user's `jit`, `grad`, `vmap`):
     raises (via `eqx.branched_error_if`, a host callback) naming the first failing
     field."""
-    msgs = [f"{path} must be {allowed}" for path, allowed in _CHECKS]
-    bad = _bad_values(hw, wl, par)
+    msgs = [f"{path} must be {allowed}" for path, allowed, _ in _check_table(hw, wl, par, tech)]
+    bad = _bad_values(hw, wl, par, tech)
     return eqx.branched_error_if(hw, jnp.any(bad), jnp.argmax(bad), msgs)
 
 
@@ -131,38 +178,55 @@ def _is_traced(*trees) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(trees))
 
 
-def _raise_bad(bad, hw, wl, par):
+def bad_reasons(bad, hw, wl, par, tech=None) -> list:
+    """``"path = value: must be ..."`` for each row of flags `bad` (shape ``(n,
+    checks)``, from `_bad_values` under `vmap`) whose check fails, ``""`` for one that
+    passes; the value shown is the base design's unless it is swept."""
+    bad = np.asarray(bad).reshape(-1, np.shape(bad)[-1])
+    rows = _check_table(hw, wl, par, tech)
+    out = []
+    for b in bad:
+        if not b.any():
+            out.append("")
+            continue
+        path, allowed, _ = rows[int(np.argmax(b))]
+        out.append(f"{path} must be {allowed}")
+    return out
+
+
+def _raise_bad(bad, hw, wl, par, tech=None):
     """Outside `jit`: raise `InputError` naming the first failing check of `bad` (the
     flags of `_bad_values`, computed by the compiled program)."""
     bad = np.asarray(bad)
     if not bad.any():
         return
-    path, allowed = _CHECKS[int(np.argmax(bad))]
-    value = np.asarray(_leaf(hw, wl, par, path))
+    path, allowed, leaf = _check_table(hw, wl, par, tech)[int(np.argmax(bad))]
+    value = np.asarray(leaf, dtype=float)
     raise InputError(path, float(value) if value.ndim == 0 else value.tolist(), allowed)
 
 
-def _call_checked(jitted, hw, model, wl, par, *rest):
+def _call_checked(jitted, hw, model, wl, par, *rest, tech=None):
     """Call a compiled entry point that returns ``(result, flags)``: traced values are
     checked inside it; for concrete ones it compiles without the check (no host
     callback, so JAX can cache it) and the flags it returns are raised on here."""
     traced = _is_traced(hw, wl, par, rest)
     out, bad = jitted(hw, model, wl, par, *rest, traced)
     if not traced:
-        _raise_bad(bad, hw, wl, par)
+        _raise_bad(bad, hw, wl, par, tech)
     return out
 
 
-@filter_jit
-def _bad_jit(hw, wl, par):
-    return _bad_values(hw, wl, par)
+def host_flags(hw: Hardware, wl: Workload, par: Parallelism, tech: Technology | None = None):
+    """`_bad_values` on concrete values, in numpy on the host (nothing to compile)."""
+    return np.array([not np.all(_PASSES[allowed](np.asarray(leaf, dtype=float), np))
+                     for _, allowed, leaf in _check_table(hw, wl, par, tech)], dtype=bool)
 
 
-def check_values(hw: Hardware, wl: Workload, par: Parallelism) -> None:
+def check_values(hw: Hardware, wl: Workload, par: Parallelism, tech: Technology | None = None) -> None:
     """The value checks of `evaluate` on concrete values, outside `jit`: raises
     `InputError` naming the first failing field, the value and what is allowed. Tools
     run it once on what they will evaluate, then compile without the checks."""
-    _raise_bad(_bad_jit(hw, wl, par), hw, wl, par)
+    _raise_bad(host_flags(hw, wl, par, tech), hw, wl, par, tech)
 
 
 def _tier_ratios(hw, stored):
@@ -200,7 +264,7 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
     program (`_checked`: a host callback, which keeps the program out of JAX's
     persistent compilation cache); without, the caller has checked the values."""
     if checked:
-        hw = _checked(hw, wl, par)
+        hw = _checked(hw, wl, par, tech)
     dec, dec_work = tpot(hw, model, wl, par, tau)
     pre, pre_work = ttft(hw, model, wl, par, tau)
     t_tok, t_first = dec.total_s, pre.total_s
@@ -296,7 +360,7 @@ def evaluate(
     **Returns:** a `Metrics`.
     """
     hardware, model, technology = _anonymous(hardware, model, technology)
-    return _call_checked(_evaluate_jit, hardware, model, workload, parallelism, tau, technology)
+    return _call_checked(_evaluate_jit, hardware, model, workload, parallelism, tau, technology, tech=technology)
 
 
 @filter_jit
@@ -314,7 +378,7 @@ def _evaluate_jit(
     callback raises); concrete ones return their flags for `evaluate` to raise on, so
     the compiled program has no callback."""
     m = _metrics(hardware, model, workload, parallelism, tau, technology, checked=traced)
-    return m, _bad_values(hardware, workload, parallelism)
+    return m, _bad_values(hardware, workload, parallelism, technology)
 
 
 class ThroughputResult(eqx.Module):
@@ -362,7 +426,8 @@ def max_throughput(
     """
     hardware, model, technology = _anonymous(hardware, model, technology)
     limits = jnp.asarray(tpot_limit_s, dtype=float), jnp.asarray(ttft_limit_s, dtype=float)
-    return _call_checked(_max_throughput_jit, hardware, model, workload, parallelism, *limits, tau, technology)
+    return _call_checked(_max_throughput_jit, hardware, model, workload, parallelism, *limits, tau, technology,
+                         tech=technology)
 
 
 @filter_jit
@@ -414,7 +479,7 @@ def _max_throughput_jit(
     ok = sc[j] > 0.0
     batch = jnp.where(ok, cands[j], 0.0)
     metrics = run(jnp.where(ok, cands[j], 1.0), technology)
-    return ThroughputResult(batch, best, ok, metrics), _bad_values(hw, wl, par)
+    return ThroughputResult(batch, best, ok, metrics), _bad_values(hw, wl, par, technology)
 
 
 def bound_name(metrics: Metrics) -> str:

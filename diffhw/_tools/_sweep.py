@@ -40,7 +40,7 @@ from .._evaluation._design import (
     metric_names,
     set_values,
 )
-from .._evaluation._evaluate import _checked
+from .._evaluation._evaluate import _bad_values, _check_table, _raise_bad, bad_reasons, host_flags
 from .._evaluation._report import ECONOMICS_KEYS
 from .._io._plot import figure
 from .._jit import filter_jit
@@ -52,6 +52,9 @@ DEFAULT_CHUNK = 4096
 #: designs hold ~0.4 GB of results).
 MAX_POINTS = 1_000_000
 
+#: The output column of the value checks' flags (not a metric).
+_BAD = "_invalid"
+_SENTINEL = -7.25e-77  # a value no leaf has
 #: The metric that says whether a design fits in memory.
 _FIT_METRIC = "memory_margin"
 
@@ -63,10 +66,13 @@ class SweepResult:
     - `inputs`: path -> values of the swept leaves (float64), in the order of `axes`.
     - `metrics`: metric name -> values (float64), names as in `diffhw.metric_names`.
     - `feasible`: bool per design: it fits in memory (``memory_margin >= 0``) and no
-      metric is NaN. Infinite values are kept (an unlimited tier lifetime is ``inf``).
+      metric is NaN and its values pass the value checks. Infinite values are kept (an unlimited tier lifetime is ``inf``).
     - `devices`: how many devices held the evaluated chunks (from the output arrays'
       sharding).
     - `wall_s`: wall time of the evaluation, compilation included.
+    - `invalid`: per design, why a swept value is invalid (a NaN, a negative rate, a
+      fraction above 1), ``""`` when it is valid; None when every design is valid (see
+      `reasons`). An invalid design is infeasible and its metrics are not meaningful.
 
     ``result[name]`` gives any column (an input path, a metric or ``"feasible"``).
     """
@@ -76,6 +82,13 @@ class SweepResult:
     feasible: np.ndarray
     devices: int = 1
     wall_s: float = 0.0
+    invalid: np.ndarray | None = None
+
+    @property
+    def reasons(self) -> np.ndarray:
+        """Per design, why its values are invalid (``"workload.batch must be > 0 and
+        finite"``: it is then infeasible), ``""`` for a valid one."""
+        return np.full(len(self), "", dtype=object) if self.invalid is None else self.invalid
 
     def __len__(self):
         return int(self.feasible.shape[0])
@@ -403,8 +416,11 @@ def _check_metrics(design, metrics):
 @filter_jit(throughput=True)  # sweeps evaluate many designs per call
 def _chunk_jit(base, paths, names, tau, sharding, columns):
     def one(*xs):
-        values = design_values(set_values(base, dict(zip(paths, xs, strict=True))), tau, checked=False)
-        return {k: values[k] for k in names}
+        d = set_values(base, dict(zip(paths, xs, strict=True)))
+        values = design_values(d, tau, checked=False)
+        out = {k: values[k] for k in names}
+        out[_BAD] = _bad_values(d.hardware, d.workload, d.parallelism, d.technology)
+        return out
 
     out = jax.vmap(one)(*columns)
     if sharding is not None:
@@ -412,40 +428,19 @@ def _chunk_jit(base, paths, names, tau, sharding, columns):
     return out
 
 
-@filter_jit
-def _check_jit(base, paths, columns):
-    def one(*xs):
-        d = set_values(base, dict(zip(paths, xs, strict=True)))
-        return _checked(d.hardware, d.workload, d.parallelism).memory_bandwidth_bytes_per_s
-
-    return jax.vmap(one)(*columns)
-
-
-def _check_values(base, points):
-    """Run the model's value checks (`eqx.error_if`, which survive `jit`) on the swept
-    values, unsharded, before the sharded evaluation: an error raised inside a sharded
-    computation stalls the other devices. The checks are per-leaf intervals (positive,
-    non-negative, a fraction), so each axis's smallest and largest values suffice."""
-    paths = tuple(points)
-    lows = {p: float(np.min(v)) for p, v in points.items()}
-    highs = {p: float(np.max(v)) for p, v in points.items()}
-    base_v = {p: float(get_value(base, p)) for p in paths}
-
-    def batch(which):
-        rows = [dict(base_v, **{q: extreme[q]}) for q in which for extreme in (lows, highs)]
-        return tuple(np.array([r[p] for r in rows], dtype=np.asarray(get_value(base, p)).dtype) for p in paths)
-
-    try:
-        jax.block_until_ready(_check_jit(base, paths, batch(paths)))
-    except eqx.EquinoxRuntimeError:
-        for p in paths:
-            try:
-                jax.block_until_ready(_check_jit(base, paths, batch((p,))))
-            except eqx.EquinoxRuntimeError as e:
-                reason = next((ln for ln in str(e).splitlines() if "must be" in ln), str(e))
-                reason = reason.rsplit(": ", 1)[-1].strip()
-                raise InputError(f"axes[{p!r}]", f"values from {lows[p]:g} to {highs[p]:g}", reason) from None
-        raise
+def _check_base(base, paths):
+    """Refuse (`InputError`) a bad value of a leaf no axis sweeps: it would spoil every
+    design. Bad swept values only mark their own designs infeasible (`SweepResult.reasons`)."""
+    flags = host_flags(base.hardware, base.workload, base.parallelism, base.technology)
+    if not flags.any():
+        return
+    # The leaves an axis touches: those that change when every axis is set to a sentinel.
+    probe = set_values(base, {p: _SENTINEL for p in paths})
+    rows = zip(_check_table(base.hardware, base.workload, base.parallelism, base.technology),
+               _check_table(probe.hardware, probe.workload, probe.parallelism, probe.technology), strict=True)
+    touched = [not np.array_equal(np.asarray(a[2]), np.asarray(b[2]), equal_nan=True) for a, b in rows]
+    flags &= ~np.asarray(touched, dtype=bool)
+    _raise_bad(flags, base.hardware, base.workload, base.parallelism, base.technology)
 
 
 def _devices(devices):
@@ -504,7 +499,7 @@ def sweep(design: Design, axes: dict, metrics=None, samples=None, seed=0, chunk=
     dtypes = [np.asarray(get_value(base, p)).dtype for p in paths]
     cols = [np.asarray(points[p], dtype=dt) for p, dt in zip(paths, dtypes, strict=True)]
     inputs = {p: c.astype(np.float64) for p, c in zip(paths, cols, strict=True)}  # as evaluated
-    _check_values(base, {p: c for p, c in zip(paths, cols, strict=True)})
+    _check_base(base, paths)
 
     devs = _devices(devices)
     multi = jax.process_count() > 1
@@ -524,6 +519,8 @@ def sweep(design: Design, axes: dict, metrics=None, samples=None, seed=0, chunk=
         base = jax.device_put(base, devs[0])
 
     out = {k: np.empty(n, dtype=np.float64) for k in names}
+    out[_BAD] = np.zeros((n, len(_check_table(base.hardware, base.workload, base.parallelism, base.technology))),
+                         dtype=bool)
     used = 1
     starts = list(range(0, n, size))
     bar = _progress(progress if progress is not None else (None if len(starts) > 1 else False), n)
@@ -544,10 +541,15 @@ def sweep(design: Design, axes: dict, metrics=None, samples=None, seed=0, chunk=
     used = _collect(pending, out, multi)
     bar.update(pending[2] - pending[1])
     bar.close()
-    feasible = out[_FIT_METRIC] >= 0.0
+    bad = out.pop(_BAD)
+    feasible = (out[_FIT_METRIC] >= 0.0) & ~bad.any(axis=1)
     for k in names:
         feasible &= ~np.isnan(out[k])
-    return SweepResult(inputs, out, feasible, used, time.perf_counter() - t0)
+    reasons = None
+    if bad.any():
+        reasons = np.array(bad_reasons(bad, base.hardware, base.workload, base.parallelism, base.technology),
+                           dtype=object)
+    return SweepResult(inputs, out, feasible, used, time.perf_counter() - t0, reasons)
 
 
 def _global(piece, sharding):
