@@ -14,7 +14,7 @@ from .._hardware._hardware import TOPOLOGIES, Hardware
 from .._hardware._memory import DATA_CLASSES, Placement
 from .._hardware._near_memory import NearMemory
 from .._hardware._profile import Profile
-from ._files import number, preset_names, read_hardware_toml, resolve, unknown_keys
+from ._files import number, preset_names, range_text, read_hardware_toml, resolve, string, unknown_keys
 from ._profiles import load_profile
 from ._technology import tier_from_technology
 
@@ -33,6 +33,69 @@ _HW_NETWORK = {"link_bandwidth_gb_s", "topology", "link_latency_us", "message_la
 _HW_POWER = {"tdp_w"}
 _HW_PHYSICAL = {"process", "die_area_mm2", "transistors_billion", "launch_price_usd"}
 
+#: Physical range of each number a hardware file may hold, in the file's unit: field ->
+#: (lo, hi, unit). Each is far wider than any real or plausible chip, so only a typo or a
+#: unit slip is refused (instead of reaching the model as NaN/inf); where the loader
+#: allows 0 (an optional feature left out) it is allowed as well as the range.
+BOUNDS = {
+    # [compute], [near_memory]: shipped 2.8 (phone NPU fp32) .. 62,500 (Cerebras WSE-3 bf16); 1 GFLOP/s .. 1 EFLOP/s
+    "fp32_tflops": (1e-3, 1e6, "TFLOP/s"),
+    "bf16_tflops": (1e-3, 1e6, "TFLOP/s"),
+    "fp8_tflops": (1e-3, 1e6, "TFLOP/s"),
+    "int8_tops": (1e-3, 1e6, "TOP/s"),
+    "fp4_tflops": (1e-3, 1e6, "TFLOP/s"),
+    "flop_tflops": (1e-3, 1e6, "TFLOP/s"),
+    # [memory]: shipped 0.23 GB (Groq LPU SRAM) .. 384 GB per chip; 1 MB .. 1 PB
+    "capacity_gb": (1e-3, 1e6, "GB"),
+    # shipped 0.077 (phone) .. 21,000 TB/s (WSE-3 on-wafer SRAM); 1 MB/s .. 1 EB/s
+    "bandwidth_tb_s": (1e-6, 1e6, "TB/s"),
+    # shipped 6 (V100) .. 44,000 MB (WSE-3's 44 GB of SRAM); up to 1 TB of SRAM
+    "sram_mb": (0.0, 1e6, "MB"),
+    # [network]: shipped 1.25 .. 900 GB/s per link; 1 MB/s .. 1 PB/s
+    "link_bandwidth_gb_s": (1e-3, 1e6, "GB/s"),
+    # latencies: shipped 0.05 .. 2 us; up to 1 s
+    "link_latency_us": (0.0, 1e6, "us"),
+    "message_latency_us": (0.0, 1e6, "us"),
+    "sram_landing_latency_us": (0.0, 1e6, "us"),
+    "dram_landing_latency_us": (0.0, 1e6, "us"),
+    "straggler_scale_us": (0.0, 1e6, "us"),
+    # a collective's timeout: default 1e6 us (1 s); NCCL's own is 10-30 min; up to ~3 h
+    "straggler_timeout_us": (1e-3, 1e10, "us"),
+    # switch ports: default 64; below 8 no real switch, and at <= 4 the fat-tree/dragonfly formulas divide by 0
+    "switch_radix": (8.0, 1e6, "ports"),
+    # torus dimensions: default 6; 64 dimensions of side 2 already hold 2**64 chips
+    "torus_dims": (1.0, 64.0, "dimensions"),
+    # [power]: shipped 72 (L4) .. 23,000 W (a whole CS-3 system); up to 1 MW
+    "tdp_w": (0.0, 1e6, "W"),
+    # [physical]: shipped 294 .. 46,225 mm2 (WSE-3, a whole wafer); 1 mm2 .. 1 m2
+    "die_area_mm2": (1.0, 1e6, "mm2"),
+    # shipped 21 .. 4,000 billion (WSE-3); 1 million .. 1e15 transistors
+    "transistors_billion": (1e-3, 1e6, "billion"),
+    # shipped $1,599 .. $2.5M (a whole CS-3 system); up to $100M
+    "launch_price_usd": (0.0, 1e8, "USD"),
+    # default_chips: shipped 1 .. 72 (GB200 NVL72); up to a million-chip cluster
+    "default_chips": (1.0, 1e6, "chips"),
+    # [[tiers]]: shipped 8 devices; fractional (relaxed) counts allowed; up to a million stacks
+    "devices": (1e-3, 1e6, "devices"),
+    # shipped 40 MB; up to 1 TB
+    "prefetch_buffer_mb": (0.0, 1e6, "MB"),
+    # [near_memory]: shipped 0.3 .. 1 pJ/FLOP and 0.8 .. 1.22 pJ/bit; 1e-4 (beyond any device) .. 1e4 (over 100x an old CPU)
+    "pj_per_flop": (1e-4, 1e4, "pJ/FLOP"),
+    "pj_per_bit": (1e-4, 1e4, "pJ/bit"),
+    # shipped 1 .. 8 x main-memory bandwidth
+    "bandwidth_multiple": (1e-3, 1e4, "x"),
+    # shipped 32 .. 48,000 MB per unit; 1 kB .. 1 PB (the capacity's own bound)
+    "shard_mb": (1e-3, 1e9, "MB"),
+    # default 1e9 W/mm2 (no thermal cap); shipped 0.5 W/mm2; 1 uW/mm2 .. 1e10
+    "power_density_w_per_mm2": (1e-6, 1e10, "W/mm2"),
+    # default 1 mm2, shipped 968 mm2; the die area's range, from 1e-3 mm2
+    "footprint_mm2": (1e-3, 1e6, "mm2"),
+    # hybrid bonding gives a few TB/s per mm2; up to 1e7 GB/s per mm2
+    "bandwidth_density_gb_s_per_mm2": (0.0, 1e7, "GB/s per mm2"),
+    # shipped 1.5; a die 1000x cheaper or dearer than its host's share
+    "price_multiplier": (1e-3, 1e3, "x"),
+}
+
 # Defaults for fields a user's file may leave out, with their source.
 #: Per-hop latency: a cut-through switch hop is 0.1-0.6 us (PAPER.md, latency anchors).
 DEFAULT_LINK_LATENCY_US = 0.5
@@ -45,6 +108,20 @@ def list_hardware():
     return preset_names("hardware", ".toml")
 
 
+def _num(where, table, field, default=None, **kw):
+    """`table[field]` (or `default`) checked as a number in its physical range (`BOUNDS`)."""
+    lo, hi, unit = BOUNDS[field]
+    value = table[field] if default is None else table.get(field, default)
+    return number(where, field, value, lo=lo, hi=hi, unit=unit, **kw)
+
+
+def _choice(where, field, value, allowed):
+    """A text field that must be one of `allowed`."""
+    if not isinstance(value, str) or value not in allowed:
+        raise InputError(f"{where}: {field}", value, "one of " + ", ".join(allowed))
+    return value
+
+
 def load_hardware(name_or_path, profile=None) -> Hardware:
     """A `Hardware` from a preset name (``"h100-sxm"``) or a TOML file a user wrote.
 
@@ -55,7 +132,8 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
     direction), ``topology``, ``link_latency_us``, ``message_latency_us``; ``[power]``
     ``tdp_w``. A chip without a format runs it on the next wider one: fp4 -> fp8 ->
     bf16, int8 -> fp8 -> bf16; a missing fp32 peak is taken as bf16 / 4 (FP32 matrix
-    work emulated in several BF16 passes) and marked so.
+    work emulated in several BF16 passes) and marked so. Every number must lie in its
+    physical range (`BOUNDS`).
 
     `profile` (a name, a file or a `Profile`) overrides the file's ``profile = "..."``,
     whose default is ``"default"``.
@@ -64,6 +142,9 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
     where = str(path)
     d = read_hardware_toml(path)
     unknown_keys(where, d, _HW_TOP)
+    name = string(where, "name", d.get("name"), path.stem)
+    description = string(where, "description", d.get("description"))
+    string(where, "vendor", d.get("vendor"))
     tables = {}
     for key, allowed, required in (
         ("compute", _HW_COMPUTE, {"bf16_tflops"}),
@@ -80,51 +161,46 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
             if r not in t:
                 raise InputError(f"{where} [{key}]: {r}", None, "a value (the key is missing)")
         tables[key] = t
-    c, m, n, pw = tables["compute"], tables["memory"], tables["network"], tables["power"]
+    c, m, n, pw, ph = (tables[k] for k in ("compute", "memory", "network", "power", "physical"))
+    wc, wm, wn = f"{where} [compute]", f"{where} [memory]", f"{where} [network]"
 
     def tf(k):
-        return number(f"{where} [compute]", k, c[k]) * units.TFLOP_PER_S if k in c else None
+        return _num(wc, c, k) * units.TFLOP_PER_S if k in c else None
 
     bf16 = tf("bf16_tflops")
     fp8 = tf("fp8_tflops") or bf16
     int8 = tf("int8_tops") or fp8
     fp4 = tf("fp4_tflops") or fp8
     fp32 = tf("fp32_tflops") or bf16 / 4.0
-    topology = n.get("topology", "switch")
-    if topology not in TOPOLOGIES:
-        raise InputError(f"{where} [network]: topology", topology, "one of " + ", ".join(TOPOLOGIES))
+    string(wm, "type", m.get("type"))
+    string(f"{where} [physical]", "process", ph.get("process"))
+    for k in ("die_area_mm2", "transistors_billion", "launch_price_usd"):  # not modelled; checked all the same
+        if k in ph:
+            _num(f"{where} [physical]", ph, k, allow_zero=BOUNDS[k][0] == 0)
+    topology = _choice(wn, "topology", n.get("topology", "switch"), TOPOLOGIES)
     chips = d.get("default_chips", 1)
-    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
-        raise InputError(f"{where}: default_chips", chips, "a whole number >= 1")
+    if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= BOUNDS["default_chips"][1]:
+        raise InputError(f"{where}: default_chips", chips, "a whole number " + range_text(*BOUNDS["default_chips"]))
     if isinstance(profile, Profile):
         prof = profile
     else:
-        prof = load_profile(profile or d.get("profile", "default"))
+        prof = load_profile(profile or string(where, "profile", d.get("profile"), "default"))
     tiers, placement_, access = _tiers(where, d)
     near = _near_memory(where, d, ["main"] + [t.name for t in tiers])
-    network = _network_options(f"{where} [network]", n)
+    network = _network_options(wn, n)
     return Hardware(
         flop_per_s_fp32=fp32,
         flop_per_s_bf16=bf16,
         flop_per_s_fp8=fp8,
         flop_per_s_int8=int8,
         flop_per_s_fp4=fp4,
-        memory_capacity_bytes=number(f"{where} [memory]", "capacity_gb", m["capacity_gb"]) * units.GB,
-        memory_bandwidth_bytes_per_s=number(f"{where} [memory]", "bandwidth_tb_s", m["bandwidth_tb_s"])
-        * units.TB_PER_S,
-        sram_bytes=number(f"{where} [memory]", "sram_mb", m.get("sram_mb", 0.0), allow_zero=True) * units.MB,
-        link_bandwidth_bytes_per_s=number(
-            f"{where} [network]", "link_bandwidth_gb_s", n["link_bandwidth_gb_s"]
-        ) * units.GB_PER_S,
-        link_latency_s=number(
-            f"{where} [network]", "link_latency_us", n.get("link_latency_us", DEFAULT_LINK_LATENCY_US),
-            allow_zero=True,
-        ) * units.US,
-        message_latency_s=number(
-            f"{where} [network]", "message_latency_us",
-            n.get("message_latency_us", DEFAULT_MESSAGE_LATENCY_US), allow_zero=True,
-        ) * units.US,
-        tdp_w=number(f"{where} [power]", "tdp_w", pw.get("tdp_w", 0.0), allow_zero=True),
+        memory_capacity_bytes=_num(wm, m, "capacity_gb") * units.GB,
+        memory_bandwidth_bytes_per_s=_num(wm, m, "bandwidth_tb_s") * units.TB_PER_S,
+        sram_bytes=_num(wm, m, "sram_mb", 0.0, allow_zero=True) * units.MB,
+        link_bandwidth_bytes_per_s=_num(wn, n, "link_bandwidth_gb_s") * units.GB_PER_S,
+        link_latency_s=_num(wn, n, "link_latency_us", DEFAULT_LINK_LATENCY_US, allow_zero=True) * units.US,
+        message_latency_s=_num(wn, n, "message_latency_us", DEFAULT_MESSAGE_LATENCY_US, allow_zero=True) * units.US,
+        tdp_w=_num(f"{where} [power]", pw, "tdp_w", 0.0, allow_zero=True),
         profile=prof,
         tiers=tiers,
         placement=placement_,
@@ -133,33 +209,29 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         tier_access=access,
         topology=topology,
         default_chips=chips,
-        name=str(d.get("name", path.stem)),
-        description=str(d.get("description", "")),
+        name=name,
+        description=description,
     )
 
 
 def _network_options(w, n):
     """`NetworkOptions` from the optional keys of a ``[network]`` table."""
 
-    algo = n.get("algorithm", "auto")
-    if algo not in ALLREDUCE_ALGORITHMS:
-        raise InputError(f"{w}: algorithm", algo, "one of " + ", ".join(ALLREDUCE_ALGORITHMS))
+    algo = _choice(w, "algorithm", n.get("algorithm", "auto"), ALLREDUCE_ALGORITHMS)
     innet = n.get("in_network_reduction", False)
     if not isinstance(innet, bool):
         raise InputError(f"{w}: in_network_reduction", innet, "true or false")
     us = units.US
     stragglers = "straggler_scale_us" in n
     return NetworkOptions(
-        switch_radix=number(w, "switch_radix", n.get("switch_radix", 64.0)),
-        torus_dims=number(w, "torus_dims", n.get("torus_dims", 6.0)),
-        packet_sram_fraction=number(w, "packet_sram_fraction", n.get("packet_sram_fraction", 0.0),
-                                  allow_zero=True, fraction=True) if n.get("packet_sram_fraction", 0.0) else 0.0,
-        sram_landing_latency_s=number(w, "sram_landing_latency_us", n.get("sram_landing_latency_us", 0.0),
-                                    allow_zero=True) * us,
-        dram_landing_latency_s=number(w, "dram_landing_latency_us", n.get("dram_landing_latency_us", 0.0),
-                                    allow_zero=True) * us,
-        straggler_scale_s=number(w, "straggler_scale_us", n.get("straggler_scale_us", 0.0), allow_zero=True) * us,
-        straggler_timeout_s=number(w, "straggler_timeout_us", n.get("straggler_timeout_us", 1e6)) * us,
+        switch_radix=_num(w, n, "switch_radix", 64.0),
+        torus_dims=_num(w, n, "torus_dims", 6.0),
+        packet_sram_fraction=0.0 if n.get("packet_sram_fraction") is None else number(
+            w, "packet_sram_fraction", n["packet_sram_fraction"], allow_zero=True, fraction=True),
+        sram_landing_latency_s=_num(w, n, "sram_landing_latency_us", 0.0, allow_zero=True) * us,
+        dram_landing_latency_s=_num(w, n, "dram_landing_latency_us", 0.0, allow_zero=True) * us,
+        straggler_scale_s=_num(w, n, "straggler_scale_us", 0.0, allow_zero=True) * us,
+        straggler_timeout_s=_num(w, n, "straggler_timeout_us", 1e6) * us,
         algorithm=algo,
         in_network_reduction=innet,
         stragglers=stragglers,
@@ -179,28 +251,27 @@ def _near_memory(where, d, tier_names):
     for k in ("flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb"):
         if k not in t:
             raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
-    if float(t.get("capacity_penalty", 0.0)) >= 1.0:
+    penalty = number(w, "capacity_penalty", t.get("capacity_penalty", 0.0), allow_zero=True)
+    if penalty >= 1.0:
         raise InputError(f"{w}: capacity_penalty", t["capacity_penalty"], "a fraction in [0, 1)")
-    tier = t.get("tier", "main")
-    if tier not in tier_names:
-        raise InputError(f"{w}: tier", tier, "one of " + ", ".join(tier_names))
+    tier = _choice(w, "tier", t.get("tier", "main"), tier_names)
     return NearMemory(
-        flop_per_s=number(w, "flop_tflops", t["flop_tflops"]) * units.TFLOP_PER_S,
-        j_per_flop=number(w, "pj_per_flop", t["pj_per_flop"]) * units.PJ,
-        bandwidth_multiple=number(w, "bandwidth_multiple", t["bandwidth_multiple"]),
-        j_per_byte=number(w, "pj_per_bit", t["pj_per_bit"]) * units.PJ * units.BITS_PER_BYTE,
-        shard_bytes=number(w, "shard_mb", t["shard_mb"]) * units.MB,
+        flop_per_s=_num(w, t, "flop_tflops") * units.TFLOP_PER_S,
+        j_per_flop=_num(w, t, "pj_per_flop") * units.PJ,
+        bandwidth_multiple=_num(w, t, "bandwidth_multiple"),
+        j_per_byte=_num(w, t, "pj_per_bit") * units.PJ * units.BITS_PER_BYTE,
+        shard_bytes=_num(w, t, "shard_mb") * units.MB,
         offload_fraction=number(w, "offload_fraction", t.get("offload_fraction", 1.0), allow_zero=True, fraction=True),
-        power_density_w_per_mm2=number(w, "power_density_w_per_mm2", t.get("power_density_w_per_mm2", 1e9)),
-        footprint_mm2=number(w, "footprint_mm2", t.get("footprint_mm2", 1.0)),
-        bandwidth_density_bytes_per_s_per_mm2=number(
-            w, "bandwidth_density_gb_s_per_mm2", t.get("bandwidth_density_gb_s_per_mm2", 0.0), allow_zero=True
+        power_density_w_per_mm2=_num(w, t, "power_density_w_per_mm2", 1e9),
+        footprint_mm2=_num(w, t, "footprint_mm2", 1.0),
+        bandwidth_density_bytes_per_s_per_mm2=_num(
+            w, t, "bandwidth_density_gb_s_per_mm2", 0.0, allow_zero=True
         ) * units.GB_PER_S,
-        capacity_penalty=number(w, "capacity_penalty", t.get("capacity_penalty", 0.0), allow_zero=True),
-        price_multiplier=number(w, "price_multiplier", t.get("price_multiplier", 1.0)),
+        capacity_penalty=penalty,
+        price_multiplier=_num(w, t, "price_multiplier", 1.0),
         logic_die=number(w, "logic_die", t.get("logic_die", 1.0), allow_zero=True, fraction=True),
         tier=tier_names.index(tier),
-        name=str(t.get("name", "near-memory")),
+        name=string(w, "name", t.get("name"), "near-memory"),
     )
 
 
@@ -219,15 +290,15 @@ def _tiers(where, d):
         for k in ("name", "technology", "devices"):
             if k not in t:
                 raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
-        if t["name"] in names:
-            raise InputError(f"{w}: name", t["name"], "a name not used by another tier (or 'main')")
+        name, technology = string(w, "name", t["name"]), string(w, "technology", t["technology"])
+        if name in names:
+            raise InputError(f"{w}: name", name, "a name not used by another tier (or 'main')")
+        devices = _num(w, t, "devices")
         buf = t.get("prefetch_buffer_mb")
-        buf = None if buf is None else number(w, "prefetch_buffer_mb", buf, allow_zero=True) * units.MB
-        tiers.append(tier_from_technology(str(t["name"]), str(t["technology"]), t["devices"], buf, w))
-        names.append(str(t["name"]))
-    access = d.get("tier_access", "parallel")
-    if access not in ("parallel", "serial"):
-        raise InputError(f"{where}: tier_access", access, "parallel or serial")
+        buf = None if buf is None else _num(w, t, "prefetch_buffer_mb", allow_zero=True) * units.MB
+        tiers.append(tier_from_technology(name, technology, devices, buf, w))
+        names.append(name)
+    access = _choice(where, "tier_access", d.get("tier_access", "parallel"), ("parallel", "serial"))
     pl = d.get("placement")
     if pl is None:
         return tuple(tiers), None, access
@@ -240,7 +311,7 @@ def _tiers(where, d):
         row = pl.get(c, [1.0] + [0.0] * len(tiers))
         if not isinstance(row, list) or len(row) != len(names):
             raise InputError(f"{w}: {c}", row, f"a list of {len(names)} fractions, one per tier ({', '.join(names)})")
-        vals = [number(w, f"{c}[{j}]", x, allow_zero=True) for j, x in enumerate(row)]
+        vals = [number(w, f"{c}[{j}]", x, allow_zero=True, fraction=True) for j, x in enumerate(row)]
         if abs(sum(vals) - 1.0) > 1e-6:
             raise InputError(f"{w}: {c}", row, "fractions that add up to 1")
         rows.append(vals)
@@ -248,4 +319,5 @@ def _tiers(where, d):
 
 
 def hardware_description(name):
-    return read_hardware_toml(resolve("hardware", ".toml", name)).get("description", "")
+    path = resolve("hardware", ".toml", name)
+    return string(str(path), "description", read_hardware_toml(path).get("description"))

@@ -54,6 +54,14 @@ CSV_COLUMNS = {
     "source": "where the number comes from (kept, not read)",
 }
 REQUIRED_COLUMNS = ("hardware", "model", "metric", "value", "batch", "input_tokens", "output_tokens")
+#: Largest value of a numeric column: far past any measured serving run, so only a typo
+#: or a unit slip is refused (the model would give inf/NaN or take minutes on it).
+MAXIMA = {
+    "batch": 1e7,  # concurrent requests; the largest published runs batch a few thousand
+    "input_tokens": 1e8,  # per request; the longest contexts are 1e6-1e7 tokens
+    "output_tokens": 1e8,
+    "tp": 1e6, "pp": 1e6, "dp": 1e6, "ep": 1e6,  # chips: a million-chip cluster
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,16 +102,20 @@ def _cell(row, key):
 
 
 def _number(where, key, text, *, minimum=0.0, strict=True, whole=False):
+    """A checked number cell: finite, above `minimum` (or at it, unless `strict`), at most
+    its `MAXIMA` entry and, if `whole`, a whole number."""
     try:
         v = float(text)
     except ValueError:
         raise InputError(f"{where}, column {key}", text, "a number") from None
-    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum)
+    top = MAXIMA.get(key, math.inf)
+    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and v <= top
     if whole:
         ok = ok and v == int(v)
     if not ok:
         what = "a whole number" if whole else "a finite number"
-        raise InputError(f"{where}, column {key}", text, f"{what} {'>' if strict else '>='} {minimum:g}")
+        rng = f" and <= {top:g}" if math.isfinite(top) else ""
+        raise InputError(f"{where}, column {key}", text, f"{what} {'>' if strict else '>='} {minimum:g}{rng}")
     return v
 
 
@@ -117,15 +129,17 @@ def load_points(path) -> list[Measurement]:
     """
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             reader.fieldnames = header
-            rows = list(reader)
+            rows = [(reader.line_num, row) for row in reader]
     except OSError as e:
-        raise InputError("data file", str(path), f"a readable CSV file ({e.strerror})") from None
+        raise InputError("data file", str(path), f"a readable CSV file ({e.strerror or e})") from None
     except (csv.Error, UnicodeDecodeError) as e:
-        raise InputError("data file", str(path), f"a CSV file ({e})") from None
+        raise InputError("data file", str(path), f"a UTF-8 CSV text file ({e})") from None
+    if not header:
+        raise InputError("data file", str(path), "a CSV file with a header row naming its columns (it is empty)")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise InputError(f"{path}: column", missing[0],
@@ -134,8 +148,8 @@ def load_points(path) -> list[Measurement]:
         raise InputError(f"{path}: rows", 0, "at least one data row")
     hw_ok, model_cache = {}, {}
     points = []
-    for i, row in enumerate(rows, start=1):
-        where = f"{path}, row {i} (line {i + 1})"
+    for i, (line, row) in enumerate(rows, start=1):
+        where = f"{path}, row {i} (line {line})"
         if None in row:  # more cells than header fields
             raise InputError(f"{where}", row[None], f"at most {len(header)} cells (the header's)")
         get = lambda k, row=row: _cell(row, k)

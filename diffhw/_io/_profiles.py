@@ -4,21 +4,26 @@ import dataclasses
 
 from .._errors import InputError
 from .._hardware._profile import Profile
-from ._files import number, preset_names, read_toml, resolve, unknown_keys
+from ._files import number, preset_names, read_toml, resolve, string, unknown_keys
 
 _PROFILE_KEYS = {
-    # key: (positive, allow_zero, fraction)
-    "bandwidth_efficiency": (True, False, True),
-    "compute_efficiency": (True, False, True),
-    "compute_half_rows": (True, True, False),
-    "network_efficiency": (True, False, True),
-    "collective_latency_s": (True, True, False),
-    "step_overhead_s": (True, True, False),
-    "layer_overhead_s": (True, True, False),
-    "memory_utilization": (True, False, True),
-    "max_batched_tokens": (True, False, False),
-    "collective_step_latency_s": (True, True, False),
-    "sequence_overhead_s": (True, True, False),
+    # key: (allow_zero, fraction, lo, hi, unit). Efficiencies are fractions; the other
+    # ranges are far past any serving stack (shipped in the comment), so only a typo or a
+    # unit slip is refused.
+    "bandwidth_efficiency": (False, True, None, None, ""),
+    "compute_efficiency": (False, True, None, None, ""),
+    # shipped 0.13 .. 8 rows; up to a million
+    "compute_half_rows": (True, False, 0.0, 1e6, "rows"),
+    "network_efficiency": (False, True, None, None, ""),
+    # overheads: shipped 5 us (collective) .. 3.4 ms (step); a step of 10 s is already a stall
+    "collective_latency_s": (True, False, 0.0, 10.0, "s"),
+    "step_overhead_s": (True, False, 0.0, 10.0, "s"),
+    "layer_overhead_s": (True, False, 0.0, 10.0, "s"),
+    "memory_utilization": (False, True, None, None, ""),
+    # shipped 8192 .. 1e9 (unchunked Prefill); at least one token per chunk, up to 1e12
+    "max_batched_tokens": (False, False, 1.0, 1e12, "tokens"),
+    "collective_step_latency_s": (True, False, 0.0, 10.0, "s"),
+    "sequence_overhead_s": (True, False, 0.0, 10.0, "s"),
 }
 #: Profile keys a TOML file may leave out: those with a default in `Profile`.
 _PROFILE_OPTIONAL = {f.name: f.default for f in dataclasses.fields(Profile)
@@ -32,11 +37,17 @@ def list_profiles():
 def load_profile(name_or_path="default", overrides=None) -> Profile:
     """A calibration `Profile` from a preset name or a TOML file, with overrides."""
     path = resolve("profiles", ".toml", name_or_path)
+    where = str(path)
     data = read_toml(path)
-    values = dict(data.get("values", {}))
-    unknown_keys(str(path), data, {"name", "description", "fitted_on", "values", "sources"})
-    values.update(overrides or {})
-    return _profile_from(str(path), values, data.get("name", path.stem))
+    unknown_keys(where, data, {"name", "description", "fitted_on", "values", "sources"})
+    for k in ("description", "fitted_on"):
+        string(where, k, data.get(k))
+    values = data.get("values", {})
+    unknown_keys(f"{where} [values]", values, _PROFILE_KEYS)
+    if overrides is not None and not hasattr(overrides, "items"):
+        raise InputError("profile overrides", overrides, "a mapping of Profile field names to numbers")
+    values = {**values, **(overrides or {})}
+    return _profile_from(where, values, string(where, "name", data.get("name"), path.stem))
 
 
 def _profile_from(where, values, name):
@@ -45,12 +56,16 @@ def _profile_from(where, values, name):
     missing = sorted(set(_PROFILE_KEYS) - set(values))
     if missing:
         raise InputError(f"{where}: {missing[0]}", None, "a value (the key is missing)")
-    parsed = {
-        k: number(where, k, values[k], positive=p, allow_zero=z, fraction=fr)
-        for k, (p, z, fr) in _PROFILE_KEYS.items()
-    }
+    parsed = {}
+    for k, (z, fr, lo, hi, unit) in _PROFILE_KEYS.items():
+        try:
+            parsed[k] = number(where, k, values[k], allow_zero=z, fraction=fr, lo=lo, hi=hi, unit=unit)
+        except OverflowError:  # an override such as 10**400 (a file's integers are 64-bit)
+            raise InputError(f"{where}: {k}", f"<an integer of {values[k].bit_length()} bits>",
+                             "a finite number") from None
     return Profile(**parsed, name=name)
 
 
 def profile_description(name):
-    return read_toml(resolve("profiles", ".toml", name)).get("description", "")
+    path = resolve("profiles", ".toml", name)
+    return string(str(path), "description", read_toml(path).get("description"))

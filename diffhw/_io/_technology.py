@@ -5,13 +5,16 @@ A hardware preset's free-text process and memory type pick the rows (`node_of`,
 TFLOP/s) to SI; `tier_from_technology` scales a memory device row to a tier.
 """
 
-import tomllib
+import os
+
+import jax
+import numpy as np
 
 from .. import units
 from .._errors import InputError, did_you_mean
 from .._hardware._memory import MemoryTier
 from .._hardware._technology import KWH_J, YEAR_S, Technology
-from ._files import DATA, number, read_hardware_toml, read_toml, resolve
+from ._files import DATA, number, preset_names, read_hardware_toml, read_toml, resolve, string
 
 TECH = DATA / "technology"
 
@@ -50,15 +53,31 @@ def memory_of(kind: str | None) -> str:
 
 
 def list_nodes():
-    return sorted(tomllib.loads((TECH / "logic.toml").read_text()))
+    return sorted(read_toml(TECH / "logic.toml"))
 
 
 def list_memories():
-    return sorted(tomllib.loads((TECH / "memory.toml").read_text()))
+    return sorted(read_toml(TECH / "memory.toml"))
 
 
 def list_architectures():
-    return sorted(tomllib.loads((TECH / "architecture.toml").read_text()))
+    return sorted(read_toml(TECH / "architecture.toml"))
+
+
+def _table(d, where, key):
+    """``d[key]``, which must be a TOML table (`InputError` naming `where` otherwise)."""
+    if key not in d:
+        raise InputError(f"{where}: {key}", None, "a table (it is missing)")
+    if not isinstance(d[key], dict):
+        raise InputError(f"{where}: {key}", d[key], "a TOML table")
+    return d[key]
+
+
+def _row(rows, where, key, kind):
+    """Row `key` of a technology table (`kind` names what it is in the message)."""
+    if not isinstance(key, str) or key not in rows:
+        raise InputError(kind, key, "one of " + ", ".join(sorted(rows)), did_you_mean(key, rows))
+    return _table(rows, where, key)
 
 
 def architecture_of(preset_names) -> str:
@@ -66,30 +85,69 @@ def architecture_of(preset_names) -> str:
     (a preset and the presets it is ``based_on``); ``""`` when none does."""
     arch = read_toml(TECH / "architecture.toml")
     for name in preset_names:
-        for row, table in arch.items():
-            if name in table.get("presets", []):
+        for row in arch:
+            presets = _table(arch, "architecture.toml", row).get("presets", [])
+            if not isinstance(presets, list):
+                raise InputError(f"architecture.toml [{row}]: presets", presets, "a list of preset names")
+            if name in presets:
                 return row
     return ""
+
+
+#: Technology fields an override must keep > 0 (the model divides by them), and those
+#: that are fractions in [0, 1]; every other override must be >= 0 (``pue`` >= 1).
+_OVERRIDE_POSITIVE = {"lifetime_s", "facility_lifetime_s", "reticle_mm2", "wafer_diameter_mm", "yield_alpha",
+                      "bond_yield", "pue"}
+_OVERRIDE_FRACTIONS = {"static_fraction", "on_interposer", "memory_on_die", "bond_yield",
+                       "upkeep_fraction_per_year", "network_capex_fraction"}
+
+
+def _override(key, value):
+    """A checked override of a `Technology` field (SI): finite, in the field's range. A
+    traced JAX value passes unchanged (it is checked by the entry points inside jit)."""
+    if isinstance(value, jax.core.Tracer):
+        return value
+    field = f"technology override {key}"
+    if value is None or isinstance(value, (bool, str, bytes)):
+        raise InputError(field, value, "a number (SI units)")
+    try:
+        a = np.asarray(value, dtype=float)
+    except OverflowError:  # an integer past a float's range (its repr may be too long to print)
+        shown = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<too large for a float>"
+        raise InputError(field, shown, "a finite number") from None
+    except (TypeError, ValueError):
+        raise InputError(field, value, "a number (SI units)") from None
+    if not np.all(np.isfinite(a)):
+        raise InputError(field, value, "a finite number")
+    if key == "pue" and np.any(a < 1):
+        raise InputError(field, value, ">= 1 (facility power over IT power)")
+    if key == "network_capex_fraction" and np.any(a >= 1):
+        raise InputError(field, value, "a fraction in [0, 1)")
+    if np.any(a < 0) or (key in _OVERRIDE_POSITIVE and np.any(a == 0)):
+        raise InputError(field, value, "> 0" if key in _OVERRIDE_POSITIVE else ">= 0")
+    if key in _OVERRIDE_FRACTIONS and np.any(a > 1):
+        raise InputError(field, value, "a fraction in [0, 1]")
+    return value
 
 
 def load_technology(node="N4", memory="HBM3", overrides=None, architecture="") -> Technology:
     """A `Technology` for a process node (``N7 N6 N5 N4 N3 N2 N16``) and a main-memory
     technology (``HBM2 HBM2E HBM3 HBM3E HBM4 HBF GDDR6 GDDR6X GDDR7 LPDDR5 LPDDR5X DDR5 SSD
-    SRAM``), from the shipped tables; `overrides` maps field names to SI values.
+    SRAM``), from the shipped tables; `overrides` maps field names to SI values (each
+    checked: finite, >= 0, > 0 or in [0, 1] as the field needs; traced values pass).
     `architecture` (a row of ``architecture.toml``, e.g. ``"blackwell"``, ``"tpu"``)
     scales the node's compute density and energy per FLOP for that microarchitecture."""
     logic = read_toml(TECH / "logic.toml")
     mem = read_toml(TECH / "memory.toml")
     sysd = read_toml(TECH / "system.toml")
-    if node not in logic:
-        raise InputError("node", node, "one of " + ", ".join(sorted(logic)), did_you_mean(node, logic))
-    if memory not in mem:
-        raise InputError("memory technology", memory, "one of " + ", ".join(sorted(mem)), did_you_mean(memory, mem))
-    lg, m = logic[node], mem[memory]
-    pk, net, dc = sysd["package"], sysd["network"], sysd["datacenter"]
+    lg = _row(logic, "logic.toml", node, "node")
+    m = _row(mem, "memory.toml", memory, "memory technology")
+    pk, net, dc = (_table(sysd, "system.toml", k) for k in ("package", "network", "datacenter"))
     where_l, where_m = f"logic.toml [{node}]", f"memory.toml [{memory}]"
 
     def n(table, where, key, **kw):
+        if key not in table:
+            raise InputError(f"{where}: {key}", None, "a value (the key is missing)")
         return number(where, key, table[key], **kw)
 
     if "device_power_w" in m:  # Table-3 rows: pJ/bit from the device's power and bandwidth
@@ -142,34 +200,44 @@ def load_technology(node="N4", memory="HBM3", overrides=None, architecture="") -
         bond_yield=n(pk, "system.toml [package]", "bond_yield", fraction=True),
     )
     if architecture:
-        arch = read_toml(TECH / "architecture.toml")
-        if architecture not in arch:
-            raise InputError("architecture", architecture, "one of " + ", ".join(sorted(arch)),
-                             did_you_mean(architecture, arch))
-        a, where_a = arch[architecture], f"architecture.toml [{architecture}]"
+        a = _row(read_toml(TECH / "architecture.toml"), "architecture.toml", architecture, "architecture")
+        where_a = f"architecture.toml [{architecture}]"
         values["compute_mm2_per_flop_per_s"] *= n(a, where_a, "compute_area_scale") if "compute_area_scale" in a else 1.0
         values["compute_j_per_flop"] *= n(a, where_a, "compute_energy_scale") if "compute_energy_scale" in a else 1.0
-    for k, v in (overrides or {}).items():
-        if k not in values:
-            raise InputError("technology field", k, "a Technology field", did_you_mean(k, values))
-        values[k] = v
     if values["network_capex_fraction"] >= 1:
         raise InputError("network_capex_fraction", values["network_capex_fraction"], "< 1")
+    if overrides is None:
+        overrides = {}
+    if not hasattr(overrides, "items"):
+        raise InputError("technology overrides", overrides, "a mapping of Technology field names to SI values")
+    for k, v in overrides.items():
+        if k not in values:
+            raise InputError("technology field", k, "a Technology field", did_you_mean(k, values))
+        values[k] = _override(k, v)
     return Technology(**values, node=node, memory=memory)
 
 
 def preset_chain(path):
-    """Names of a hardware file and of the presets it is (transitively) ``based_on``."""
+    """Names of a hardware file and of the presets it is (transitively) ``based_on``: at
+    most 6 files; a chain that comes back to a file stops there."""
 
-    names = []
+    names, seen = [], set()
     for _ in range(6):
         d = read_toml(path)
-        names.append(str(d.get("name", "")))
+        where = str(path)
+        seen.add(os.path.realpath(where))
+        names.append(string(where, "name", d.get("name")))
         base = d.get("based_on")
         if base is None:
             break
-        names.append(str(base))
-        path = resolve("hardware", ".toml", base)
+        names.append(string(where, "based_on", base))
+        try:
+            path = resolve("hardware", ".toml", base)
+        except InputError as e:
+            raise InputError(f"{where}: based_on", base, e.allowed,
+                             did_you_mean(base.strip().lower(), preset_names("hardware", ".toml"))) from None
+        if os.path.realpath(str(path)) in seen:
+            break
     return names
 
 
@@ -179,18 +247,21 @@ def technology_for(hardware_name_or_path, overrides=None) -> Technology:
     ``based_on``) the ``architecture.toml`` row, if any."""
 
     path = resolve("hardware", ".toml", hardware_name_or_path)
+    where = str(path)
     d = read_hardware_toml(path)
-    node = node_of(d.get("physical", {}).get("process"))
-    memory = memory_of(d.get("memory", {}).get("type"))
-    return load_technology(node, memory, overrides, architecture_of(preset_chain(path)))
+    physical, memory = (_table(d, where, k) if k in d else {} for k in ("physical", "memory"))
+    node = node_of(string(f"{where} [physical]", "process", physical.get("process")))
+    kind = memory_of(string(f"{where} [memory]", "type", memory.get("type")))
+    return load_technology(node, kind, overrides, architecture_of(preset_chain(path)))
 
 
 def memory_device(memory: str) -> dict:
     """One device of a memory technology (stack, module, card) and the figures the
     paper's Table 3 derives from it: GB/s per W, GB per W and pJ per bit read."""
     t = load_technology("N4", memory)
-    d = read_toml(TECH / "memory.toml")[memory]
-    cap, bw = float(d["device_capacity_gb"]), float(d["device_bandwidth_gb_s"])
+    d, where = read_toml(TECH / "memory.toml")[memory], f"memory.toml [{memory}]"
+    cap = number(where, "device_capacity_gb", d.get("device_capacity_gb"), allow_zero=True)
+    bw = number(where, "device_bandwidth_gb_s", d.get("device_bandwidth_gb_s"), allow_zero=True)
     pj = float(t.memory_j_per_byte) / units.PJ / units.BITS_PER_BYTE
     watts = pj * 1e-12 * bw * 1e9 * 8.0
     return dict(
@@ -205,26 +276,29 @@ def tier_from_technology(name, technology, devices, prefetch_buffer_bytes=None, 
     energy, endurance, price, carbon and PHY area all scale from one device). The prefetch
     buffer defaults to what sustains full bandwidth (`needed_buffer_bytes`)."""
     rows = read_toml(TECH / "memory.toml")
-    if technology not in rows:
-        raise InputError(f"{where}: technology", technology, "one of " + ", ".join(sorted(rows)),
-                         did_you_mean(technology, rows))
-    row = rows[technology]
+    row = _row(rows, "memory.toml", technology, f"{where}: technology")
     n = number(where, "devices", devices)
     tech = load_technology("N4", technology)
-    bw = n * number(where, "device_bandwidth_gb_s", row["device_bandwidth_gb_s"]) * units.GB_PER_S
-    latency = number(where, "read_latency_ns", row["read_latency_ns"]) * units.NS
+
+    def get(key):
+        if key not in row:
+            raise InputError(f"memory.toml [{technology}]: {key}", None, "a value (the key is missing)")
+        return row[key]
+
+    bw = n * number(where, "device_bandwidth_gb_s", get("device_bandwidth_gb_s")) * units.GB_PER_S
+    latency = number(where, "read_latency_ns", get("read_latency_ns")) * units.NS
     buffer = 2.0 * bw * latency if prefetch_buffer_bytes is None else prefetch_buffer_bytes
     return MemoryTier(
-        capacity_bytes=n * number(where, "device_capacity_gb", row["device_capacity_gb"]) * units.GB,
+        capacity_bytes=n * number(where, "device_capacity_gb", get("device_capacity_gb")) * units.GB,
         read_bandwidth_bytes_per_s=bw,
-        write_bandwidth_bytes_per_s=bw * number(where, "write_bandwidth_fraction", row["write_bandwidth_fraction"],
+        write_bandwidth_bytes_per_s=bw * number(where, "write_bandwidth_fraction", get("write_bandwidth_fraction"),
                                                 fraction=True),
         read_latency_s=latency,
-        granularity_bytes=number(where, "granularity_bytes", row["granularity_bytes"]),
+        granularity_bytes=number(where, "granularity_bytes", get("granularity_bytes")),
         prefetch_buffer_bytes=buffer,
         read_j_per_byte=tech.memory_j_per_byte,
         write_j_per_byte=tech.memory_j_per_byte,
-        endurance_cycles=number(where, "endurance_cycles", row["endurance_cycles"]),
+        endurance_cycles=number(where, "endurance_cycles", get("endurance_cycles")),
         usd_per_byte=tech.memory_usd_per_byte,
         kgco2e_per_byte=tech.memory_kgco2e_per_byte,
         phy_mm2=n * tech.phy_mm2_per_device,
