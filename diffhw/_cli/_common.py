@@ -96,6 +96,11 @@ NUMERIC_FLAGS = {
 }
 
 
+#: The largest magnitude a --vary bound may have: far beyond any physical quantity in SI
+#: units (1e30 B/s, 1e30 FLOP/s), and far inside float32's 3.4e38.
+MAX_MAGNITUDE = 1e30
+
+
 def check_numbers(args, prefix="--", flags=None):
     """Refuse a numeric option that is not finite, outside its range (`NUMERIC_FLAGS`)
     or, for a count, not whole; before any work. Options a command lacks, or left unset,

@@ -16,8 +16,15 @@ COMMANDS = {**_evaluate.COMMANDS, **_presets.COMMANDS, **_size.COMMANDS, **_sens
             **_sweep.COMMANDS, **_calibrate.COMMANDS}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage is a ``--help`` away), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser():
-    ap = argparse.ArgumentParser(prog="diffhw", description="Differentiable cost model of LLM inference hardware.")
+    ap = _Parser(prog="diffhw", description="Differentiable cost model of LLM inference hardware.")
     sub = ap.add_subparsers(dest="command")
     for add, _ in COMMANDS.values():
         add(sub, add_design_flags)

@@ -10,7 +10,7 @@ from .._io._plot import figure
 from .._tools._sensitivity import sensitivity
 from .._tools._sizing._problem import Constraint, variable
 from .._tools._sizing._size import size
-from ._common import check_numbers, design_of_args, dumps_json, fmt_number
+from ._common import MAX_MAGNITUDE, check_numbers, design_of_args, dumps_json, fmt_number
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
 SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
@@ -90,6 +90,8 @@ def _parse_vary(spec, model, workload=None):
         lo, hi = float(parts[0]), float(parts[1])
     except ValueError:
         raise InputError("--vary", spec, "numeric bounds, e.g. memory_bandwidth=1e12:2e13") from None
+    if not all(math.isfinite(v) and abs(v) <= MAX_MAGNITUDE for v in (lo, hi)):
+        raise InputError("--vary", spec, f"finite bounds of magnitude at most {MAX_MAGNITUDE:g}")
     integer = None if len(parts) == 2 else parts[2] == "int"
 
     paths = ("parallelism.tp", "parallelism.ep") if name == "chips" and model.n_experts else (

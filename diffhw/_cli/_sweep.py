@@ -9,7 +9,7 @@ from .._errors import InputError
 from .._evaluation._design import metric_names, set_values
 from .._evaluation._evaluate import bad_reasons, host_flags
 from .._tools._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
-from ._common import DEFAULT_BATCH, design_of_args, dumps_json
+from ._common import DEFAULT_BATCH, MAX_MAGNITUDE, design_of_args, dumps_json
 
 DEFAULT_PARETO = "tpot_s:min,usd_per_million_tokens:min"
 VARY_FORM = "PATH=LOW:HIGH[:N][:log|lin] or PATH=V1,V2,..."
@@ -51,8 +51,8 @@ def _number(text, spec):
         v = float(text)
     except ValueError:
         raise InputError("--vary", spec, f"numbers in {VARY_FORM}") from None
-    if not math.isfinite(v):
-        raise InputError("--vary", spec, f"finite numbers in {VARY_FORM}")
+    if not (math.isfinite(v) and abs(v) <= MAX_MAGNITUDE):
+        raise InputError("--vary", spec, f"finite numbers of magnitude at most {MAX_MAGNITUDE:g} in {VARY_FORM}")
     return v
 
 

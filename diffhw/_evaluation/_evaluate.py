@@ -100,8 +100,9 @@ _POSITIVE = ("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.f
 _FRACTIONS = ("hardware.profile.bandwidth_efficiency", "hardware.profile.compute_efficiency",
               "hardware.profile.network_efficiency", "hardware.profile.memory_utilization",
               "technology.bond_yield")
-_UNIT = ("technology.static_fraction", "technology.network_capex_fraction", "technology.on_interposer",
-         "technology.memory_on_die", "hardware.network.packet_sram_fraction")
+# (0/1 switches such as on_interposer stay under the default rule: finite differences and
+# sensitivities step them slightly past 1.)
+_UNIT = ("technology.static_fraction", "technology.network_capex_fraction")
 _RULES = {**{p: "> 0 and finite" for p in _POSITIVE}, **{p: "in (0, 1] and finite" for p in _FRACTIONS},
           **{p: "in [0, 1] and finite" for p in _UNIT}, "technology.pue": ">= 1 and finite"}
 _DEFAULT_RULE = ">= 0 and finite"
