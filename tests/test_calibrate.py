@@ -207,6 +207,14 @@ def test_bad_data_file_names_the_row(tmp_path, rows, header, match):
         diffhw.load_points(path)
 
 
+def test_a_point_whose_weights_cannot_fit_is_refused_before_the_fit(tmp_path):
+    """70B in bf16 on one H100 (141 GB of weights, 72 GB usable) cannot have run: fitting
+    it would bend the profile by orders of magnitude, so calibrate names the row first."""
+    path = _write(tmp_path / "d.csv", [GOOD, _row(id="big", model="llama-3.1-70b")])
+    with pytest.raises(diffhw.InputError, match="point big.*weights: they need 14.*GB per chip"):
+        diffhw.calibrate(diffhw.load_points(path), steps=2)
+
+
 def test_missing_file():
     with pytest.raises(diffhw.InputError, match="readable"):
         diffhw.load_points("/nonexistent/data.csv")

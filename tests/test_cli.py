@@ -10,6 +10,7 @@ import pytest
 import diffhw._cli._main as cli_main
 from diffhw._cli import _cache, _sensitivity, main
 from diffhw._cli._common import design_from_args
+from diffhw._errors import InputError
 from diffhw._tools._sizing import _size as _size_module
 
 REQUIRED_KEYS = {
@@ -92,7 +93,8 @@ def test_presets_listing(capsys):
         (["evaluate", "--tp", "3"], "a divisor of the model's 64 attention heads"),
         (["evaluate", "--chips", "7", "--tp", "8"], "--chips"),
         (["evaluate", "--ep", "2"], "dense model"),
-        (["evaluate", "--hardware", "rtx-4090", "--batch", "1"], "weights alone do not fit"),
+        (["evaluate", "--hardware", "rtx-4090", "--batch", "1"], "weights need"),
+        (["evaluate", "--model", "llama-3.1-405b", "--chips", "1", "--batch", "4"], "--chips = 1 is not allowed"),
         (["evaluate", "--batch", "100000"], "at most"),
         (["evaluate", "--hardware", "rtx-4090"], "weights need"),
         (["evaluate", "--precision", "fp7"], "precision"),
@@ -270,3 +272,39 @@ def test_size_defaults_follow_the_model(capsys):
     with pytest.raises(SystemExit):
         main(["size", "--help"])
     assert "tp for an expert model" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command, module, name", [
+    (["size", "--model", "llama-3.1-8b", "--chips", "1"], "diffhw._cli._size", "size"),
+    (["sweep", "--model", "llama-3.1-8b", "--chips", "1", "--vary", "workload.batch=1:8:2"],
+     "diffhw._cli._sweep", "sweep"),
+])
+def test_long_commands_show_progress_on_a_terminal_and_none_with_json(capsys, monkeypatch, command, module,
+                                                                      name):
+    import importlib
+
+    seen = []
+
+    def stop(*args, progress=None, **kwargs):
+        seen.append(progress)
+        raise InputError("stopped", 0, "-")
+
+    monkeypatch.setattr(importlib.import_module(module), name, stop)
+    run(capsys, *command)
+    run(capsys, *command, "--json")
+    assert seen == [None, False]  # None: shown when stderr is a terminal
+
+
+def test_the_sizing_progress_line_names_each_step(capsys):
+    from diffhw._tools._sizing._size import _Steps
+
+    s = _Steps(True, ("baseline", "search", "rounding", "report"))
+    for _ in range(4):
+        s.next()
+    s.close()
+    err = capsys.readouterr().err
+    assert "size: step" in err and "search" in err
+    quiet = _Steps(False, ("a", "b"))
+    quiet.next()
+    quiet.close()
+    assert capsys.readouterr().err == ""

@@ -153,7 +153,7 @@ def command_lines(draw):
     return argv
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(command_lines())
 def test_random_command_lines(argv):
     check_outcome(argv, *run_cli(argv))

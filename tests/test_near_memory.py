@@ -8,7 +8,7 @@ import pytest
 
 import diffhw
 from diffhw import presets
-from diffhw._hardware._near_memory import NearMemory, thermal_flop_per_s
+from diffhw._hardware._near_memory import NearMemory, thermal_flop_per_s, thermal_margin_w
 
 
 def _nm(shard_bytes, multiple=4.0, flops=200e12, offload=1.0):
@@ -108,6 +108,25 @@ def test_thermal_cap_is_smooth_and_dvfs_cubic():
     g = jax.grad(lambda d: thermal_flop_per_s(eqx.tree_at(lambda n: n.power_density_w_per_mm2, nm, d), 0.0))(
         jnp.asarray(0.01))
     assert np.isfinite(float(g)) and float(g) > 0
+
+
+def test_a_thermal_budget_below_the_memorys_own_power_is_refused_not_answered():
+    """0.1 W/mm2 x 968 mm2 = 97 W, below the ~174 W the 3D memory draws at full internal
+    bandwidth: the logic would get ~0 FLOP/s (a TPOT of ~1e28 ms). evaluate refuses it;
+    a sweep marks those designs infeasible, with the reason."""
+    hw = presets.hardware("b200-3d")
+    m = presets.model("llama-3.1-70b")
+    par, wl = diffhw.parallelism(tp=8), diffhw.workload(4, 4096, 256)
+    assert float(thermal_margin_w(hw)) > 0
+    cold = hw.replace(near_memory=eqx.tree_at(lambda n: n.power_density_w_per_mm2, hw.near_memory,
+                                              jnp.asarray(0.1)))
+    assert float(thermal_margin_w(cold)) < 0
+    with pytest.raises(diffhw.InputError, match="thermal margin"):
+        diffhw.evaluate(cold, m, wl, par)
+    d = diffhw.Design(hw, m, wl, par, None)
+    r = diffhw.sweep(d, {"hardware.near_memory.power_density_w_per_mm2": [0.5, 0.1]}, metrics=["tpot_s"],
+                     progress=False)
+    assert list(r.feasible) == [True, False] and "thermal" in r.reasons[1]
 
 
 @pytest.mark.parametrize("name", ["b200-hbm4-pnm", "b200-3d", "snapdragon-8-gen-3-pim"])

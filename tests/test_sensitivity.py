@@ -3,12 +3,16 @@ binding resource and crossovers, tornado, second order, and the CLI."""
 
 import json
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import diffhw
 from diffhw._cli import main
+from diffhw._evaluation._design import check_design
+from diffhw._evaluation._evaluate import _RULES
 from diffhw._tools._sensitivity import (
     crossovers,
     curvature,
@@ -153,3 +157,63 @@ def test_cli_sensitivity_table_and_bad_metric(capsys):
     assert main(["sensitivity", "--metric", "tpot"]) == 2
     err = capsys.readouterr().err
     assert "--metric" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------ gradient health
+def _kitchen_sink():
+    """MoE + MLA (DeepSeek-V3) on HBF tiers with near-memory units: every branch at once."""
+    hw = diffhw.presets.hardware("b200-hbf").replace(near_memory=diffhw.presets.hardware("b200-hbm4-pnm").near_memory)
+    d = diffhw.from_presets("b200-hbf", "deepseek-v3", tp=8, ep=8, batch=16, input_tokens=4096, output_tokens=512,
+                            precision="fp8")
+    return eqx.tree_at(lambda x: x.hardware, d, hw)
+
+
+def _random_designs(base, n, seed):
+    """`n` designs around `base`: every hardware and technology leaf times a log-uniform
+    factor in [1/2, 2] (fractions times [1/2, 1], so they stay fractions), and a random
+    batch and lengths."""
+    rng = np.random.default_rng(seed)
+    paths = leaf_paths(base)
+    fractions = {p for p, rule in _RULES.items() if "1]" in rule}
+    at_least_1 = {p for p, rule in _RULES.items() if rule.startswith(">= 1")}  # PUE
+
+    def factor(p):
+        if p in fractions:
+            return rng.uniform(0.5, 1.0)
+        return rng.uniform(1.0, 2.0) if p in at_least_1 else np.exp(rng.uniform(-np.log(2), np.log(2)))
+
+    for _ in range(n):
+        values = {p: float(diffhw.get_value(base, p)) * factor(p) for p in paths}
+        values.update({"workload.batch": float(rng.integers(1, 65)), "workload.input_tokens": float(rng.integers(128, 8193)),
+                       "workload.output_tokens": float(rng.integers(16, 1025))})
+        yield diffhw.set_values(base, values)
+
+
+#: Metrics that may be infinite by design (an unlimited tier lifetime).
+_MAY_BE_INF = {"min_tier_lifetime_s", "tier_lifetime_margin"}
+
+
+def _healthy(d):
+    check_design(d)
+    s = sensitivity(d)
+    finite = [m for m in s.metrics if m not in _MAY_BE_INF]
+    values = dict(zip(s.metrics, s.values, strict=True))
+    assert all(np.isfinite(values[m]) for m in finite), {m: values[m] for m in finite if not np.isfinite(values[m])}
+    assert np.all(np.isfinite(s.elasticity)), [
+        (s.metrics[i], s.params[j]) for i, j in zip(*np.nonzero(~np.isfinite(s.elasticity)), strict=True)][:5]
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
+@pytest.mark.parametrize("which", ["dense", "moe-mla-tiers-near-memory"])
+def test_no_nan_or_inf_in_any_metric_or_gradient_around_presets(design, which, x64):
+    """Gradient health: over seeded random designs (every hardware and technology leaf
+    moved up to 2x either way, random batch and lengths), every metric and every
+    elasticity of `sensitivity` (a jacobian through the whole model) is finite, in
+    float64 (the suite's default) and float32 (the command line's). One compile per
+    structure and precision; the designs reuse it."""
+    with jax.enable_x64(x64):
+        base = design if which == "dense" and x64 else (
+            diffhw.from_presets("h100-sxm", "llama-3.1-70b", chips=8, batch=16, input_tokens=1024, output_tokens=128)
+            if which == "dense" else _kitchen_sink())
+        for d in _random_designs(base, 8, seed=0):
+            _healthy(d)

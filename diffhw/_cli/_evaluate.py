@@ -31,15 +31,14 @@ def _cmd_evaluate(args):
     m = evaluate(hw, model, wl, par, technology=tech)
     notes = []
     if not bool(m.fits):
+        if float(m.max_batch) < 1:  # the weights alone do not fit: the chips are the problem, not the batch
+            raise fit_error(hw, model, m, par)
         if batch_given:
             raise InputError(
                 "--batch", args.batch,
                 f"at most {int(m.max_batch)} (the largest batch whose KV cache fits on "
-                f"{int(round(float(par.chips)))} x {hw.name})"
-                if float(m.max_batch) >= 1 else "a batch that fits, but the weights alone do not fit",
+                f"{int(round(float(par.chips)))} x {hw.name})",
             )
-        if float(m.max_batch) < 1:
-            raise fit_error(hw, model, m, par)
         notes.append(f"batch lowered from {DEFAULT_BATCH} to {int(m.max_batch)}, the largest that fits")
         hw, model, wl, par = design_from_args(args, float(m.max_batch))
         m = evaluate(hw, model, wl, par, technology=tech)

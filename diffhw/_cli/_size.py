@@ -178,7 +178,8 @@ def _run_size(args):
     for flag in ("starts", "steps", "outer", "top"):
         check_positive(f"--{flag}", getattr(args, flag))
     r = size(design, variables, _parse_objective(args.objective), cons, starts=args.starts,
-             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed, method=args.method, shares=shares)
+             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed, method=args.method, shares=shares,
+             progress=False if args.json else None)
     objective_metric = r.objective_spec[0][0]
     if len(r.designs) == 1:
         top = sensitivity(r.design, metrics=(objective_metric,)).top(objective_metric, args.top)

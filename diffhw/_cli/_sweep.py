@@ -42,7 +42,7 @@ def add_parser(subparsers, common):
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="designs per compiled call (default: %(default)s)")
     p.add_argument("--max-points", type=int, default=MAX_POINTS, help="refuse larger sweeps (default: %(default)s)")
     p.add_argument("--top", type=int, default=20, help="front rows shown in the table (default: %(default)s)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none with --json either)")
     return p
 
 
@@ -154,7 +154,7 @@ def run(args):
 
     _check_axes(design, axes, args.vary)
     result = sweep(design, axes, metrics=metrics, samples=args.samples, seed=args.seed, chunk=args.chunk,
-                   progress=False if args.no_progress else None, max_points=args.max_points)
+                   progress=False if args.no_progress or args.json else None, max_points=args.max_points)
     front = result.pareto(objectives)
     first = next(iter(objectives))
     front = front[np.argsort(result[first][front], kind="stable")]

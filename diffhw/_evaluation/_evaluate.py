@@ -11,7 +11,7 @@ from jaxtyping import Array, Float
 from .. import _smooth
 from .._economics._cost import Economics, economics
 from .._errors import InputError
-from .._hardware import _memory
+from .._hardware import _memory, _near_memory
 from .._hardware._hardware import Hardware
 from .._hardware._memory import TierReport
 from .._hardware._technology import Technology
@@ -106,6 +106,9 @@ _UNIT = ("technology.static_fraction", "technology.network_capex_fraction")
 _RULES = {**{p: "> 0 and finite" for p in _POSITIVE}, **{p: "in (0, 1] and finite" for p in _FRACTIONS},
           **{p: "in [0, 1] and finite" for p in _UNIT}, "technology.pue": ">= 1 and finite"}
 _DEFAULT_RULE = ">= 0 and finite"
+#: A derived check: the near-memory thermal budget covers its memory's own power.
+_THERMAL = ("a thermal budget (power_density_w_per_mm2 x footprint_mm2) that covers the stacked memory's "
+            "own power at full internal bandwidth (the margin, W, is >= 0)")
 #: What each kind of check lets through (NaN passes none); `xp` is jax.numpy or numpy.
 _PASSES = {
     "> 0 and finite": lambda v, xp=jnp: xp.isfinite(v) & (v > 0),
@@ -113,6 +116,7 @@ _PASSES = {
     "in (0, 1] and finite": lambda v, xp=jnp: (v > 0) & (v <= 1),
     "in [0, 1] and finite": lambda v, xp=jnp: (v >= 0) & (v <= 1),
     ">= 1 and finite": lambda v, xp=jnp: xp.isfinite(v) & (v >= 1),
+    _THERMAL: lambda v, xp=jnp: xp.isfinite(v) & (v >= 0),
 }
 
 
@@ -147,6 +151,8 @@ def _check_table(hw, wl, par, tech=None):
         tree["technology"] = tech
     rows = [(_path_name(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0] if _is_number(leaf)]
     rows = [(name, _RULES.get(name, _DEFAULT_RULE), leaf) for name, leaf in rows]
+    if hw.near_memory is not None:
+        rows.append(("hardware.near_memory thermal margin (W)", _THERMAL, _near_memory.thermal_margin_w(hw)))
     order = {rule: i for i, rule in enumerate(_PASSES)}
     return sorted(rows, key=lambda r: (np.size(r[2]) != 1, order[r[1]]))
 

@@ -84,6 +84,23 @@ def tier_bandwidth(hw, tier: int):
     return hw.tiers[tier - 1].read_bandwidth_bytes_per_s
 
 
+def internal_bandwidth(hw):
+    """Bytes/s the near-memory units read inside their tier (sustained)."""
+    nm = hw.near_memory
+    return (
+        nm.bandwidth_multiple * tier_bandwidth(hw, nm.tier) + nm.bandwidth_density_bytes_per_s_per_mm2 * nm.footprint_mm2
+    ) * hw.profile.bandwidth_efficiency
+
+
+def thermal_margin_w(hw):
+    """The stacked logic's thermal budget (``density x footprint``) less its memory's
+    power at full internal bandwidth, W. Below 0 the budget cannot even feed the memory
+    it sits on: the design is thermally impossible as specified (its logic would run at
+    ~0 FLOP/s and every offloaded step would take forever), so the value checks refuse it."""
+    nm = hw.near_memory
+    return nm.power_density_w_per_mm2 * nm.footprint_mm2 - internal_bandwidth(hw) * nm.j_per_byte
+
+
 def thermal_flop_per_s(nm: NearMemory, internal_bytes_per_s):
     """FLOP/s the stacked logic sustains under its thermal limit.
 
@@ -127,9 +144,7 @@ def offload(hw, op, tau=_smooth.DEFAULT_TAU) -> Offload:
     share = nm.offload_fraction * _smooth.safe_div(in_tier, memory_bound)
     near_bytes = nm.offload_fraction * in_tier
     near_flops = share * op.flops
-    internal_bw = (
-        nm.bandwidth_multiple * tier_bandwidth(hw, nm.tier) + nm.bandwidth_density_bytes_per_s_per_mm2 * nm.footprint_mm2
-    ) * hw.profile.bandwidth_efficiency
+    internal_bw = internal_bandwidth(hw)
     flops = thermal_flop_per_s(nm, internal_bw)
     shards = jnp.where(near_bytes > 0, _smooth.smooth_max(near_bytes / nm.shard_bytes, 1.0), 0.0)
     extra = (shards - 1.0) * op.act_bytes * share  # one shard's exchange is the op's own traffic

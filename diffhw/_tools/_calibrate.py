@@ -29,12 +29,14 @@ import optax
 from .. import _smooth
 from .._errors import InputError
 from .._evaluation._evaluate import _anonymous, _with_static, evaluate, max_throughput
+from .._hardware._memory import capacities
 from .._hardware._profile import Profile
 from .._io._hardware import load_hardware
 from .._io._measurements import METRICS, Measurement
 from .._io._models import load_model
 from .._io._profiles import load_profile
 from .._jit import filter_jit
+from .._workload._operators import shards_for, weight_bytes_per_chip
 from .._workload._precision import Precision, precision
 from .._workload._workload import parallelism, validate_parallelism, workload
 
@@ -121,6 +123,18 @@ class _Problem:
             if p.model not in model_cache:
                 model_cache[p.model] = load_model(p.model)
         self.hardware, self.models = hw_cache, model_cache
+        fits = {}
+        for i, p in enumerate(self.points):
+            key = (p.hardware, p.model, p.tp, p.pp, p.ep, p.weight_precision)
+            if key not in fits:
+                fits[key] = _weights_fit(p, hw_cache[p.hardware], model_cache[p.model])
+            need, usable = fits[key]
+            if need > usable:
+                raise InputError(
+                    f"point {p.id or i}", f"{p.model} on {p.tp * p.pp:g} x {p.hardware} (tp={p.tp:g}, pp={p.pp:g})",
+                    f"a system that holds the model's weights: they need {need / 1e9:.1f} GB per chip, "
+                    f"{usable / 1e9:.1f} GB is usable", "check the row's tp, pp, ep and precisions: the model "
+                    "cannot have run as written, and fitting it would bend the profile")
         # Group by structure (the pytree definition, static fields included), not by
         # name: chips and precisions that differ only in values share one vmapped trace.
         by = defaultdict(list)
@@ -163,6 +177,13 @@ def _predict_max_throughput(p: Measurement, hw, model, profile):
     r = max_throughput(hw.replace(profile=profile), model, wl, par, tpot_limit_s=p.tpot_limit_s,
                        ttft_limit_s=p.ttft_limit_s)
     return float(r.metrics.output_tokens_per_s)
+
+
+def _weights_fit(p: Measurement, hw, model):
+    """(weight bytes per chip, usable bytes per chip) of a point, in Python floats."""
+    shards = shards_for(model, float(p.tp), float(p.ep))
+    need = weight_bytes_per_chip(model, shards, float(p.pp), precision(p.weight_precision).bytes)
+    return float(need), float(jnp.sum(capacities(hw)))
 
 
 def _design(p: Measurement, hw, model):

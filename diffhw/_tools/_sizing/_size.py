@@ -1,11 +1,13 @@
 """`size`: the public entry point of sizing, as the steps its docstring names."""
 
 import dataclasses
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from ... import _smooth
 from ..._errors import InputError
@@ -104,6 +106,7 @@ def size(
     tau: float = _smooth.DEFAULT_TAU,
     method: str = "adam",
     shares=None,
+    progress=None,
 ) -> SizingResult:
     """Size a design by gradient descent under constraints, in the steps of the package
     docstring: check the problem, reparameterise (bounded log-space variables and the
@@ -140,6 +143,8 @@ def size(
       but a longer compile (the line search's loops): see ``benchmarks/sizing.py``.
     - `shares`: for a mix, each design's weight in the objective (e.g. its share of the
       tokens served; normalised); default equal.
+    - `progress`: True shows the step being run (a tqdm line on stderr), False hides
+      it; None (default) shows it when stderr is a terminal.
 
     **Returns:** a `SizingResult`. It says `feasible=False` (with `violations`) rather
     than raising when no design meets the budgets.
@@ -150,16 +155,44 @@ def size(
     spec = _Spec(problem.var_spec, problem.bounds, problem.terms, int(outer_steps), int(inner_steps),
                  max(int(inner_steps) // 2, 20), float(learning_rate), float(penalty), float(penalty_growth),
                  float(slack), tau, method)
+    steps = _Steps(progress, ("baseline (compiling the model)",
+                              f"search: {int(starts)} starts x {int(outer_steps)} x {int(inner_steps)} {method} steps",
+                              "rounding to whole numbers (exact re-check)", "report"))
     baseline_x, base_vals, f0 = _baseline(problem, objective)
+    steps.next()
     z_starts = _reparameterise(problem, baseline_x, starts, seed)
     history = _search_relaxed(problem, spec, f0, z_starts)
+    steps.next()
     best = _best_relaxed(history)
     check = _Checker(problem.designs, problem.bases, problem.variables, problem.var_spec, problem.bounds,
                      problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares), problem.allowed)
     candidates = check.round([history.x[s, i] for s, i in best[:3]])
     pick, feasible = _pick(candidates)
-    return _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
-                   check.evaluated, time.perf_counter() - t0)
+    steps.next()
+    result = _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
+                     check.evaluated, time.perf_counter() - t0)
+    steps.close()
+    return result
+
+
+class _Steps:
+    """The step `size` is running, as one tqdm line on stderr (see `size`'s `progress`)."""
+
+    def __init__(self, progress, names):
+        show = sys.stderr.isatty() if progress is None else bool(progress)
+        self.names, self.i = names, 0
+        self.bar = tqdm(total=len(names), desc="size", file=sys.stderr, leave=False, disable=not show,
+                        bar_format="{desc}: step {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+        self.bar.set_postfix_str(names[0])
+
+    def next(self):
+        self.bar.update(1)
+        self.i += 1
+        if self.i < len(self.names):
+            self.bar.set_postfix_str(self.names[self.i])
+
+    def close(self):
+        self.bar.close()
 
 
 @dataclasses.dataclass(frozen=True)
