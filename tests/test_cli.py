@@ -85,11 +85,16 @@ def test_presets_listing(capsys):
         (["evaluate", "--input-tokens", "0"], "--input-tokens"),
         (["evaluate", "--output-tokens", "1e300"], "--output-tokens"),
         (["evaluate", "--shared-context-tokens", "1e300"], "--shared-context-tokens"),
+        (["evaluate", "--model", "llama-2-7b", "--input-tokens", "8192"], "context window of 4,096 tokens"),
         (["evaluate", "--chips", "1e300"], "--chips"),
         (["evaluate", "--pue", "1e300"], "--pue"),
         (["evaluate", "--lifetime-years", "1e-300"], "--lifetime-years"),
         (["evaluate", "--electricity-usd-per-kwh", "1e300"], "--electricity-usd-per-kwh"),
         (["size", "--workload", "model=llama-3.1-8b,batch=0.5"], "--workload batch = 0.5"),
+        (["size", "--constraint", "tpot_s<=1e300"], "magnitude at most 1e+30"),
+        (["size", "--constraint", "tpot_s<=-1"], "an upper limit > 0"),
+        (["size", "--objective", "tpot_s*nan"], "objective weight of tpot_s"),
+        (["size", "--seed", "-1"], "--seed"),
         (["evaluate", "--tp", "3"], "a divisor of the model's 64 attention heads"),
         (["evaluate", "--chips", "7", "--tp", "8"], "--chips"),
         (["evaluate", "--ep", "2"], "dense model"),
@@ -266,8 +271,9 @@ def test_size_defaults_follow_the_model(capsys):
 
     assert ep_of() == 8.0  # the main job: DeepSeek-V3 on the H200's 8 chips
     assert ep_of("--model", "llama-3.1-70b", "--hardware", "h100-sxm") == 1.0  # dense
-    assert ep_of("--model", "mixtral-8x7b", "--chips", "4") == 4.0
-    assert ep_of("--model", "mixtral-8x7b", "--chips", "16") == 1.0  # 8 experts do not split 16 ways
+    short = ("--input-tokens", "4096")  # the main job's 32k prompt is past Mixtral's 32k window
+    assert ep_of("--model", "mixtral-8x7b", "--chips", "4", *short) == 4.0
+    assert ep_of("--model", "mixtral-8x7b", "--chips", "16", *short) == 1.0  # 8 experts do not split 16 ways
     assert ep_of("--ep", "2") == 2.0
     with pytest.raises(SystemExit):
         main(["size", "--help"])

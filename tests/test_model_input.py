@@ -307,3 +307,14 @@ def test_every_shipped_preset_and_fixture_loads():
         assert load_model(str(f)).n_layers >= 1
     for name in presets.list_models():
         assert isinstance(presets.model_description(name), str)
+
+
+def test_the_context_window_is_read_and_left_out_of_the_trace():
+    from diffhw import presets
+    from diffhw._evaluation._evaluate import _anonymous
+
+    assert presets.model("llama-2-7b").max_context == 4096
+    assert presets.model("llama-3.1-70b").max_context == 131072
+    assert presets.model("gpt-j-6b").max_context == 2048  # n_positions
+    hw = presets.hardware("h100-sxm")
+    assert _anonymous(hw, presets.model("llama-3.1-70b"))[1].max_context == 0  # names and context share a trace

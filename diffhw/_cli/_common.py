@@ -93,6 +93,7 @@ NUMERIC_FLAGS = {
     "top": (1, 1e6, True, ""), "samples": (1, 1e8, True, "designs"), "chunk": (1, 1e6, True, "designs"),
     "max_points": (1, 1e9, True, "designs"), "learning_rate": (1e-9, 10, False, ""),
     "huber_delta": (0, 1e3, False, ""),
+    "seed": (0, 2**32 - 1, True, ""),  # numpy.random.default_rng takes non-negative seeds
 }
 
 
@@ -171,6 +172,7 @@ def design_from_args(args, batch, ep_follows_tp=False):
         ep = tp if ep_follows_tp and model.n_experts and model.n_experts % tp == 0 else 1
     par = parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     validate_parallelism(model, par)
+    check_context(model, args.input_tokens, args.output_tokens, args.shared_context_tokens)
     wl = workload(
         batch=batch,
         input_tokens=args.input_tokens,
@@ -181,6 +183,18 @@ def design_from_args(args, batch, ep_follows_tp=False):
         shared_context_tokens=args.shared_context_tokens,
     )
     return hw, model, wl, par
+
+
+def check_context(model, input_tokens, output_tokens, shared_context_tokens=0.0):
+    """Refuse a sequence longer than the model's context window (its config's
+    ``max_position_embeddings``): the model cannot attend that far."""
+    total = float(input_tokens) + float(output_tokens) + float(shared_context_tokens or 0.0)
+    if model.max_context and total > model.max_context:
+        shared = " + --shared-context-tokens" if shared_context_tokens else ""
+        raise InputError("--input-tokens", input_tokens,
+                         f"--input-tokens + --output-tokens{shared} at most {model.name}'s context window of "
+                         f"{model.max_context:,} tokens (max_position_embeddings); asked {total:,.0f}",
+                         "set --input-tokens and --output-tokens to fit it")
 
 
 def fit_error(hw, model, m, par):

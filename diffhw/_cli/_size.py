@@ -8,7 +8,7 @@ import numpy as np
 from .._errors import InputError, check_positive, did_you_mean
 from .._io._plot import figure
 from .._tools._sensitivity import sensitivity
-from .._tools._sizing._problem import Constraint, variable
+from .._tools._sizing._problem import Constraint, objective_terms, variable
 from .._tools._sizing._size import size
 from ._common import MAX_MAGNITUDE, check_numbers, design_of_args, dumps_json, fmt_number
 
@@ -148,6 +148,7 @@ def _parse_objective(spec):
             out[name.strip()] = float(w) if w else 1.0
         except ValueError:
             raise InputError("--objective", spec, "METRIC[:min|max][*WEIGHT], comma-separated") from None
+    objective_terms(out)  # every weight checked, also a lone term's (whose weight does not matter)
     return out if len(out) > 1 else next(iter(out))
 
 

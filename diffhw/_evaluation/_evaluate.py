@@ -337,7 +337,7 @@ def _anonymous(hw: Hardware, model: Transformer, tech: Technology | None = None)
     hw = _with_static(hw, name="", description="", profile=profile, default_chips=1)
     if tech is not None:
         tech = _with_static(tech, node="", memory="")
-    return hw, _with_static(model, name="", description=""), tech
+    return hw, _with_static(model, name="", description="", max_context=0), tech
 
 
 def evaluate(

@@ -56,6 +56,7 @@ _MAX_HEAD_DIM = 4_096  # largest released 256 (Gemma)
 _MAX_FFN = 4_000_000  # largest released 73,728 (Nemotron-4 340B), 53,248 (Llama 3.1 405B)
 _MAX_VOCAB = 100_000_000  # largest released 262,208 (Gemma 3), 250,880 (BLOOM)
 _MAX_EXPERTS = 65_536  # largest released 384 routed (Kimi K2), 256 (DeepSeek-V3)
+_MAX_CONTEXT = 1_000_000_000  # tokens; the longest released context is 1e7 (Llama 4 Scout)
 _MAX_WINDOW = 1e9  # tokens; the longest context released is 1e7 (Llama 4 Scout)
 # A config.json is a few kB (the largest shipped, GPT-OSS-120B's, is 2.6 kB); a file
 # thousands of times bigger is not one, and reading it whole could exhaust memory.
@@ -300,6 +301,8 @@ def model_from_hf_config(cfg: dict, where="config") -> Transformer:
         n_experts=n_experts, experts_per_token=k if n_experts else 0,
         n_shared_experts=n_shared, gated_ffn=gated, tied_embeddings=tied, mla=mla,
         layer_groups=layer_groups, name=name, description=description,
+        max_context=get("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length",
+                        default=0, hi=_MAX_CONTEXT),
     )
 
 

@@ -30,6 +30,10 @@ class Transformer(eqx.Module):
     width), `vocab_size`, `expert_ffn_dim`, `shared_expert_ffn_dim` (width of each shared
     expert), `sliding_window` (tokens), and for MLA `q_lora_rank` (0 = no query
     compression), `kv_lora_rank`, `qk_nope_dim`, `qk_rope_dim`, `v_head_dim`.
+
+    **Metadata** (static, not read by the maths): `name`, `description`, and
+    `max_context`, the context window in tokens (``max_position_embeddings``; 0 when
+    unknown), which the command line holds sequence lengths to.
     """
 
     d_model: Scalar = eqx.field(converter=_f)
@@ -56,6 +60,7 @@ class Transformer(eqx.Module):
     layer_groups: tuple = eqx.field(static=True)
     name: str = eqx.field(static=True, default="custom")
     description: str = eqx.field(static=True, default="")
+    max_context: int = eqx.field(static=True, default=0)  # tokens (max_position_embeddings); 0: unknown
 
     def __check_init__(self):
         if sum(c for _, _, c in self.layer_groups) != self.n_layers:

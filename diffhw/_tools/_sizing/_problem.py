@@ -2,6 +2,7 @@
 their baseline values in a design."""
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -17,6 +18,11 @@ HIGHER_IS_BETTER = frozenset({
 
 #: Metrics that may be negative (margins): constrained by difference, not by log ratio.
 SIGNED = frozenset({"memory_margin", "tier_lifetime_margin"})
+#: Constraint limits beyond this magnitude (SI units) are typos: no metric comes near it,
+#: and in float32 a limit near 3.4e38 overflows.
+MAX_LIMIT = 1e30
+#: Objective weights (exponents of a weighted geometric mean) beyond this are typos.
+MAX_WEIGHT = 1e3
 
 #: Short names for common design variables: the paths they set, and whether they scale
 #: the baseline values (``scale=True``: the variable is a factor on every path) or set
@@ -139,8 +145,10 @@ def constraint(spec) -> Constraint:
                 v = float(value)
             except ValueError:
                 raise InputError("constraint", spec, "METRIC<=NUMBER or METRIC>=NUMBER") from None
-            if not np.isfinite(v):
-                raise InputError("constraint", spec, "a finite limit")
+            if not (np.isfinite(v) and abs(v) <= MAX_LIMIT):
+                raise InputError("constraint", spec, f"a finite limit of magnitude at most {MAX_LIMIT:g}")
+            if op == "<=" and v <= 0 and name not in SIGNED:
+                raise InputError("constraint", spec, f"an upper limit > 0 ({name} is positive: no design meets it)")
             return Constraint(name, upper=v) if op == "<=" else Constraint(name, lower=v)
     raise InputError("constraint", spec, "METRIC<=NUMBER or METRIC>=NUMBER (e.g. peak_power_w<=1000)")
 
@@ -161,9 +169,12 @@ def objective_terms(objective) -> tuple:
         if name in SIGNED:
             raise InputError("objective", name, "a positive metric (margins belong in constraints)")
         s = (-1.0 if name in HIGHER_IS_BETTER else 1.0) if sense == "" else (1.0 if sense == "min" else -1.0)
-        w = float(weight)
-        if not (np.isfinite(w) and w > 0):
-            raise InputError(f"objective weight of {name}", weight, "a positive number")
+        try:
+            w = float(weight)
+        except (TypeError, ValueError):
+            w = math.nan
+        if not (np.isfinite(w) and 0 < w <= MAX_WEIGHT):
+            raise InputError(f"objective weight of {name}", weight, f"a number in (0, {MAX_WEIGHT:g}]")
         out.append((name, w, s))
     if not out:
         raise InputError("objective", objective, "at least one metric")
