@@ -8,6 +8,8 @@ compiled optimiser loop.
 import csv
 import json
 
+import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -146,6 +148,11 @@ def test_bad_arguments(synthetic):
         diffhw.calibrate([diffhw.Measurement("h100-sxm", MODEL, "tpot_s", -1.0)])
     with pytest.raises(diffhw.InputError, match="steps"):
         diffhw.calibrate(synthetic, steps=0)
+    from diffhw._io._profiles import load_profile
+
+    bad = eqx.tree_at(lambda p: p.step_overhead_s, load_profile("default"), jnp.asarray(np.nan))
+    with pytest.raises(diffhw.InputError, match="step_overhead_s"):
+        diffhw.calibrate(synthetic, base_profile=bad, steps=2)
 
 
 # ------------------------------------------------------------------------- data files

@@ -28,7 +28,7 @@ import optax
 
 from .. import _smooth
 from .._errors import InputError
-from .._evaluation._evaluate import _anonymous, _with_static, evaluate, max_throughput
+from .._evaluation._evaluate import _anonymous, _with_static, check_values, evaluate, max_throughput
 from .._hardware._memory import capacities
 from .._hardware._profile import Profile
 from .._io._hardware import load_hardware
@@ -177,6 +177,14 @@ def _predict_max_throughput(p: Measurement, hw, model, profile):
     r = max_throughput(hw.replace(profile=profile), model, wl, par, tpot_limit_s=p.tpot_limit_s,
                        ttft_limit_s=p.ttft_limit_s)
     return float(r.metrics.output_tokens_per_s)
+
+
+def _check_base_profile(profile, prob):
+    """The value checks of `evaluate` on the profile the fit starts from (a `Profile`
+    passed in is not checked by a loader), with each group's first design."""
+    for (hw, _, wl, par), _, _ in prob.groups:
+        first = jax.tree_util.tree_map(lambda x: x[0], (hw, wl, par))
+        check_values(first[0].replace(profile=profile), first[1], first[2])
 
 
 def _weights_fit(p: Measurement, hw, model):
@@ -402,6 +410,7 @@ def calibrate(
     weights = prob.weights(_mask)
     if float(jnp.sum(weights)) == 0:
         raise InputError("points", 0, "at least one point to fit")
+    _check_base_profile(base, prob)
     anon = _anonymous_profile(base)
     theta, history, loss = _fit_jit(to_theta(base, fit), anon, prob.groups, weights,
                                      jnp.asarray(learning_rate, dtype=float), steps,
