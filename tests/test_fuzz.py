@@ -210,6 +210,32 @@ def test_mutated_hardware_files(tmp_path_factory, text):
     check_outcome(argv, *run_cli(argv))
 
 
+@st.composite
+def based_on_chains(draw):
+    """Files each ``based_on`` the one before (the first on a preset), each overriding
+    one value, sometimes badly; sometimes the chain loops back on itself."""
+    depth = draw(st.integers(1, 8))
+    overrides = [draw(st.sampled_from(['[memory]\nbandwidth_tb_s = 4.0', '[compute]\nbf16_tflops = 800',
+                                       '[network]\nlink_latency_us = 0.3', '[memory]\ncapacity_gb = "x"',
+                                       '[power]\ntdp_w = -5', 'name = 5', 'based_on = 7', '[memory]\ntype = 3']))
+                 for _ in range(depth)]
+    loop = draw(st.booleans()) and depth > 1
+    return overrides, loop
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(based_on_chains())
+def test_based_on_chains(tmp_path_factory, chain):
+    overrides, loop = chain
+    folder = tmp_path_factory.mktemp("chain")
+    paths = [folder / f"c{i}.toml" for i in range(len(overrides))]
+    for i, (path, body) in enumerate(zip(paths, overrides, strict=True)):
+        base = "h100-sxm" if i == 0 and not loop else str(paths[i - 1])
+        path.write_text(f'based_on = "{base}"\nname = "c{i}"\n{body}\n')
+    argv = ["evaluate", "--hardware", paths[-1], "--model", "llama-3.1-8b", "--json"]
+    check_outcome(argv, *run_cli(argv))
+
+
 _BAD_JSON_VALUES = st.sampled_from(["x", -1, 0, 0.5, 1e300, 1e-300, math.nan, math.inf, True, None, [1], {"a": 1},
                                     10**30, 3, 7, 1e9])
 
