@@ -1,6 +1,7 @@
 """Public entry points: `evaluate` a design and find its `max_throughput` batch."""
 
 import dataclasses
+import re
 
 import equinox as eqx
 import jax
@@ -103,6 +104,10 @@ _FRACTIONS = ("hardware.profile.bandwidth_efficiency", "hardware.profile.compute
 # (0/1 switches such as on_interposer stay under the default rule: finite differences and
 # sensitivities step them slightly past 1.)
 _UNIT = ("technology.static_fraction", "technology.network_capex_fraction")
+# every memory tier (``hardware.tiers[i]``): sizes, rates, latency and wear are positive
+_POSITIVE += tuple(f"hardware.tiers[].{f}" for f in (
+    "capacity_bytes", "read_bandwidth_bytes_per_s", "write_bandwidth_bytes_per_s", "read_latency_s",
+    "granularity_bytes", "prefetch_buffer_bytes", "endurance_cycles"))
 _RULES = {**{p: "> 0 and finite" for p in _POSITIVE}, **{p: "in (0, 1] and finite" for p in _FRACTIONS},
           **{p: "in [0, 1] and finite" for p in _UNIT}, "technology.pue": ">= 1 and finite"}
 _DEFAULT_RULE = ">= 0 and finite"
@@ -150,7 +155,7 @@ def _check_table(hw, wl, par, tech=None):
     if tech is not None:
         tree["technology"] = tech
     rows = [(_path_name(p), leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0] if _is_number(leaf)]
-    rows = [(name, _RULES.get(name, _DEFAULT_RULE), leaf) for name, leaf in rows]
+    rows = [(name, _RULES.get(re.sub(r"\[\d+\]", "[]", name), _DEFAULT_RULE), leaf) for name, leaf in rows]
     if hw.near_memory is not None:
         rows.append(("hardware.near_memory thermal margin (W)", _THERMAL, _near_memory.thermal_margin_w(hw)))
     order = {rule: i for i, rule in enumerate(_PASSES)}
@@ -201,13 +206,30 @@ def bad_reasons(bad, hw, wl, par, tech=None) -> list:
     return out
 
 
+def _not_finite(m: Metrics):
+    """True when a metric is not finite (the tiers' wear-out times aside: an unlimited
+    one is inf). Every value passed the checks, so values far beyond physical ones
+    overflowed (float32 ends at 3.4e38) or cancelled."""
+    leaves = jax.tree_util.tree_leaves([getattr(m, f.name) for f in dataclasses.fields(m) if f.name != "tiers"])
+    return ~jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in leaves])))
+
+
+#: What `_raise_bad` says when the checks pass but a metric is not finite.
+_OVERFLOW = ("values whose metrics are finite: with these values a metric overflows or is undefined "
+             "(a leaf far beyond physical values, e.g. 1e30 or 1e-30 in SI units)")
+
+
 def _raise_bad(bad, hw, wl, par, tech=None):
     """Outside `jit`: raise `InputError` naming the first failing check of `bad` (the
-    flags of `_bad_values`, computed by the compiled program)."""
+    flags of `_bad_values`, computed by the compiled program; a last flag past them,
+    from `_not_finite`, says a metric came out non-finite)."""
     bad = np.asarray(bad)
     if not bad.any():
         return
-    path, allowed, leaf = _check_table(hw, wl, par, tech)[int(np.argmax(bad))]
+    rows = _check_table(hw, wl, par, tech)
+    if int(np.argmax(bad)) >= len(rows):
+        raise InputError("design", "a metric that is not finite", _OVERFLOW)
+    path, allowed, leaf = rows[int(np.argmax(bad))]
     value = np.asarray(leaf, dtype=float)
     raise InputError(path, float(value) if value.ndim == 0 else value.tolist(), allowed)
 
@@ -385,7 +407,7 @@ def _evaluate_jit(
     callback raises); concrete ones return their flags for `evaluate` to raise on, so
     the compiled program has no callback."""
     m = _metrics(hardware, model, workload, parallelism, tau, technology, checked=traced)
-    return m, _bad_values(hardware, workload, parallelism, technology)
+    return m, jnp.concatenate([_bad_values(hardware, workload, parallelism, technology), _not_finite(m)[None]])
 
 
 class ThroughputResult(eqx.Module):
@@ -486,7 +508,8 @@ def _max_throughput_jit(
     ok = sc[j] > 0.0
     batch = jnp.where(ok, cands[j], 0.0)
     metrics = run(jnp.where(ok, cands[j], 1.0), technology)
-    return ThroughputResult(batch, best, ok, metrics), _bad_values(hw, wl, par, technology)
+    flags = jnp.concatenate([_bad_values(hw, wl, par, technology), _not_finite(metrics)[None]])
+    return ThroughputResult(batch, best, ok, metrics), flags
 
 
 def bound_name(metrics: Metrics) -> str:

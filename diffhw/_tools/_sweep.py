@@ -55,6 +55,8 @@ MAX_POINTS = 1_000_000
 #: The output column of the value checks' flags (not a metric).
 _BAD = "_invalid"
 _SENTINEL = -7.25e-77  # a value no leaf has
+#: Metrics that are infinite when unlimited (a tier that is never written wears out never).
+_MAY_BE_INF = frozenset({"min_tier_lifetime_s", "tier_lifetime_margin"})
 #: The metric that says whether a design fits in memory.
 _FIT_METRIC = "memory_margin"
 
@@ -65,8 +67,9 @@ class SweepResult:
 
     - `inputs`: path -> values of the swept leaves (float64), in the order of `axes`.
     - `metrics`: metric name -> values (float64), names as in `diffhw.metric_names`.
-    - `feasible`: bool per design: it fits in memory (``memory_margin >= 0``) and no
-      metric is NaN and its values pass the value checks. Infinite values are kept (an unlimited tier lifetime is ``inf``).
+    - `feasible`: bool per design: it fits in memory (``memory_margin >= 0``), its
+      values pass the value checks, and every metric is finite (a tier's wear-out
+      metrics may be infinite: unlimited). Infinite values are kept (an unlimited tier lifetime is ``inf``).
     - `devices`: how many devices held the evaluated chunks (from the output arrays'
       sharding).
     - `wall_s`: wall time of the evaluation, compilation included.
@@ -543,8 +546,8 @@ def sweep(design: Design, axes: dict, metrics=None, samples=None, seed=0, chunk=
     bar.close()
     bad = out.pop(_BAD)
     feasible = (out[_FIT_METRIC] >= 0.0) & ~bad.any(axis=1)
-    for k in names:
-        feasible &= ~np.isnan(out[k])
+    for k in names:  # NaN never; inf only where it means "unlimited" (a tier's wear-out)
+        feasible &= np.isfinite(out[k]) if k not in _MAY_BE_INF else ~np.isnan(out[k])
     reasons = None
     if bad.any():
         reasons = np.array(bad_reasons(bad, base.hardware, base.workload, base.parallelism, base.technology),
