@@ -162,10 +162,10 @@ def _check_table(hw, wl, par, tech=None):
     return sorted(rows, key=lambda r: (np.size(r[2]) != 1, order[r[1]]))
 
 
-def _bad_values(hw: Hardware, wl: Workload, par: Parallelism, tech=None):
-    """One flag per `_check_table` row, true when its check fails (one vectorised test
-    per rule, so the checks add few operations to the program)."""
-    rows = _check_table(hw, wl, par, tech)
+def _bad_values(hw: Hardware, wl: Workload, par: Parallelism, tech=None, rows=None):
+    """One flag per `_check_table` row (`rows`, if the caller built it), true when its
+    check fails (one vectorised test per rule, so the checks add few operations)."""
+    rows = _check_table(hw, wl, par, tech) if rows is None else rows
     flags = []
     for rule, test in _PASSES.items():
         scalars = [jnp.reshape(jnp.asarray(leaf, dtype=float), (1,)) for _, r, leaf in rows
@@ -181,8 +181,9 @@ def _checked(hw: Hardware, wl: Workload, par: Parallelism, tech=None):
     """The value checks inside `jit`, for traced values (a user's `jit`, `grad`, `vmap`):
     raises (via `eqx.branched_error_if`, a host callback) naming the first failing
     field."""
-    msgs = [f"{path} must be {allowed}" for path, allowed, _ in _check_table(hw, wl, par, tech)]
-    bad = _bad_values(hw, wl, par, tech)
+    rows = _check_table(hw, wl, par, tech)
+    msgs = [f"{path} must be {allowed}" for path, allowed, _ in rows]
+    bad = _bad_values(hw, wl, par, tech, rows)
     return eqx.branched_error_if(hw, jnp.any(bad), jnp.argmax(bad), msgs)
 
 
@@ -191,9 +192,9 @@ def _is_traced(*trees) -> bool:
 
 
 def bad_reasons(bad, hw, wl, par, tech=None) -> list:
-    """``"path = value: must be ..."`` for each row of flags `bad` (shape ``(n,
-    checks)``, from `_bad_values` under `vmap`) whose check fails, ``""`` for one that
-    passes; the value shown is the base design's unless it is swept."""
+    """``"path must be ..."`` (the first failing check) for each row of flags `bad`
+    (shape ``(n, checks)``, from `_bad_values` under `vmap`), ``""`` for a row that
+    passes."""
     bad = np.asarray(bad).reshape(-1, np.shape(bad)[-1])
     rows = _check_table(hw, wl, par, tech)
     out = []

@@ -69,7 +69,7 @@ class SweepResult:
     - `metrics`: metric name -> values (float64), names as in `diffhw.metric_names`.
     - `feasible`: bool per design: it fits in memory (``memory_margin >= 0``), its
       values pass the value checks, and every metric is finite (a tier's wear-out
-      metrics may be infinite: unlimited). Infinite values are kept (an unlimited tier lifetime is ``inf``).
+      metrics may be ``inf``: unlimited; they are kept as such).
     - `devices`: how many devices held the evaluated chunks (from the output arrays'
       sharding).
     - `wall_s`: wall time of the evaluation, compilation included.
