@@ -21,6 +21,7 @@ from ._hardware._profile import Profile
 from ._hardware._technology import Technology
 from ._io._design import from_presets
 from ._io._measurements import Measurement, load_points
+from ._programs import enable_program_cache, program_cache_dir
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._timing._latency import COMPONENTS, StepTime, Work
 from ._tools._calibrate import Calibration, CrossValidation, calibrate, cross_validate
@@ -87,6 +88,7 @@ __all__ = [
     "design_values",
     "die_yield",
     "dies_per_wafer",
+    "enable_program_cache",
     "evaluate",
     "evaluate_design",
     "expected_experts_touched",
@@ -104,6 +106,7 @@ __all__ = [
     "plot_tornado",
     "precision",
     "presets",
+    "program_cache_dir",
     "safe_div",
     "safe_log",
     "sensitivity",

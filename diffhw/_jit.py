@@ -25,7 +25,10 @@ import functools
 
 import equinox as eqx
 import jax
+import numpy as np
 from jax._src import core as _jax_core
+
+from . import _programs
 
 #: XLA compile options of diffhw's entry points.
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
@@ -52,8 +55,23 @@ def filter_jit(fun=None, *, throughput=False, **jitkwargs):
     plain = eqx.filter_jit(fun, **jitkwargs)
     tuned = eqx.filter_jit(fun, compiler_options=dict(options), **jitkwargs)
 
+    # A local function's name is not unique in its module: never cached on disk.
+    cacheable = "<" not in fun.__qualname__ and not jitkwargs
+
     @functools.wraps(fun)
     def call(*args, **kwargs):
-        return (tuned if _at_top_level() and _on_cpu() else plain)(*args, **kwargs)
+        if not _at_top_level():
+            return plain(*args, **kwargs)
+        jitted, opts = (tuned, options) if _on_cpu() else (plain, {})
+        if cacheable and _programs.program_cache_dir() is not None:
+            return _programs.call(fun, jitted, opts, args, kwargs)
+        return jitted(*args, **kwargs)
 
     return call
+
+
+def device_floats(x):
+    """Host numbers as a JAX array of the default float dtype. `jnp.asarray` of a
+    float64 NumPy array under 32-bit JAX converts on the device, and its first use per
+    shape compiles a program; this converts on the host."""
+    return jax.numpy.asarray(np.asarray(x, dtype=jax.dtypes.canonicalize_dtype(np.float64)))

@@ -10,7 +10,7 @@ ROOT = Path(diffhw.__file__).resolve().parent
 
 #: Layers from the foundation up; a module may import its own layer or those below.
 LAYERS = (
-    ("diffhw._errors", "diffhw._jit", "diffhw._smooth", "diffhw.units"),  # foundation
+    ("diffhw._errors", "diffhw._jit", "diffhw._programs", "diffhw._smooth", "diffhw.units"),  # foundation
     ("diffhw._workload",),  # hardware-free workload algebra
     ("diffhw._hardware",),  # the chip, memory tiers, near memory, network, technology
     ("diffhw._timing",),  # roofline, Decode and Prefill

@@ -174,14 +174,13 @@ def test_package_data_ships_every_data_file():
 
 
 def test_console_keeps_compiled_programs_in_a_persistent_cache(tmp_path):
-    """The console script (not `main`, which tests call in-process) turns on JAX's
-    persistent compilation cache: in $XDG_CACHE_HOME/diffhw/jax by default, moved by
-    DIFFHW_CACHE_DIR. A second run reads what the first wrote
-    and prints the same answer. (JAX caches programs that took at least a second to
-    compile; this one takes less, so the test lowers JAX's threshold to zero.)"""
+    """The console script (not `main`, which tests call in-process) keeps its compiled
+    programs: diffhw's own (`diffhw._programs`, under ``programs/``) and JAX's
+    persistent compilation cache for the rest, in $XDG_CACHE_HOME/diffhw/jax by default,
+    moved by DIFFHW_CACHE_DIR. A second run reads what the first wrote, compiles and
+    writes nothing new, and prints the same answer."""
     cmd = [sys.executable, "-m", "diffhw._cli", "evaluate", "--model", "llama-3.1-8b", "--chips", "1", "--json"]
     env = {k: v for k, v in os.environ.items() if k != "DIFFHW_CACHE_DIR"}
-    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
     def run(**extra):
         r = subprocess.run(cmd, env={**env, **extra}, capture_output=True, text=True, timeout=600, check=False)
@@ -190,10 +189,12 @@ def test_console_keeps_compiled_programs_in_a_persistent_cache(tmp_path):
 
     first = run(XDG_CACHE_HOME=str(tmp_path / "xdg"))
     cache = tmp_path / "xdg" / "diffhw" / "jax"
-    entries = sorted(p.name for p in cache.iterdir())
-    assert any(e.startswith("jit__evaluate_jit") for e in entries), entries
+    entries = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+    assert any(e.startswith("programs/") and e.endswith(".program") for e in entries), entries
+    assert any(e.startswith("jit_") for e in entries), entries  # JAX's, for the small programs
     assert run(XDG_CACHE_HOME=str(tmp_path / "xdg")) == first
-    assert sorted(p.name for p in cache.iterdir()) == entries  # a hit compiles and writes nothing new
+    # a hit compiles and writes nothing new
+    assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()) == entries
     # (an empty DIFFHW_CACHE_DIR turning the cache off: test_cache_dir_follows_diffhw_cache_dir)
 
 
@@ -210,9 +211,13 @@ def test_cache_dir_follows_diffhw_cache_dir(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(_cache.compilation_cache, "set_cache_dir", calls.append)
     monkeypatch.setattr(_cache.compilation_cache, "reset_cache", lambda: calls.append("reset"))
+    monkeypatch.setattr(_cache, "enable_program_cache", lambda p: calls.append(("programs", p)))
+    monkeypatch.setattr(_cache.jax.config, "update", lambda *a: calls.append(a))
     assert _cache.enable_compilation_cache() is None and calls == []
     monkeypatch.setenv("DIFFHW_CACHE_DIR", str(tmp_path / "moved"))
-    assert _cache.enable_compilation_cache() == str(tmp_path / "moved") and calls == [str(tmp_path / "moved"), "reset"]
+    assert _cache.enable_compilation_cache() == str(tmp_path / "moved")
+    assert calls == [str(tmp_path / "moved"), ("jax_persistent_cache_min_compile_time_secs", 0.0),
+                     ("programs", str(tmp_path / "moved" / "programs")), "reset"]
 
 
 @pytest.mark.parametrize(("argv", "flag", "says"), [
