@@ -14,7 +14,9 @@ every metric under the name the CLI's JSON uses.
 import re
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._errors import InputError
 from .._hardware._hardware import Hardware
@@ -150,12 +152,25 @@ def set_values(design: Design, values: dict) -> Design:
             continue
         steps = _parse(path)
         node, index = _walk(design, steps, path)
-        if index is None:
+        if _concrete(v, node):
+            # outside a trace, in NumPy: op by op in JAX, each first use of an
+            # operation would compile a program
+            new = np.array(node)
+            if index is None:
+                new = np.broadcast_to(np.asarray(v, dtype=new.dtype), new.shape).copy()
+            else:
+                new[index] = v
+            design = eqx.tree_at(_getter(steps if index is None else steps[:-1]), design, jnp.asarray(new))
+        elif index is None:
             new = jnp.asarray(v, dtype=jnp.asarray(node).dtype) + jnp.zeros_like(node)
             design = eqx.tree_at(_getter(steps), design, new)
         else:
             design = eqx.tree_at(_getter(steps[:-1]), design, node.at[index].set(v))
     return design
+
+
+def _concrete(*xs):
+    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 def check_path(design: Design, path: str) -> str:

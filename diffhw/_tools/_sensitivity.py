@@ -24,6 +24,7 @@ from .._evaluation._design import (
     evaluate_design,
     get_value,
     metric_names,
+    metric_values,
     set_values,
 )
 from .._io._plot import figure
@@ -259,12 +260,16 @@ def _log_metric(design, params, metric, tau, u):
 @filter_jit
 def _jacobian(design, metrics, params, tau):
     def log_metrics(u):
-        vals = design_values(_scaled(design, params, u), tau, checked=False)
-        return jnp.stack([vals[m] if m in SIGNED else jnp.log(vals[m]) for m in metrics]), vals
+        scaled = _scaled(design, params, u)
+        m = evaluate_design(scaled, tau, checked=False)
+        vals = metric_values(m, scaled)
+        d = m.decode
+        parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
+        return jnp.stack([vals[k] if k in SIGNED else jnp.log(vals[k]) for k in metrics]), (vals, parts)
 
-    jac, vals = jax.jacfwd(log_metrics, has_aux=True)(jnp.zeros(len(params)))
-    d = evaluate_design(design, tau, checked=False).decode
-    parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
+    # Forward mode even for one metric: `jax.jacrev` traced and compiled slower here
+    # (benchmarks/compile.py). One evaluation gives the metrics and the Decode parts.
+    jac, (vals, parts) = jax.jacfwd(log_metrics, has_aux=True)(jnp.zeros(len(params)))
     return jac, jnp.stack([vals[k] for k in metrics]), parts / jnp.sum(parts)
 
 

@@ -4,10 +4,10 @@ degrees, batch, memory stacks), filtered to valid parallelisms and re-checked ex
 import itertools
 import types
 
-import jax.numpy as jnp
 import numpy as np
 
 from ..._errors import InputError
+from ..._jit import device_floats
 from ..._workload._workload import validate_parallelism
 from ._problem import Variable, _applies
 from ._search import _exact
@@ -68,6 +68,10 @@ def _rounding_candidates(x, allowed, n_vars, wide=12, spread=0.35, far=None):
     return out
 
 
+#: Rows per call of the exact re-check.
+_BLOCK = 64
+
+
 class _Checker:
     """Rounds relaxed points to whole-number designs and evaluates them exactly.
 
@@ -96,19 +100,24 @@ class _Checker:
         return np.asarray([[_valid(d, i, self.variables, row, self.base_leaves) for i, d in enumerate(self.designs)]
                            for row in rows])
 
-    def evaluate(self, rows):
+    def evaluate(self, rows, count=True):
         """Exact metrics (per design), margins (all designs), per-design objectives and
-        the mix objective of `rows`."""
+        the mix objective of `rows` (counted in `evaluated` if `count`)."""
+        rows = np.asarray(rows, dtype=float)
         n = len(rows)
-        # Evaluate in buckets of a power-of-two size so the exact check compiles rarely.
-        padded = np.concatenate([rows, np.repeat(rows[:1], (1 << max(n - 1, 1).bit_length()) - n, axis=0)])
-        vals, margins = _exact(self.bases, self.var_spec, self.bounds, self.base_leaves, self.limits,
-                               jnp.asarray(padded))
-        self.evaluated += n
-        vals = [{k: np.asarray(v)[:n] for k, v in d.items()} for d in vals]
+        # In blocks of `_BLOCK` rows: one compiled program for every call of a run (the
+        # baseline, the relaxed point and the candidates).
+        padded = np.concatenate([rows, np.repeat(rows[:1], -n % _BLOCK, axis=0)])
+        blocks = [_exact(self.bases, self.var_spec, self.bounds, self.base_leaves, self.limits,
+                         device_floats(padded[i:i + _BLOCK])) for i in range(0, len(padded), _BLOCK)]
+        if count:
+            self.evaluated += n
+        vals = [{k: np.concatenate([np.asarray(b[0][d][k]) for b in blocks])[:n] for k in design}
+                for d, design in enumerate(blocks[0][0])]
+        margins = np.concatenate([np.asarray(b[1]) for b in blocks])
         per = np.stack([sum(w * s * np.log(np.maximum(v[m], 1e-300)) for m, w, s in self.terms) for v in vals], 1)
         mix = np.logaddexp.reduce(per + self.log_shares[None, :], axis=1)
-        return vals, np.asarray(margins)[:n], per, mix
+        return vals, margins[:n], per, mix
 
     def round(self, points):
         """Rounded candidates near the relaxed `points`, evaluated exactly: (rows,

@@ -76,11 +76,6 @@ def _set(bases, var_spec, base_leaves, x):
 
 
 @filter_jit
-def _values(bases, var_spec, base_leaves, x, tau):
-    return tuple(design_values(d, tau, checked=False) for d in _set(bases, var_spec, base_leaves, x))
-
-
-@filter_jit
 def _exact(bases, var_spec, bounds, base_leaves, limits, xs):
     """Exact (tau = 0) metrics (per design) and margins (all designs) of candidate
     designs, under `vmap`."""
@@ -181,4 +176,4 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
         _, hist = jax.lax.scan(step, carry, schedule)
         return hist
 
-    return jax.vmap(run_one)(z_starts)
+    return jax.lax.map(run_one, z_starts)

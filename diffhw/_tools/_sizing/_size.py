@@ -5,13 +5,13 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
 from ... import _smooth
 from ..._errors import InputError
-from ..._evaluation._design import Design, anonymous, check_design, check_path
+from ..._evaluation._design import Design, anonymous, check_design, check_path, set_values
+from ..._jit import device_floats
 from ._problem import (
     Constraint,
     Variable,
@@ -25,7 +25,7 @@ from ._problem import (
     variable,
 )
 from ._rounding import _allowed, _Checker
-from ._search import _mix, _search, _set, _Spec, _values
+from ._search import _search, _Spec
 
 #: Inner optimisers of `size`: Adam steps, or L-BFGS with a line search.
 METHODS = ("adam", "lbfgs")
@@ -158,19 +158,19 @@ def size(
     steps = _Steps(progress, ("baseline (compiling the model)",
                               f"search: {int(starts)} starts x {int(outer_steps)} x {int(inner_steps)} {method} steps",
                               "rounding to whole numbers (exact re-check)", "report"))
-    baseline_x, base_vals, f0 = _baseline(problem, objective)
+    check = _Checker(problem.designs, problem.bases, problem.variables, problem.var_spec, problem.bounds,
+                     problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares), problem.allowed)
+    baseline_x, base_vals, f0 = _baseline(problem, objective, check)
     steps.next()
     z_starts = _reparameterise(problem, baseline_x, starts, seed)
     history = _search_relaxed(problem, spec, f0, z_starts)
     steps.next()
     best = _best_relaxed(history)
-    check = _Checker(problem.designs, problem.bases, problem.variables, problem.var_spec, problem.bounds,
-                     problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares), problem.allowed)
     candidates = check.round([history.x[s, i] for s, i in best[:3]])
     pick, feasible = _pick(candidates)
     steps.next()
     result = _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
-                     check.evaluated, time.perf_counter() - t0)
+                     check, time.perf_counter() - t0)
     steps.close()
     return result
 
@@ -217,7 +217,7 @@ class _Problem:
 
     @property
     def log_shares(self):
-        return jnp.asarray(np.log(self.shares))
+        return device_floats(np.log(self.shares))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,24 +292,24 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
     # a whole-number variable must have a whole value to round to (checked before the search)
     allowed = {i: _allowed(designs, v, base_leaves) for i, v in enumerate(variables) if v.integer}
     for x in (np.asarray([v.lower for v in variables]), np.asarray([v.upper for v in variables])):
-        for d in _apply(designs, variables, jnp.asarray(x), base_leaves):
+        for d in _apply(designs, variables, x, base_leaves):
             check_design(d)
     return _Problem(
         designs=designs, bases=bases, variables=variables,
         var_spec=tuple((v.paths, v.scale, v.workload) for v in variables),
         base_leaves=base_leaves, constraints=constraints, bounds=bounds,
-        limits=jnp.asarray(limits), terms=terms, shares=shares,
+        limits=device_floats(limits), terms=terms, shares=shares,
         lo=np.asarray([v.lower for v in variables]), hi=np.asarray([v.upper for v in variables]),
         allowed=allowed,
     )
 
 
-def _baseline(problem: _Problem, objective):
+def _baseline(problem: _Problem, objective, check: _Checker):
     """The variables' baseline values, the baseline's exact (tau = 0) metrics per design
     and its objective (log): the objective's scale and the report's reference."""
     baseline_x = np.asarray([_baseline_value(problem.designs, v) for v in problem.variables])
-    base_vals = _values(problem.bases, problem.var_spec, problem.base_leaves, jnp.asarray(baseline_x), 0)
-    f0 = float(_mix(base_vals, problem.terms, problem.log_shares))
+    base_vals, _, _, mix = check.evaluate(baseline_x[None], count=False)
+    f0 = float(mix[0])
     if not np.isfinite(f0):
         raise InputError("objective", objective, "a metric that is finite and positive at the baseline")
     return baseline_x, base_vals, f0
@@ -332,9 +332,9 @@ def _reparameterise(problem: _Problem, baseline_x, starts, seed):
 def _search_relaxed(problem: _Problem, spec: _Spec, f0, z_starts) -> _History:
     """The augmented-Lagrangian search from every start at once (`_search`)."""
     with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
-        f, viol, x, n = _search(problem.bases, spec, problem.base_leaves, jnp.asarray(problem.lo),
-                                jnp.asarray(problem.hi), problem.limits, jnp.asarray(f0), problem.log_shares,
-                                jnp.asarray(z_starts))
+        f, viol, x, n = _search(problem.bases, spec, problem.base_leaves, device_floats(problem.lo),
+                                device_floats(problem.hi), problem.limits, device_floats(f0), problem.log_shares,
+                                device_floats(z_starts))
     return _History(np.asarray(f), np.asarray(viol), np.asarray(x), int(round(float(np.sum(n)))))
 
 
@@ -388,17 +388,17 @@ def _reported(terms, f_log):
 
 
 def _report(problem: _Problem, spec: _Spec, baseline_x, base_vals, f0, history: _History, best, candidates,
-            pick, feasible, n_candidates, seconds) -> SizingResult:
+            pick, feasible, check: _Checker, seconds) -> SizingResult:
     """The `SizingResult`: the baseline, relaxed and chosen designs, margins and history."""
     cands, cand_vals, cand_margins, cand_obj = candidates
     names = [v.name for v in problem.variables]
     relaxed_x = history.x[best]
     chosen_x = cands[pick]
     chosen_vals = [{k: float(v[pick]) for k, v in vals.items()} for vals in cand_vals]
-    relaxed_vals = _values(problem.bases, problem.var_spec, problem.base_leaves, jnp.asarray(relaxed_x), 0)
+    _, _, _, relaxed_mix = check.evaluate(relaxed_x[None], count=False)
     margins, violations = _margin_report(problem, cand_margins, pick, feasible)
-    chosen_designs = _apply(problem.designs, problem.variables, jnp.asarray(chosen_x), problem.base_leaves)
-    baseline_metrics = [{k: float(v) for k, v in vals.items()} for vals in base_vals]
+    chosen_designs = _apply(problem.designs, problem.variables, chosen_x, problem.base_leaves)
+    baseline_metrics = [{k: float(v[0]) for k, v in vals.items()} for vals in base_vals]
     terms = problem.terms
     return SizingResult(
         variables=problem.variables,
@@ -408,7 +408,7 @@ def _report(problem: _Problem, spec: _Spec, baseline_x, base_vals, f0, history: 
         relaxed=dict(zip(names, map(float, relaxed_x), strict=True)),
         chosen=dict(zip(names, map(float, chosen_x), strict=True)),
         objective_baseline=float(_reported(terms, f0)),
-        objective_relaxed=float(_reported(terms, _mix(relaxed_vals, terms, problem.log_shares))),
+        objective_relaxed=float(_reported(terms, relaxed_mix[0])),
         objective=float(_reported(terms, cand_obj[pick])),
         margins=margins,
         feasible=bool(feasible[pick]),
@@ -420,7 +420,7 @@ def _report(problem: _Problem, spec: _Spec, baseline_x, base_vals, f0, history: 
                  "multiplier_updates": [(k + 1) * spec.inner for k in range(spec.outer)],
                  "restoration_start": spec.outer * spec.inner},
         evaluations=history.evaluations,
-        candidates=n_candidates,
+        candidates=check.evaluated,
         seconds=seconds,
         design=chosen_designs[0],
         designs=chosen_designs,
@@ -431,8 +431,23 @@ def _report(problem: _Problem, spec: _Spec, baseline_x, base_vals, f0, history: 
 
 
 def _apply(designs, variables, x, base_leaves):
-    """Every design with its variables set from the value vector `x` (outside `jit`)."""
-    return _set(designs, tuple((v.paths, v.scale, v.workload) for v in variables), base_leaves, x)
+    """Every design with its variables set from the value vector `x`, outside `jit`: as
+    `_search._set` sets them, at each leaf's dtype, in NumPy (op by op in JAX, each
+    first use of an operation would compile a program)."""
+    x = np.asarray(x, dtype=float)
+    out = []
+    for d, (design, leaves) in enumerate(zip(designs, base_leaves, strict=True)):
+        values = {}
+        for i, v in enumerate(variables):
+            if _applies(v, d):
+                for p in v.paths:
+                    if v.scale:
+                        leaf = np.asarray(leaves[p])
+                        values[p] = (leaf.dtype.type(x[i]) * leaf).astype(leaf.dtype)
+                    else:
+                        values[p] = x[i]
+        out.append(set_values(design, values))
+    return tuple(out)
 
 
 def _label(metric, sign, limit):
