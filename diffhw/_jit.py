@@ -1,4 +1,6 @@
-"""How diffhw compiles its programs: `filter_jit`, Equinox's with the XLA options below.
+"""How diffhw compiles its programs: `filter_jit`, Equinox's semantics with the XLA
+options below, a cheaper dispatch at the top level (`_Dispatch`), and the on-disk
+program cache when it is on (`diffhw._programs`).
 
 diffhw's programs are thousands of scalar operations (one per term of the cost model),
 not large array kernels, so XLA's compile time, not its run time, is what a user waits
@@ -21,6 +23,7 @@ top level (eagerly, as a script or a notebook cell does). Called inside a user's
 options (JAX accepts compile options only on a top-level `jit`).
 """
 
+import contextlib
 import functools
 
 import equinox as eqx
@@ -57,6 +60,7 @@ def filter_jit(fun=None, *, throughput=False, **jitkwargs):
 
     # A local function's name is not unique in its module: never cached on disk.
     cacheable = "<" not in fun.__qualname__ and not jitkwargs
+    fast = _Dispatch(fun) if not jitkwargs else None
 
     @functools.wraps(fun)
     def call(*args, **kwargs):
@@ -65,9 +69,58 @@ def filter_jit(fun=None, *, throughput=False, **jitkwargs):
         jitted, opts = (tuned, options) if _on_cpu() else (plain, {})
         if cacheable and _programs.program_cache_dir() is not None:
             return _programs.call(fun, jitted, opts, args, kwargs)
+        if fast is not None:
+            # anything it cannot do (an unhashable static leaf) or any error: Equinox's
+            # path, which raises errors with its messages (e.g. `eqx.error_if`'s)
+            with contextlib.suppress(Exception):
+                return fast(opts, args, kwargs)
         return jitted(*args, **kwargs)
 
     return call
+
+
+_ARRAYS = (jax.Array, np.ndarray, np.generic)
+_DYNAMIC = object()  # the stand-in of an array leaf in a key
+
+
+class _Dispatch:
+    """`eqx.filter_jit`'s semantics (array leaves traced, every other leaf static) with
+    a cheaper per-call path: the arguments are flattened once, looked up by their tree
+    structure and static leaves, and passed to a plain `jax.jit` of a flat function,
+    whose C++ dispatch does the rest (shapes, dtypes). `eqx.filter_jit` re-partitions
+    and re-hashes the whole pytree on every call: it tripled a warm `diffhw.evaluate`.
+    A function whose output has a non-array leaf keeps Equinox's path."""
+
+    def __init__(self, fun):
+        self.fun = fun
+        self.entries = {}
+
+    def __call__(self, options, args, kwargs):
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+        statics = tuple(_DYNAMIC if isinstance(x, _ARRAYS) else x for x in leaves)
+        key = (treedef, statics, tuple(options.items()))
+        jitted = self.entries.get(key)  # TypeError for an unhashable static leaf
+        if jitted is None:
+            jitted = _flat_jit(self.fun, treedef, statics, options)
+        out = jitted(*[x for x, s in zip(leaves, statics, strict=True) if s is _DYNAMIC])
+        self.entries[key] = jitted  # kept once it has run
+        return out
+
+
+def _flat_jit(fun, treedef, statics, options):
+    where = [i for i, s in enumerate(statics) if s is _DYNAMIC]
+
+    def flat(*arrays):
+        full = list(statics)
+        for i, a in zip(where, arrays, strict=True):
+            full[i] = a
+        args, kwargs = jax.tree_util.tree_unflatten(treedef, full)
+        out = fun(*args, **kwargs)
+        if not all(isinstance(v, jax.Array) for v in jax.tree_util.tree_leaves(out)):
+            raise TypeError("an output leaf is not an array")  # Equinox's path returns it as it is
+        return out
+
+    return jax.jit(flat, compiler_options=dict(options) if options else None)
 
 
 def device_floats(x):

@@ -16,7 +16,7 @@ from .._hardware import _memory, _near_memory
 from .._hardware._hardware import Hardware
 from .._hardware._memory import TierReport
 from .._hardware._technology import Technology
-from .._jit import filter_jit
+from .._jit import _at_top_level, filter_jit
 from .._timing._latency import COMPONENTS, StepTime, activation_bytes_per_chip, memory_per_chip, tpot, ttft
 from .._workload._operators import access_bytes
 from .._workload._transformer import Transformer
@@ -188,6 +188,9 @@ def _checked(hw: Hardware, wl: Workload, par: Parallelism, tech=None):
 
 
 def _is_traced(*trees) -> bool:
+    # no trace is active (a script's or notebook's call): nothing can be a tracer
+    if _at_top_level():
+        return False
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(trees))
 
 
@@ -343,12 +346,11 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
 def _with_static(module, **changes):
     """A copy of `module` with some static fields changed, without re-running field
     converters (they already ran; this keeps the per-call dispatch cheap)."""
-    old = {k: getattr(module, k) for k in changes}
-    if all(old[k] is v or (isinstance(v, (str, int)) and old[k] == v) for k, v in changes.items()):
+    fields = object.__getattribute__(module, "__dict__")
+    if all(fields[k] is v or (isinstance(v, (str, int)) and fields[k] == v) for k, v in changes.items()):
         return module
     new = object.__new__(type(module))
-    for f in dataclasses.fields(module):
-        object.__setattr__(new, f.name, changes.get(f.name, getattr(module, f.name)))
+    object.__getattribute__(new, "__dict__").update(fields, **changes)
     return new
 
 
