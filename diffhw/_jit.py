@@ -120,6 +120,7 @@ def _flat_jit(fun, treedef, statics, options):
             raise TypeError("an output leaf is not an array")  # Equinox's path returns it as it is
         return out
 
+    flat.__name__ = flat.__qualname__ = getattr(fun, "__name__", "flat")  # JAX's logs name it
     return jax.jit(flat, compiler_options=dict(options) if options else None)
 
 

@@ -47,6 +47,7 @@ import jax
 import jaxlib
 import numpy as np
 import optax
+from jax._src import compilation_cache as _jax_cache
 from jax.experimental import serialize_executable
 
 #: Format of the files; a change makes old files unreadable (they are ignored).
@@ -235,8 +236,10 @@ def _compile(fun, options, leaves, treedef, where):
         holder["tree"] = out_tree
         return out_leaves
 
+    flat.__name__ = flat.__qualname__ = getattr(fun, "__name__", "flat")  # JAX's logs name it
     arrays = [leaves[i] for i in where]
-    compiled = jax.jit(flat, compiler_options=dict(options) if options else None).lower(*arrays).compile()
+    with _past_jax_cache():
+        compiled = jax.jit(flat, compiler_options=dict(options) if options else None).lower(*arrays).compile()
     out_tree = holder["tree"]
     skeleton = jax.tree_util.tree_unflatten(out_tree, [_Index(i) for i in range(out_tree.num_leaves)])
     # The skeleton must come back from a pickle as the same structure (e.g. the
@@ -249,6 +252,25 @@ def _compile(fun, options, leaves, treedef, where):
     if d1 != d2 or [v.i for v in back_leaves] != list(range(out_tree.num_leaves)):
         raise _Uncacheable("the output's structure does not survive a pickle")
     return compiled, skeleton
+
+
+@contextlib.contextmanager
+def _past_jax_cache():
+    """Compile afresh, neither reading nor writing JAX's persistent compilation cache:
+    an executable loaded from it serialises without its code ("Function ... not found"
+    when the copy runs). JAX decides once per process whether its cache is used
+    (private flags); they are set for this compile only."""
+    flags = ("_cache_checked", "_cache_used", "_cache_initialized_mutex")
+    if not all(hasattr(_jax_cache, f) for f in flags):
+        raise _Uncacheable("this JAX's cache switch is unknown")
+    with _jax_cache._cache_initialized_mutex:
+        saved = _jax_cache._cache_checked, _jax_cache._cache_used
+        _jax_cache._cache_checked, _jax_cache._cache_used = True, False
+    try:
+        yield
+    finally:
+        with _jax_cache._cache_initialized_mutex:
+            _jax_cache._cache_checked, _jax_cache._cache_used = saved
 
 
 def _is_index(v):
@@ -294,7 +316,16 @@ def call(fun, jitted, options, args, kwargs):
         _loaded[key] = run
         if run is None:
             return jitted(*args, **kwargs)
-    return run(dynamic)
+    try:
+        return run(dynamic)
+    except Exception:
+        if not getattr(run, "from_disk", False):
+            raise
+        # A loaded program that does not run here: drop it, and run as a plain jit.
+        _loaded[key] = None
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, key + ".program"))
+        return jitted(*args, **kwargs)
 
 
 def _load_or_compile(folder, key, fun, options, leaves, treedef, where):
@@ -304,7 +335,9 @@ def _load_or_compile(folder, key, fun, options, leaves, treedef, where):
         try:
             compiled = serialize_executable.deserialize_and_load(record["executable"], record["in_tree"],
                                                                  record["out_tree"])
-            return _runner(compiled, record["skeleton"])
+            run = _runner(compiled, record["skeleton"])
+            run.from_disk = True
+            return run
         except Exception:  # noqa: BLE001, S110 - not loadable here: compile afresh (and replace it)
             pass
     try:

@@ -2,7 +2,6 @@
 refuses, and that a program loaded from it answers as a freshly compiled one."""
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -167,12 +166,18 @@ def test_the_folder_is_trimmed_to_its_limit(cache, monkeypatch):
     assert len(_files(cache)) <= 1
 
 
-def test_a_second_process_loads_and_answers_the_same(tmp_path):
-    """Two processes, as two runs of a script: the second loads what the first kept."""
+def test_later_processes_load_and_answer_the_same(tmp_path):
+    """Processes as runs of a script, with JAX's persistent cache on as the CLI has it:
+    the second loads what the first kept. The third compiles again (its program file
+    removed) while JAX's cache holds the program: the executable it keeps must still
+    run when the fourth loads it (one taken from JAX's cache serialises without its
+    code)."""
     script = (
-        "import json, sys, diffhw\n"
+        "import json, sys, jax, diffhw\n"
         "from diffhw import _programs\n"
-        "diffhw.enable_program_cache(sys.argv[1])\n"
+        "jax.config.update('jax_compilation_cache_dir', sys.argv[1] + '/jax')\n"
+        "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)\n"
+        "diffhw.enable_program_cache(sys.argv[1] + '/programs')\n"
         "n = []\n"
         "c = _programs._compile\n"
         "_programs._compile = lambda *a: n.append(1) or c(*a)\n"
@@ -180,14 +185,33 @@ def test_a_second_process_loads_and_answers_the_same(tmp_path):
         "v = diffhw.design_values(d, checked=False)\n"
         "print(json.dumps({'compiled': len(n), 'tpot_s': float(v['tpot_s'])}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
 
     def run():
         r = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                           env=env, timeout=600, check=False)
+                           timeout=600, check=False)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     first, second = run(), run()
     assert first["compiled"] == 1 and second["compiled"] == 0
-    assert second["tpot_s"] == first["tpot_s"]
+    for p in (tmp_path / "programs").iterdir():
+        p.unlink()
+    third, fourth = run(), run()
+    assert third["compiled"] == 1 and fourth["compiled"] == 0
+    assert first["tpot_s"] == second["tpot_s"] == third["tpot_s"] == fourth["tpot_s"]
+
+
+def test_a_loaded_program_that_fails_to_run_is_dropped(cache, monkeypatch):
+    x = jnp.arange(3.0)
+    assert float(_scaled_sum(x, 2.0, "a")["sum"]) == 6.0
+    assert len(_files(cache)) == 1
+    diffhw.enable_program_cache(cache)  # a new process
+
+    def broken(*a, **k):
+        def run(*arrays):
+            raise RuntimeError("NOT_FOUND: Function fusion not found")
+        return run
+
+    monkeypatch.setattr(_programs.serialize_executable, "deserialize_and_load", broken)
+    assert float(_scaled_sum(x, 2.0, "a")["sum"]) == 6.0  # answered by a plain jit
+    assert _files(cache) == []  # and the file is gone

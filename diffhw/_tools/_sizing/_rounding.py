@@ -4,6 +4,7 @@ degrees, batch, memory stacks), filtered to valid parallelisms and re-checked ex
 import itertools
 import types
 
+import jax
 import numpy as np
 
 from ..._errors import InputError
@@ -108,8 +109,8 @@ class _Checker:
         # In blocks of `_BLOCK` rows: one compiled program for every call of a run (the
         # baseline, the relaxed point and the candidates).
         padded = np.concatenate([rows, np.repeat(rows[:1], -n % _BLOCK, axis=0)])
-        blocks = [_exact(self.bases, self.var_spec, self.bounds, self.base_leaves, self.limits,
-                         device_floats(padded[i:i + _BLOCK])) for i in range(0, len(padded), _BLOCK)]
+        blocks = jax.device_get([_exact(self.bases, self.var_spec, self.bounds, self.base_leaves, self.limits,
+                                        device_floats(padded[i:i + _BLOCK])) for i in range(0, len(padded), _BLOCK)])
         if count:
             self.evaluated += n
         vals = [{k: np.concatenate([np.asarray(b[0][d][k]) for b in blocks])[:n] for k in design}
