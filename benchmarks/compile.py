@@ -4,9 +4,11 @@ entry point, cold and warm.
 Each entry point runs in a fresh Python process (so nothing is compiled yet) with
 JAX's compile log on (``jax_log_compiles``), which reports for every jitted program the
 time spent tracing it, converting its jaxpr to MLIR and compiling it with XLA. *Cold*
-is a process with an empty persistent compilation cache, *warm* a second process that
-reads the cache the first one wrote (as the CLI does, `diffhw._cli._cache`): warm
-skips XLA compilation but not tracing or lowering. ``wall_s`` is the process's whole
+is a process with empty caches, *warm* a second process that reads the caches the
+first one wrote (both turned on as the CLI does, `diffhw._cli._cache`): diffhw's own
+entry points load their kept executables (`diffhw._programs`: no tracing, lowering or
+compiling), and other programs come from JAX's persistent compilation cache (which
+skips XLA compilation only; e.g. the `grad` row, the user's own `jax.jit`). ``wall_s`` is the process's whole
 time including ``import diffhw`` (``import_s``); ``other_s`` is what is left once
 import, tracing, lowering and compilation are taken off (running, Python, I/O).
 ``hlo_ops`` counts the operations of the largest lowered program (StableHLO), a

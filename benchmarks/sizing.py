@@ -616,7 +616,7 @@ def _cold_then_warm():
 
 def run_defaults_fresh(key, quick, cache):
     """size() with its defaults on problem `key`, in a new Python process whose JAX
-    persistent compilation cache is `cache`: {"wall_s", "objective", "evaluations",
+    persistent compilation cache and diffhw program cache are in `cache`: {"wall_s", "objective", "evaluations",
     "grad_evals", "candidates"}."""
     import json
     import os
@@ -634,6 +634,8 @@ def _fresh_defaults_main(key, quick):
 
     jax.config.update("jax_compilation_cache_dir", os.environ["DIFFHW_BENCH_CACHE"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    # as the CLI does: diffhw's compiled programs kept whole (a warm process skips tracing)
+    diffhw.enable_program_cache(os.path.join(os.environ["DIFFHW_BENCH_CACHE"], "programs"))
     prob = next(p for p in problems(quick) if p.key == key)
     r = run_gradient(prob, *DEFAULTS)
     print(json.dumps({"wall_s": r["seconds"], "objective": r["objective"], "evaluations": r["evals"],
