@@ -56,7 +56,7 @@ def _add_size(sub, common):
                    help="modelled peak power per chip, W (default: %(default)s; 0: none)")
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
                    help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
-    p.add_argument("--starts", type=int, default=6, help="optimisations at once, under vmap (default: %(default)s)")
+    p.add_argument("--starts", type=int, default=6, help="optimisations from different starts (default: %(default)s)")
     p.add_argument("--steps", type=int, default=100,
                    help="optimiser steps per multiplier update (default: %(default)s)")
     p.add_argument("--method", choices=("adam", "lbfgs"), default="adam",  # _sizing.METHODS (not imported: lazy)

@@ -10,7 +10,7 @@ The method, in four steps:
    limit over value for positive metrics, the value itself for signed margins); the
    Powell-Hestenes-Rockafellar term ``((max(0, lam - mu g))^2 - lam^2) / (2 mu)`` is
    added to the objective's log, an inner `lax.scan` of Adam (or L-BFGS) steps minimises it, the
-   outer scan updates ``lam`` and grows ``mu``. Several starts run at once under `vmap`.
+   outer scan updates ``lam`` and grows ``mu``. Several starts run one after another (`lax.map`).
 3. **Rounding.** Whole-number variables (chips, parallel degrees, batch) take the two
    nearest allowed values on each side of the relaxed optimum; every combination is
    re-evaluated *exactly* (``tau = 0``: hard max and min) and checked against every

@@ -128,7 +128,7 @@ def size(
       ``tokens_per_s_per_watt`` its tokens per joule.
     - `constraints`: `Constraint`s or strings like ``"chip_area_mm2<=858"``; ``memory fits``
       (``memory_margin >= 0``) is always added.
-    - `starts`: optimisations run at once under `vmap` (the first starts from the
+    - `starts`: optimisations run one after another (the first starts from the
       baseline, clipped into bounds; the others at random).
     - `outer_steps`, `inner_steps`, `learning_rate`: multiplier updates, Adam steps per
       update, Adam's step size (in the unbounded ``z`` space).
@@ -330,7 +330,7 @@ def _reparameterise(problem: _Problem, baseline_x, starts, seed):
 
 
 def _search_relaxed(problem: _Problem, spec: _Spec, f0, z_starts) -> _History:
-    """The augmented-Lagrangian search from every start at once (`_search`)."""
+    """The augmented-Lagrangian search from every start (`_search`)."""
     with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
         f, viol, x, n = _search(problem.bases, spec, problem.base_leaves, device_floats(problem.lo),
                                 device_floats(problem.hi), problem.limits, device_floats(f0), problem.log_shares,
