@@ -111,10 +111,7 @@ def _flat_jit(fun, treedef, statics, options):
     where = [i for i, s in enumerate(statics) if s is _DYNAMIC]
 
     def flat(*arrays):
-        full = list(statics)
-        for i, a in zip(where, arrays, strict=True):
-            full[i] = a
-        args, kwargs = jax.tree_util.tree_unflatten(treedef, full)
+        args, kwargs = _programs.rebuild(treedef, statics, where, arrays)
         out = fun(*args, **kwargs)
         if not all(isinstance(v, jax.Array) for v in jax.tree_util.tree_leaves(out)):
             raise TypeError("an output leaf is not an array")  # Equinox's path returns it as it is

@@ -218,6 +218,15 @@ class _Index:
         return (_Index, (self.i,))
 
 
+def rebuild(treedef, leaves, where, arrays):
+    """``(args, kwargs)`` from their flattened `leaves` with the array leaves at
+    positions `where` replaced by `arrays` (a flat program's inputs)."""
+    full = list(leaves)
+    for i, a in zip(where, arrays, strict=True):
+        full[i] = a
+    return jax.tree_util.tree_unflatten(treedef, full)
+
+
 def _compile(fun, options, leaves, treedef, where):
     """Trace, lower and compile `fun` at these arguments (array leaves as inputs, the
     rest held fixed). Returns (compiled, output skeleton) or raises `_Uncacheable`."""
@@ -225,10 +234,7 @@ def _compile(fun, options, leaves, treedef, where):
     holder = {}
 
     def flat(*arrays):
-        full = list(fixed)
-        for i, a in zip(where, arrays, strict=True):
-            full[i] = a
-        args, kwargs = jax.tree_util.tree_unflatten(treedef, full)
+        args, kwargs = rebuild(treedef, fixed, where, arrays)
         out = fun(*args, **kwargs)
         out_leaves, out_tree = jax.tree_util.tree_flatten(out)
         if not all(isinstance(v, jax.Array) for v in out_leaves):
