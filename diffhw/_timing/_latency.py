@@ -179,10 +179,58 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
         model, shards, tokens, sequences, context, wb, ab, kvb, decode=decode,
         shared=wl.shared_context_tokens,
     )
+    return ops_chain(hw, model, wl, par, ops, tokens, sequences, decode, tau)
+
+
+def mixed_chain(hw, model, wl, par, decode_tokens, decode_sequences, decode_context, prefill_tokens,
+                prefill_sequences, prefill_context, tau=_smooth.DEFAULT_TAU, prefill_rows=None):
+    """Time and work of one continuous-batching step: Decode tokens of some sequences and
+    a Prefill chunk of others in ONE pass through every layer (one tensor-parallel rank
+    per stage), as vLLM, SGLang and TensorRT-LLM run them with chunked prefill.
+
+    The weight-bound groups (projections, FFN or experts, the head) see all the step's
+    tokens at once, so their weights are read once; attention runs one core per kind
+    (Decode reading each sequence's KV history, Prefill attending within its chunk), the
+    shared context read once (it sits with the Decode core). With ``decode_tokens >
+    decode_sequences`` each sequence verifies several tokens (speculative decoding); the
+    head then scores every one of them. Near-memory units take their share of the
+    memory-bound work as in Decode. `prefill_rows` (default `prefill_tokens`) sets the
+    Prefill attention core's matrix rows: when `prefill_tokens` is a mean over steps that
+    carry a whole chunk or none, the kernel runs at the chunk's efficiency.
+
+    **Returns:** ``(StepTime, Work)``.
+    """
+    shards = shards_for(model, par.tp, par.ep)
+    wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
+    shared = wl.shared_context_tokens
+    tokens = decode_tokens + prefill_tokens
+    both = step_ops(model, shards, tokens, decode_tokens + prefill_sequences, decode_context, wb, ab, kvb,
+                    decode=True, shared=shared)
+    dec = step_ops(model, shards, decode_tokens, decode_sequences, decode_context, wb, ab, kvb, decode=True,
+                   shared=shared)
+    pre = step_ops(model, shards, prefill_tokens, prefill_sequences, prefill_context, wb, ab, kvb, decode=False,
+                   shared=shared)
+    ops = []
+    for (name, count, op), (_, _, d), (_, _, p) in zip(both, dec, pre):
+        if "core" in name:
+            ops.append((name + "_decode", count, d))
+            rows = p.rows if prefill_rows is None else prefill_rows * jnp.ones(())
+            ops.append((name + "_prefill", count, eqx.tree_at(lambda o: (o.context_bytes, o.rows), p,
+                                                              (jnp.zeros(()), rows))))
+        else:
+            ops.append((name, count, op))
+    return ops_chain(hw, model, wl, par, ops, tokens, decode_sequences + prefill_sequences, True, tau)
+
+
+def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.DEFAULT_TAU):
+    """`StepTime` and `Work` of a `step_ops` list (`chain`, `mixed_chain`): the roofline of
+    its groups, the pass's communication for `tokens` tokens, and the profile's
+    overheads for `sequences` sequences; near-memory units take work with `offload`."""
+    wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     stacked, counts = stack_ops(ops)
     access = access_bytes(model, wb, ab, kvb)
     c, mem = roofline(hw, (stacked, counts), hw.peak_flop_per_s(wl.activation_precision), access, tau,
-                      offload=decode)
+                      offload=offload)
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
     over = (hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
             + sequences * hw.profile.sequence_overhead_s)
@@ -197,7 +245,7 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     writes = jnp.stack([zero, total("kv_write_bytes"), zero, zero])
     traffic = jnp.sum(reads) + jnp.sum(writes)
     near_flops = near_bytes = jnp.zeros(())
-    if hw.near_memory is not None and decode:  # near-memory units serve Decode
+    if hw.near_memory is not None and offload:  # near-memory units serve Decode
         offs = jax.vmap(lambda op: _near_memory.offload(hw, op, tau))(stacked)
         near_flops, near_bytes = jnp.dot(counts, offs.near_flops), jnp.dot(counts, offs.near_bytes)
     work = Work(flops, traffic, sent, reads, writes, near_flops, near_bytes)
