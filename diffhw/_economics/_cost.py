@@ -118,7 +118,41 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
     for peak power. Carbon: embodied / lifetime + operational; both per token assume the
     system serves this workload all year.
     """
+    capex = chip_capex(hw, tech, tau)
     chips = par.chips
+    static = capex.static_power_w
+    prec = wl.activation_precision
+    decode_tok = (
+        _energy.dynamic_energy_j(hw, tech, decode_work, prec) * chips + static * chips * tpot_s
+    ) / wl.batch
+    prefill = (
+        _energy.dynamic_energy_j(hw, tech, prefill_work, prec) * par.tp * par.dp + static * chips * ttft_s
+    )
+    total = prefill + wl.batch * (wl.output_tokens - 1.0) * decode_tok
+    per_token = total / (wl.batch * wl.output_tokens)
+    avg_chip = total / (e2e_s * chips)
+    return operating_economics(hw, tech, chips, capex, avg_chip, per_token, decode_tok, prefill,
+                               output_tokens_per_s)
+
+
+class ChipCapex(eqx.Module):
+    """What a chip costs before it serves anything: area, dies, yield, cost by part,
+    peak and static power, embodied carbon (`chip_capex`)."""
+
+    area: Area
+    die_yield: Scalar
+    logic_cost_usd: Scalar
+    near_memory_cost_usd: Scalar
+    package_cost_usd: Scalar
+    memory_cost_usd: Scalar
+    chip_cost_usd: Scalar
+    peak_power_w: Scalar
+    static_power_w: Scalar
+    embodied_kgco2e_per_chip: Scalar
+
+
+def chip_capex(hw, tech, tau=_smooth.DEFAULT_TAU) -> ChipCapex:
+    """Area, cost, power and embodied carbon of one chip (see `economics`)."""
     area = chip_area(hw, tech, tau)
     die = area.die_mm2
     y = die_yield(die, tech)
@@ -143,18 +177,24 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
         near_cost = near_kgco2e = jnp.zeros_like(logic_cost)
     chip_cost = logic_cost + near_cost + package_cost + memory_cost
 
-    peak = _energy.peak_power_w(hw, tech)
-    static = _energy.static_power_w(hw, tech)
-    prec = wl.activation_precision
-    decode_tok = (
-        _energy.dynamic_energy_j(hw, tech, decode_work, prec) * chips + static * chips * tpot_s
-    ) / wl.batch
-    prefill = (
-        _energy.dynamic_energy_j(hw, tech, prefill_work, prec) * par.tp * par.dp + static * chips * ttft_s
+    embodied_chip = (
+        area.total_mm2 * tech.logic_kgco2e_per_mm2 / y
+        + (1.0 - tech.memory_on_die) * hw.memory_capacity_bytes * tech.memory_kgco2e_per_byte
+        + sum(t.capacity_bytes * t.kgco2e_per_byte for t in hw.tiers)
+        + tech.package_kgco2e * area.chiplets
+        + tech.on_interposer * interposer * tech.interposer_kgco2e_per_mm2
+        + near_kgco2e
     )
-    total = prefill + wl.batch * (wl.output_tokens - 1.0) * decode_tok
-    per_token = total / (wl.batch * wl.output_tokens)
-    avg_chip = total / (e2e_s * chips)
+    return ChipCapex(area, y, logic_cost, near_cost, package_cost, memory_cost, chip_cost,
+                     _energy.peak_power_w(hw, tech), _energy.static_power_w(hw, tech), embodied_chip)
+
+
+def operating_economics(hw, tech, chips, capex: ChipCapex, avg_chip_power_w, energy_per_token_j,
+                        decode_energy_per_token_j, prefill_energy_j, output_tokens_per_s) -> Economics:
+    """`Economics` of `chips` chips (each `capex`) drawing `avg_chip_power_w` on average
+    while they produce `output_tokens_per_s` output tokens per second, all year."""
+    area, avg_chip, peak = capex.area, avg_chip_power_w, capex.peak_power_w
+    chip_cost = capex.chip_cost_usd
     system_power = avg_chip * chips * tech.server_power_ratio
     facility_power = system_power * tech.pue
 
@@ -172,36 +212,28 @@ def economics(hw, tech, wl, par, tpot_s, ttft_s, e2e_s, output_tokens_per_s, dec
         + tech.upkeep_fraction_per_year * system_capex
     )
     tokens_year = output_tokens_per_s * YEAR_S
-
-    embodied_chip = (
-        area.total_mm2 * tech.logic_kgco2e_per_mm2 / y
-        + (1.0 - tech.memory_on_die) * hw.memory_capacity_bytes * tech.memory_kgco2e_per_byte
-        + sum(t.capacity_bytes * t.kgco2e_per_byte for t in hw.tiers)
-        + tech.package_kgco2e * area.chiplets
-        + tech.on_interposer * interposer * tech.interposer_kgco2e_per_mm2
-        + near_kgco2e
-    )
+    embodied_chip = capex.embodied_kgco2e_per_chip
     embodied = chips * embodied_chip
     operational_year = facility_power * YEAR_S * tech.grid_kgco2e_per_j
     carbon_year = embodied / lifetime_years + operational_year
     return Economics(
         area=area,
         chip_area_mm2=area.total_mm2,
-        die_area_mm2=die,
+        die_area_mm2=area.die_mm2,
         chiplets=area.chiplets,
-        die_yield=y,
-        logic_cost_usd=logic_cost,
+        die_yield=capex.die_yield,
+        logic_cost_usd=capex.logic_cost_usd,
         near_memory_mm2=area.near_memory_mm2,
-        near_memory_cost_usd=near_cost,
-        package_cost_usd=package_cost,
-        memory_cost_usd=memory_cost,
+        near_memory_cost_usd=capex.near_memory_cost_usd,
+        package_cost_usd=capex.package_cost_usd,
+        memory_cost_usd=capex.memory_cost_usd,
         chip_cost_usd=chip_cost,
         peak_power_w=peak,
-        static_power_w=static,
+        static_power_w=capex.static_power_w,
         average_power_w=avg_chip,
-        energy_per_token_j=per_token,
-        decode_energy_per_token_j=decode_tok,
-        prefill_energy_j=prefill,
+        energy_per_token_j=energy_per_token_j,
+        decode_energy_per_token_j=decode_energy_per_token_j,
+        prefill_energy_j=prefill_energy_j,
         system_average_power_w=system_power,
         facility_power_w=facility_power,
         system_capex_usd=system_capex,
