@@ -93,7 +93,13 @@ NUMERIC_FLAGS = {
     "top": (1, 1e6, True, ""), "samples": (1, 1e8, True, "designs"), "chunk": (1, 1e6, True, "designs"),
     "max_points": (1, 1e9, True, "designs"), "learning_rate": (1e-9, 10, False, ""),
     "huber_delta": (0, 1e3, False, ""),
-    "seed": (0, 2**32 - 1, True, ""),  # numpy.random.default_rng takes non-negative seeds
+    "seed": (0, 2**32 - 1, True, ""),
+    # serve: the busiest public services take ~1e5 requests/s across all their fleets
+    "request_rate": (0, 1e7, False, "requests/s"), "ttft_p99_ms": (0, 1e7, False, "ms"),
+    "tpot_p99_ms": (0, 1e7, False, "ms"), "prefix_hit": (0, 1, False, ""), "input_cv": (0, 100, False, ""),
+    "max_sequences": (1, 1e7, True, "sequences"), "draft_tokens": (0, 64, False, "tokens"),
+    "acceptance": (0, 1, False, ""), "prefill_chips": (1, 1e6, True, "chips"),
+    "decode_chips": (1, 1e6, True, "chips"), "transfer_gbps": (0, 1e6, False, "GB/s"),  # numpy.random.default_rng takes non-negative seeds
 }
 
 
@@ -212,6 +218,17 @@ def design_of_args(args, batch, ep_follows_tp=False):
     """The `Design` the flags describe, with its technology (economics)."""
     hw, model, wl, par = design_from_args(args, batch, ep_follows_tp)
     return Design(hw, model, wl, par, technology_from_args(args))
+
+
+def fmt_seconds(x):
+    """Seconds in the unit that reads best (us, ms, s); ``inf`` as is."""
+    if not math.isfinite(x):
+        return "inf"
+    if x < 1e-3:
+        return f"{x * 1e6:.1f} us"
+    if x < 1:
+        return f"{x * 1e3:.2f} ms"
+    return f"{x:.3f} s"
 
 
 def fmt_number(x):

@@ -7,7 +7,7 @@ import equinox as eqx
 from .._errors import InputError, check_positive
 from .._evaluation._evaluate import evaluate, max_throughput
 from .._evaluation._report import metrics_dict
-from ._common import DEFAULT_BATCH, design_from_args, dumps_json, fit_error, technology_from_args
+from ._common import DEFAULT_BATCH, design_from_args, dumps_json, fit_error, fmt_seconds, technology_from_args
 
 
 def _add_evaluate(sub, common):
@@ -73,14 +73,6 @@ def _emit(args, d, command):
     print(_table(d, command))
 
 
-def _fmt_s(x):
-    if x < 1e-3:
-        return f"{x * 1e6:.1f} us"
-    if x < 1:
-        return f"{x * 1e3:.2f} ms"
-    return f"{x:.3f} s"
-
-
 def _years(seconds):
     y = seconds / (365.25 * 24 * 3600)
     return "unlimited" if y > 1e6 else f"{y:,.1f} years"
@@ -101,9 +93,9 @@ def _table(d, command):
         "",
     ]
     rows = [
-        ("time per output token (TPOT)", _fmt_s(d["tpot_s"])),
-        ("time to first token (TTFT)", _fmt_s(d["ttft_s"])),
-        ("end-to-end latency", _fmt_s(d["e2e_latency_s"])),
+        ("time per output token (TPOT)", fmt_seconds(d["tpot_s"])),
+        ("time to first token (TTFT)", fmt_seconds(d["ttft_s"])),
+        ("end-to-end latency", fmt_seconds(d["e2e_latency_s"])),
         ("output tokens/s (system, incl. prefill)", f"{d['output_tokens_per_s']:,.0f}"),
         ("decode tokens/s (system)", f"{d['decode_tokens_per_s']:,.0f}"),
         ("tokens/s per user", f"{d['per_user_tokens_per_s']:,.1f}"),
@@ -131,9 +123,9 @@ def _table(d, command):
     lines += [f"  {k:<{w}}  {v}" for k, v in rows]
     lines.append("")
     lines.append("  decode step breakdown:  " + ", ".join(
-        f"{k} {_fmt_s(v)}" for k, v in d["step_time_breakdown_s"].items()))
+        f"{k} {fmt_seconds(v)}" for k, v in d["step_time_breakdown_s"].items()))
     lines.append("  prefill breakdown:      " + ", ".join(
-        f"{k} {_fmt_s(v)}" for k, v in d["prefill_time_breakdown_s"].items()))
+        f"{k} {fmt_seconds(v)}" for k, v in d["prefill_time_breakdown_s"].items()))
     if len(d.get("tiers", [])) > 1:
         lines.append("  memory tiers:           " + "; ".join(
             f"{t['name']} {t['occupancy_bytes'] / 1e9:,.0f}/{t['capacity_bytes'] / 1e9:,.0f} GB, "
