@@ -22,6 +22,8 @@ from ._hardware._technology import Technology
 from ._io._design import from_presets
 from ._io._measurements import Measurement, load_points
 from ._programs import enable_program_cache, program_cache_dir
+from ._serving._serve import QUANTILES, Serving, max_request_rate, serve
+from ._serving._traffic import Disaggregation, Speculation, Traffic, disaggregated, speculative, traffic
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._timing._latency import COMPONENTS, StepTime, Work
 from ._tools._calibrate import Calibration, CrossValidation, calibrate, cross_validate
@@ -50,6 +52,11 @@ __all__ = [
     "COMPONENTS",
     "DATA_CLASSES",
     "DEFAULT_TAU",
+    "QUANTILES",
+    "Disaggregation",
+    "Serving",
+    "Speculation",
+    "Traffic",
     "Area",
     "Calibration",
     "Constraint",
@@ -87,6 +94,7 @@ __all__ = [
     "curvature",
     "design_values",
     "die_yield",
+    "disaggregated",
     "dies_per_wafer",
     "enable_program_cache",
     "evaluate",
@@ -98,6 +106,7 @@ __all__ = [
     "leaf_paths",
     "load_points",
     "max_throughput",
+    "max_request_rate",
     "metric_names",
     "metric_values",
     "parallelism",
@@ -110,13 +119,16 @@ __all__ = [
     "safe_div",
     "safe_log",
     "sensitivity",
+    "serve",
     "set_values",
     "size",
     "smooth_max",
     "smooth_min",
+    "speculative",
     "softplus",
     "sweep",
     "tornado",
+    "traffic",
     "units",
     "validate_parallelism",
     "variable",

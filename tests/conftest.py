@@ -48,7 +48,7 @@ MODULE_SECONDS = {  # summed --durations=0 times per module
     "test_sizing": 67, "test_near_memory": 66, "test_sensitivity": 60, "test_notebooks": 54,
     "test_network": 52, "test_sweep": 34, "test_api": 33, "test_cli": 31, "test_topology": 28,
     "test_economics": 27, "test_memory": 25, "test_design": 23, "test_calibrate": 22, "test_fuzz": 20,
-    "test_gradients": 20, "test_programs": 15, "test_loader_input": 7, "test_jit": 3, "test_roofline": 3, "test_architecture": 2,
+    "test_gradients": 20, "test_programs": 15, "test_serving": 60, "test_loader_input": 7, "test_jit": 3, "test_roofline": 3, "test_architecture": 2,
     "test_model_input": 1, "test_model": 1,
 }
 

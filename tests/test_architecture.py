@@ -16,12 +16,14 @@ LAYERS = (
     ("diffhw._timing",),  # roofline, Decode and Prefill
     ("diffhw._economics",),  # area, energy, cost, carbon
     ("diffhw._evaluation",),  # Metrics, Design, reports
+    ("diffhw._serving",),  # serving under load: continuous batching, SLO percentiles
     ("diffhw._io",),  # loaders (files in) and figures (files out)
     ("diffhw._tools",),  # sensitivity, sweep, sizing, calibration
     ("diffhw._cli", "diffhw.presets"),  # interfaces
     ("diffhw",),  # the public API (__init__)
 )
-PHYSICS = ("diffhw._workload", "diffhw._hardware", "diffhw._timing", "diffhw._economics", "diffhw._evaluation")
+PHYSICS = ("diffhw._workload", "diffhw._hardware", "diffhw._timing", "diffhw._economics", "diffhw._evaluation",
+           "diffhw._serving")
 #: What reads files; physics modules import none of it and never call open().
 FILE_MODULES = {"tomllib", "json", "csv", "pathlib", "importlib", "importlib.resources", "io", "os"}
 #: Third-party imports a function may defer, and why: matplotlib costs ~1 s to import.

@@ -7,12 +7,12 @@ import argparse
 import sys
 
 from .._errors import InputError
-from . import _calibrate, _evaluate, _presets, _sensitivity, _size, _sweep
+from . import _calibrate, _evaluate, _presets, _sensitivity, _serve, _size, _sweep
 from ._cache import enable_compilation_cache
 from ._common import add_design_flags, check_numbers, check_output_paths
 
 #: Every command, in the order `diffhw --help` lists them.
-COMMANDS = {**_evaluate.COMMANDS, **_presets.COMMANDS, **_size.COMMANDS, **_sensitivity.COMMANDS,
+COMMANDS = {**_evaluate.COMMANDS, **_serve.COMMANDS, **_presets.COMMANDS, **_size.COMMANDS, **_sensitivity.COMMANDS,
             **_sweep.COMMANDS, **_calibrate.COMMANDS}
 
 

@@ -1,0 +1,558 @@
+"""Serving under load: a continuous-batching engine in steady state.
+
+The model (per data-parallel replica; the system's rate splits evenly over replicas):
+
+- The engine runs steps back to back. A step is one pass over every token it holds
+  (`diffhw._timing._latency.mixed_chain`): one Decode token for each of the running
+  sequences (``k + 1`` to verify with speculative decoding) and Prefill chunks of
+  newly arrived prompts, within the profile's token budget ``B = max_batched_tokens``.
+- Everything is a function of ``n``, the mean number of sequences decoding. A
+  request decodes for ``m = (output - 1) / E`` steps (``E`` tokens per step), so by
+  Little's law the rate per replica is ``lambda = n / (m tau)``, with ``tau`` the step
+  time a request sees: the step of ``1 + n`` decoding sequences (itself and the others
+  it finds, Poisson by PASTA) carrying ``n P / m`` Prefill tokens (the prompts of the
+  other requests arriving meanwhile, ``P`` new prompt tokens each). `serve` finds the
+  ``n`` of a given rate by bisection on ``log n`` (``lambda(n)`` increases in ``n``);
+  `jax.lax.custom_root` differentiates through the root (implicit function theorem).
+- TPOT: mean ``tau / E``. Its spread across requests comes from the number of other
+  sequences (Poisson, one standard deviation ``sqrt(n)``, persistent over a request's
+  life), from the Prefill tokens each step carries (compound Poisson per step, averaged
+  over the ``m`` steps) and from the accepted tokens per step; percentiles from a
+  lognormal of that mean and variance.
+- TTFT: the wait for the step in progress (``busy * tau / 2``), the queue of the Prefill
+  lane and the request's own Prefill. The lane serves prompt tokens at ``(B - decode
+  tokens) / tau_full`` (a step filled to the budget), so a prompt occupies it for
+  ``S = P tau_full / (B - decode tokens)``; the wait is M/G/1 (Pollaczek-Khinchine,
+  ``W = rho S (1 + cv^2) / (2 (1 - rho)))``, ``rho = lambda S``): Poisson arrivals and
+  a FIFO lane are what vLLM's scheduler does with waiting prompts, and M/G/1 is the
+  simplest model whose wait grows without bound as the lane saturates, smooth in every
+  input. Its percentiles use the M/G/1 tail (waits with probability ``rho``, then about
+  exponentially, mean ``W / rho``; Kingman's heavy-traffic limit), smoothed by a softplus;
+  the own Prefill's percentiles follow the prompt-length spread (lognormal).
+- Capacity: sequences in flight are capped by the KV cache (each at its mean length
+  ``P + output / 2``, the shared context and cached prefix stored once), by the engine's
+  `max_sequences`, and by the Prefill lane (``rho < 1``); past the cap the queue grows
+  without bound: `Serving.stable` is False and the latencies are infinite.
+- Disaggregated: Decode steps carry no Prefill; a separate pool prefills (the same
+  M/G/1 lane on its own hardware, budget and replicas) and ships each request's KV
+  (``bytes / bandwidth + latency``) before the Decode pool emits its second token.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .. import _smooth
+from .._economics import _energy
+from .._economics._cost import Economics, chip_capex, operating_economics
+from .._errors import InputError
+from .._evaluation._evaluate import _anonymous, _checked, _is_traced, check_values
+from .._hardware import _memory
+from .._hardware._hardware import Hardware
+from .._hardware._technology import Technology, YEAR_S
+from .._jit import filter_jit
+from .._timing._latency import _GL_W, _GL_X, StepTime, activation_bytes_per_chip, chain, mixed_chain
+from .._workload._operators import kv_bytes_per_chip, shards_for, weight_bytes_per_chip
+from .._workload._transformer import Transformer
+from .._workload._workload import Parallelism, parallelism as _parallelism
+from ._traffic import Disaggregation, Speculation, Traffic, check_traffic
+
+Scalar = Float[Array, ""]
+
+#: Standard normal quantiles of the reported percentiles (p50, p90, p99).
+QUANTILES = (0.5, 0.9, 0.99)
+_Z = (0.0, 1.2815515655446004, 2.3263478740408408)
+#: Bisection steps on log n (from 1e-9 to the cap: about 1e-13 relative at the end).
+_ITERATIONS = 60
+_N_LO = 1e-9
+
+
+class Serving(eqx.Module):
+    """`serve`'s answer (SI units; rates and counts for the whole system unless said).
+
+    - `request_rate_per_s`: the rate served at (the given one, or the maximum under the
+      limits when none was given).
+    - `ttft_mean_s`, `ttft_p50_s`, `ttft_p90_s`, `ttft_p99_s`; `tpot_mean_s`, `tpot_p50_s`,
+      `tpot_p90_s`, `tpot_p99_s`; `e2e_mean_s` (``ttft + (output - 1) tpot``).
+    - `output_tokens_per_s`, `requests_per_s`: served (the rate, or the most the system
+      sustains when overloaded).
+    - `requests_in_flight`: requests in the system (Little's law: rate x e2e).
+    - `decode_sequences`: mean sequences decoding per replica (``n``).
+    - `step_time_s`: the step a decoding request sees; `tokens_per_step`: tokens each
+      sequence gains per step (``E``); `prefill_tokens_per_step`: mean Prefill tokens a
+      Decode step carries.
+    - `kv_cache_occupancy`: share of the KV cache the decoding sequences hold;
+      `kv_capacity_sequences`: sequences of mean length whose KV fits, per replica (< 1:
+      the weights leave no room).
+    - `utilization`: rate over `max_sustainable_rate_per_s` (the rate at the capacity cap).
+    - `prefill_utilization`: ``rho`` of the Prefill lane (or pool); `decode_utilization`:
+      rate over the most the Decode engine sustains at its sequence cap.
+    - `max_request_rate_per_s`: the largest rate whose p99 TTFT and TPOT meet the limits
+      (the sustainable maximum when there are none).
+    - `stable`: the rate is below the sustainable maximum; `meets_slo`: stable and within
+      the limits.
+    - `transfer_s`: KV transfer time per request (disaggregated; 0 otherwise).
+    - `balanced_prefill_chips`: Prefill chips that would make the Prefill pool as busy as
+      the Decode pool at this rate (disaggregated; 0 otherwise).
+    - `decode`: `StepTime` breakdown of the step a request sees.
+    - `chips`: chips in the system (both pools when disaggregated).
+    - `economics`: `Economics` at this operating point (`Technology` given), else None;
+      disaggregated, its system totals (power, capex, TCO, carbon, per-token figures)
+      cover both pools and its per-chip figures are the Decode chip's;
+      `prefill_economics` holds the Prefill pool's own.
+    """
+
+    request_rate_per_s: Scalar
+    ttft_mean_s: Scalar
+    ttft_p50_s: Scalar
+    ttft_p90_s: Scalar
+    ttft_p99_s: Scalar
+    tpot_mean_s: Scalar
+    tpot_p50_s: Scalar
+    tpot_p90_s: Scalar
+    tpot_p99_s: Scalar
+    e2e_mean_s: Scalar
+    output_tokens_per_s: Scalar
+    requests_per_s: Scalar
+    requests_in_flight: Scalar
+    decode_sequences: Scalar
+    step_time_s: Scalar
+    tokens_per_step: Scalar
+    prefill_tokens_per_step: Scalar
+    kv_cache_occupancy: Scalar
+    kv_capacity_sequences: Scalar
+    utilization: Scalar
+    prefill_utilization: Scalar
+    decode_utilization: Scalar
+    max_sustainable_rate_per_s: Scalar
+    max_request_rate_per_s: Scalar
+    stable: Array
+    meets_slo: Array
+    transfer_s: Scalar
+    balanced_prefill_chips: Scalar
+    decode: StepTime
+    chips: Scalar
+    economics: Economics | None = None
+    prefill_economics: Economics | None = None
+
+
+class _Point(eqx.Module):
+    """Everything at one ``n`` (per replica unless said)."""
+
+    rate: Scalar  # system requests/s
+    tau: Scalar
+    tpot: Array  # mean, p50, p90, p99
+    ttft: Array
+    rho: Scalar
+    n_cap: Scalar
+    n_kv: Scalar
+    p_bar: Scalar
+    transfer: Scalar
+    step: StepTime
+    decode_step_s: Scalar  # decode-only step at the mean busy batch
+    decode_step_j: Scalar  # its dynamic energy, per replica
+    prefill_j: Scalar  # dynamic energy of one request's Prefill
+    prefill_busy_s: Scalar  # seconds one prompt occupies the Prefill lane
+    draft_j: Scalar  # the draft's dynamic energy per step, per tensor-parallel rank and stage
+    gain: Scalar  # tokens a sequence gains per step
+
+
+def _lognormal(mean, cv2):
+    """p50, p90, p99 of a lognormal with this mean and squared coefficient of variation."""
+    s2 = jnp.log1p(cv2)
+    s = _smooth.safe_sqrt(s2)
+    return jnp.stack([mean * jnp.exp(z * s - s2 / 2.0) for z in _Z])
+
+
+def _kv_capacity(hw, model, wl, par, length):
+    """Sequences per replica of `length` tokens whose KV fits beside the weights, the
+    shared context and a full Prefill chunk's activations, in the tightest tier."""
+    shards = shards_for(model, par.tp, par.ep)
+    w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes)
+    kv1 = kv_bytes_per_chip(model, shards, par.pp, 1.0, length, wl.kv_precision.bytes)
+    ctx = kv_bytes_per_chip(model, shards, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
+    logits1 = model.vocab_size / (par.tp * par.pp) * 4.0
+    chunk = activation_bytes_per_chip(hw, model, wl, par, 1e9) - logits1 * 1e9
+    frac = _memory.fractions_of(hw)
+    caps = _memory.capacities(hw)
+    fixed = frac[0] * w + frac[2] * ctx + frac[3] * chunk
+    per_seq = frac[1] * kv1 + frac[3] * logits1
+    room = jnp.maximum(caps - fixed, 0.0)
+    n = jnp.where(per_seq > 0.0, room / jnp.where(per_seq > 0.0, per_seq, 1.0), jnp.inf)
+    return jnp.min(n), kv1
+
+
+def _rows_time(hw, model, wl, par, rows, tau):
+    """`mixed_chain` over rows ``(decode_seqs, decode_tokens, decode_ctx, prefill_tokens,
+    prefill_seqs, prefill_ctx, prefill_rows)`` (one vmapped trace)."""
+    return jax.vmap(lambda r: mixed_chain(hw, model, wl, par, r[1], r[0], r[2], r[3], r[4], r[5], tau, r[6]))(rows)
+
+
+def _draft_time(hw, spec, wl, par, seqs, ctx, tau):
+    """Time and dynamic-energy work of the draft's k proposals for `seqs` sequences."""
+    k = spec.draft_tokens
+    step, work = jax.vmap(lambda s, c: chain(hw, spec.draft, wl, par, s, s, c, True, tau))(seqs, ctx)
+    return k * step.total_s, work, k
+
+
+def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau):
+    wl = tr.workload()
+    P, O = tr.new_prompt_tokens, tr.output_tokens
+    B = hw.profile.max_batched_tokens
+    pp, dp = par.pp, par.dp
+    cv2 = tr.input_cv**2
+    if spec is not None:
+        E, k = spec.tokens_per_step(), spec.draft_tokens
+    else:
+        E, k = jnp.ones(()), jnp.zeros(())
+    m = (O - 1.0) / E
+    agg = dis is None
+    p_bar = n * P / m if agg else jnp.zeros(())  # Prefill tokens per step
+    tag = 1.0 + n  # decoding sequences a tagged request sees
+    ctx_avg = P + O / 2.0
+    ctx_pre = (P + 1.0) / 2.0
+    c = _smooth.smooth_max(B - n * (k + 1.0), 1.0)  # Prefill budget per step
+    chunks = _smooth.smooth_max(P / c, 1.0)
+    var_p = p_bar * P * (1.0 + cv2)
+    sig_p = _smooth.smooth_min(_smooth.safe_sqrt(var_p), c / 2.0) if agg else jnp.zeros(())
+    n_busy = n / -jnp.expm1(-n)  # mean sequences in a busy Decode step
+    one = jnp.ones(())
+
+    # Steps carry Prefill tokens in chunks (a prompt's, up to the budget) or none: the mean
+    # per step runs at a chunk's matrix efficiency
+    chunk_rows = _smooth.smooth_min(P, c)
+
+    def row(dec, ctx, pre):
+        return jnp.stack([dec / pp, dec * (k + 1.0) / pp, ctx * one, pre / pp, pre / (pp * P), ctx_pre * one,
+                          chunk_rows])
+
+    ctx_q = P + jnp.asarray(_GL_X, dtype=P.dtype) * O
+    rows = [row(tag, ctx_q[i], p_bar) for i in range(4)]
+    rows += [row(tag, ctx_avg, p_bar), row(tag + _smooth.safe_sqrt(n), ctx_avg, p_bar),
+             row(tag, ctx_avg, p_bar + sig_p), row(n_busy, ctx_avg, 0.0)]
+    if agg:  # the own Prefill chunk and a step filled to the budget, with the decoders riding
+        own = jnp.stack([n / pp, n * (k + 1.0) / pp, ctx_avg * one, P / chunks, 1.0 / chunks, ctx_pre * one,
+                         P / chunks])
+        full = jnp.stack([n / pp, n * (k + 1.0) / pp, ctx_avg * one, c, c / P, ctx_pre * one, c])
+        alone = jnp.stack([0.0 * one, 0.0 * one, ctx_avg * one, P / chunks, 1.0 / chunks, ctx_pre * one,
+                           P / chunks])
+        rows += [own, full, alone]
+    steps, works = _rows_time(hw, model, wl, par, jnp.stack(rows), tau)
+    t = steps.total_s
+    prec = wl.activation_precision
+    dyn = jax.vmap(lambda w: _energy.dynamic_energy_j(hw, tech, w, prec))(works) if tech is not None else None
+    draft_j = jnp.zeros(())
+    if spec is not None:
+        if spec.draft is not None:
+            dseqs = jnp.stack([r[0] for r in rows[:8]])
+            dctx = jnp.stack([r[2] for r in rows[:8]])
+            dt, dwork, kk = _draft_time(hw, spec, wl, par, dseqs, dctx, tau)
+            t = t.at[:8].add(dt)
+            if tech is not None:
+                draft_j = kk * _energy.dynamic_energy_j(hw, tech, jax.tree_util.tree_map(lambda a: a[7], dwork), prec)
+        else:  # MTP heads: one layer of the model per proposed token
+            t = t.at[:8].add(k * t[:8] / model.n_layers)
+            if tech is not None:
+                draft_j = k * dyn[7] / model.n_layers
+    w_q = jnp.asarray(_GL_W, dtype=t.dtype)
+    tau_req = jnp.dot(w_q, t[:4])
+    step = jax.tree_util.tree_map(lambda a: jnp.tensordot(w_q, a[:4], axes=1), steps)
+    rate_r = n / (m * tau_req)
+    rate = rate_r * dp
+
+    # TPOT spread: other decoders (persistent), Prefill riding (per step), accepted tokens
+    sig_n = t[5] - t[4]
+    sig_pt = (t[6] - t[4]) / _smooth.safe_sqrt(m)
+    var_a = spec.tokens_variance() if spec is not None else jnp.zeros(())
+    tpot_mean = tau_req / E
+    cv2_tpot = (sig_n**2 + sig_pt**2) / tau_req**2 + var_a / (E**2 * m)
+    tpot = jnp.concatenate([tpot_mean[None], _lognormal(tpot_mean, cv2_tpot)])
+
+    # TTFT
+    if agg:
+        s_own = t[8] * (chunks + pp - 1.0) / pp
+        s_tok = P * t[9] / c
+        lam_lane = rate_r
+        residual = -jnp.expm1(-(n + rate_r * s_own)) * t[4] / 2.0
+        transfer = jnp.zeros(())
+        prefill_j = dyn[10] * chunks * par.tp if tech is not None else jnp.zeros(())
+        prefill_busy = s_tok
+    else:
+        hp, pw = dis.prefill_hardware, dis.prefill_parallelism
+        Bp = hp.profile.max_batched_tokens
+        chunks_p = _smooth.smooth_max(P / Bp, 1.0)
+        zero = 0.0 * one
+        prow = jnp.stack([jnp.stack([zero, zero, ctx_avg * one, P / chunks_p, 1.0 / chunks_p, ctx_pre * one,
+                                     P / chunks_p]),
+                          jnp.stack([zero, zero, ctx_avg * one, Bp * one, Bp / P, ctx_pre * one, Bp * one])])
+        psteps, pworks = _rows_time(hp, model, wl, pw, prow, tau)
+        pt = psteps.total_s
+        s_own = pt[0] * (chunks_p + pw.pp - 1.0) / pw.pp
+        s_tok = P * pt[1] / Bp
+        lam_lane = rate / pw.dp
+        residual = -jnp.expm1(-lam_lane * s_own) * pt[0] / 2.0
+        kv_bytes = kv_bytes_per_chip(model, shards_for(model, 1.0, 1.0), 1.0, 1.0, P, wl.kv_precision.bytes)
+        transfer = kv_bytes / dis.transfer_bandwidth_bytes_per_s + dis.transfer_latency_s
+        prefill_j = (jax.vmap(lambda w: _energy.dynamic_energy_j(hp, tech, w, prec))(pworks)[0] * chunks_p * pw.tp
+                     if tech is not None else jnp.zeros(()))
+        prefill_busy = s_tok
+    rho = lam_lane * s_tok
+    stable_lane = rho < 1.0
+    gap = jnp.where(stable_lane, 1.0 - rho, 1.0)
+    wait_per = jnp.where(stable_lane, s_tok * (1.0 + cv2) / (2.0 * gap), jnp.inf)  # W / rho
+    wait = rho * wait_per
+    ttft_mean = residual + wait + s_own + transfer
+    s2 = jnp.log1p(cv2)
+    own_q = jnp.stack([s_own * jnp.exp(z * _smooth.safe_sqrt(s2) - s2 / 2.0) for z in _Z])
+    sharp = 4.0
+    tail = jnp.stack([jax.nn.softplus(sharp * (_smooth.safe_log(rho) - math.log(1.0 - q))) / sharp for q in QUANTILES])
+    wait_q = jnp.where(stable_lane, wait_per * tail, jnp.inf)
+    ttft = jnp.concatenate([ttft_mean[None], residual + own_q + wait_q + transfer])
+
+    n_kv, _ = _kv_capacity(hw, model, wl, par, ctx_avg)
+    n_cap = jnp.minimum(n_kv, tr.max_sequences)
+    return _Point(rate, tau_req, tpot, ttft, rho, n_cap, n_kv, p_bar, transfer, step, t[7],
+                  dyn[7] if tech is not None else jnp.zeros(()), prefill_j, prefill_busy, draft_j, E)
+
+
+def _limit_log(value, limit):
+    """``log(value / limit)``, ``-inf`` with no limit (``limit`` infinite)."""
+    no_limit = jnp.isinf(limit)
+    return jnp.where(no_limit, -jnp.inf, _smooth.safe_log(value) - jnp.log(jnp.where(no_limit, 1.0, limit)))
+
+
+def _roots(p: _Point, n, rate_target, ttft_limit, tpot_limit):
+    """The three root functions at ``n``: stability boundary, the target rate, the limits."""
+    h0 = jnp.maximum(_smooth.safe_log(p.rho), jnp.log(n) - jnp.log(p.n_cap))
+    h1 = jnp.log(p.rate) - jnp.log(rate_target)
+    h2 = jnp.maximum(h0, jnp.maximum(_limit_log(p.ttft[3], ttft_limit), _limit_log(p.tpot[3], tpot_limit)))
+    return h0, h1, h2
+
+
+def _solve(point_at, u_hi, rate_target, ttft_limit, tpot_limit):
+    """``log n`` of the three roots (bisection, differentiated by the implicit function
+    theorem through `jax.lax.custom_root`)."""
+
+    def f(u):
+        pts = jax.vmap(point_at)(jnp.exp(u))
+        h = jax.vmap(_roots, in_axes=(0, 0, None, None, None))(pts, jnp.exp(u), rate_target, ttft_limit, tpot_limit)
+        return jnp.stack([h[0][0], h[1][1], h[2][2]])
+
+    def bisect(f, hi):
+        lo = jnp.full_like(hi, math.log(_N_LO))
+
+        def body(_, bracket):
+            lo, hi = bracket
+            mid = (lo + hi) / 2.0
+            up = f(mid) <= 0.0  # the root lies above mid (every function increases in n)
+            return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
+
+        lo, hi = jax.lax.fori_loop(0, _ITERATIONS, body, (lo, hi))
+        return (lo + hi) / 2.0
+
+    def tangent_solve(g, y):
+        return y / g(jnp.ones_like(y))  # the Jacobian is diagonal
+
+    return jax.lax.custom_root(f, jax.lax.stop_gradient(u_hi), bisect, tangent_solve)
+
+
+def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced):
+    if traced:
+        hw = _checked(hw, tr.workload(), par, tech)
+
+    def point_at(n, tech_=None):
+        return _point(hw, model, tr, par, spec, dis, tech_, n, tau)
+
+    # the cap on n does not depend on n
+    n_cap = point_at(jnp.ones(())).n_cap
+    u_hi = jnp.full((3,), jnp.log(jnp.maximum(n_cap, 2.0 * _N_LO)))
+    rate_target = tr.request_rate_per_s
+    u = _solve(point_at, u_hi, rate_target, ttft_limit, tpot_limit)
+    n3 = jnp.exp(u)
+    # the three roots and the cap (the Decode engine's own capacity)
+    pts = jax.vmap(lambda n: point_at(n, tech))(jnp.concatenate([n3, n_cap[None]]))
+    decode_capacity = pts.rate[3]
+    sat = jax.tree_util.tree_map(lambda a: a[0], pts)
+    lim = jax.tree_util.tree_map(lambda a: a[2], pts)
+    max_sustainable = sat.rate
+    feasible_limits = _roots(lim, n3[2], rate_target, ttft_limit, tpot_limit)[2] <= 1e-6
+    max_rate = jnp.where(feasible_limits, lim.rate, 0.0)
+    i = 2 if at_max_rate else 1
+    p = jax.tree_util.tree_map(lambda a: a[i], pts)
+    n = n3[i]
+    rate = lim.rate if at_max_rate else rate_target
+    stable = (rate < max_sustainable * (1.0 + 1e-6)) & (p.rho < 1.0)
+    if at_max_rate:
+        stable = stable & feasible_limits
+    served = jnp.where(stable, rate, max_sustainable)
+    inf = jnp.inf
+    ttft = jnp.where(stable, p.ttft, inf)
+    tpot = jnp.where(stable, p.tpot, jnp.where(p.rho < 1.0, p.tpot, inf))
+    tol = 1.0 + 1e-4
+    meets = stable & (ttft[3] <= ttft_limit * tol) & (tpot[3] <= tpot_limit * tol)
+    O = tr.output_tokens
+    e2e = ttft[0] + (O - 1.0) * tpot[0]
+    kv_occ = n / p.n_kv
+    chips_d = par.chips
+    decode_util = served / decode_capacity
+    if dis is None:
+        chips = chips_d
+        balanced = jnp.zeros(())
+    else:
+        chips = chips_d + dis.prefill_parallelism.chips
+        balanced = dis.prefill_parallelism.chips * p.rho / _smooth.exact_max(decode_util, 1e-12)
+    econ = pecon = None
+    if tech is not None:
+        econ, pecon = _economics(hw, tech, tr, par, dis, p, n, served, tau)
+    return Serving(
+        request_rate_per_s=rate, ttft_mean_s=ttft[0], ttft_p50_s=ttft[1], ttft_p90_s=ttft[2], ttft_p99_s=ttft[3],
+        tpot_mean_s=tpot[0], tpot_p50_s=tpot[1], tpot_p90_s=tpot[2], tpot_p99_s=tpot[3], e2e_mean_s=e2e,
+        output_tokens_per_s=served * O, requests_per_s=served, requests_in_flight=served * e2e,
+        decode_sequences=n, step_time_s=p.tau, tokens_per_step=(spec.tokens_per_step() if spec is not None
+                                                                 else jnp.ones(())),
+        prefill_tokens_per_step=p.p_bar, kv_cache_occupancy=kv_occ, kv_capacity_sequences=p.n_kv, utilization=rate / max_sustainable,
+        prefill_utilization=p.rho, decode_utilization=decode_util, max_sustainable_rate_per_s=max_sustainable,
+        max_request_rate_per_s=max_rate, stable=stable, meets_slo=meets, transfer_s=p.transfer,
+        balanced_prefill_chips=balanced, decode=p.step, chips=chips, economics=econ, prefill_economics=pecon,
+    )
+
+
+def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau):
+    """Economics at the operating point: static power all the time, dynamic energy at the
+    rate work arrives (Decode steps of the mean busy batch, each request's Prefill)."""
+    O = tr.output_tokens
+    tokens = served * O
+    rate_r = served / par.dp
+    n_busy = n / -jnp.expm1(-n)
+    per_replica = par.tp * par.pp
+    # Decode steps per second: tokens / (sequences per step x tokens each gains)
+    steps_per_s = rate_r * (O - 1.0) / (n_busy * p.gain)
+    capex_d = chip_capex(hw, tech, tau)
+    dec_w = (p.decode_step_j + p.draft_j) * per_replica * steps_per_s  # W per replica
+    pre_w = rate_r * p.prefill_j
+    decode_tok = ((p.decode_step_j + p.draft_j) * per_replica + capex_d.static_power_w * per_replica
+                  * p.decode_step_s) / (n_busy * p.gain)
+    if dis is None:
+        avg_chip = capex_d.static_power_w + (dec_w + pre_w) / per_replica
+        per_token = avg_chip * par.chips / tokens
+        prefill_e = p.prefill_j + capex_d.static_power_w * per_replica * p.prefill_busy_s
+        econ = operating_economics(hw, tech, par.chips, capex_d, avg_chip, per_token, decode_tok, prefill_e, tokens)
+        return econ, None
+    hp, pw = dis.prefill_hardware, dis.prefill_parallelism
+    capex_p = chip_capex(hp, tech, tau)
+    avg_d = capex_d.static_power_w + dec_w / per_replica
+    pre_rate_r = served / pw.dp
+    avg_p = capex_p.static_power_w + pre_rate_r * p.prefill_j / (pw.tp * pw.pp)
+    total_w = avg_d * par.chips + avg_p * pw.chips
+    per_token = total_w / tokens
+    prefill_e = p.prefill_j + capex_p.static_power_w * pw.tp * pw.pp * p.prefill_busy_s
+    ed = operating_economics(hw, tech, par.chips, capex_d, avg_d, per_token, decode_tok, prefill_e, tokens)
+    ep = operating_economics(hp, tech, pw.chips, capex_p, avg_p, per_token, decode_tok, prefill_e, tokens)
+    return _combined(ed, ep, tokens), ep
+
+
+def _combined(d: Economics, p: Economics, tokens_per_s) -> Economics:
+    """System totals of two pools (sums of power, capex, TCO, carbon; ratios redone)."""
+    tokens_year = tokens_per_s * YEAR_S
+    tco = d.tco_usd_per_year + p.tco_usd_per_year
+    facility = d.facility_power_w + p.facility_power_w
+    embodied = d.embodied_kgco2e + p.embodied_kgco2e
+    carbon_year = (d.kgco2e_per_million_tokens + p.kgco2e_per_million_tokens) * tokens_year / 1e6
+    return eqx.tree_at(
+        lambda e: (e.system_average_power_w, e.facility_power_w, e.system_capex_usd, e.facility_capex_usd,
+                   e.tco_usd_per_year, e.usd_per_million_tokens, e.embodied_kgco2e, e.operational_kgco2e_per_year,
+                   e.kgco2e_per_million_tokens, e.tokens_per_s_per_watt, e.tokens_per_s_per_usd, e.tokens_per_kgco2e),
+        d,
+        (d.system_average_power_w + p.system_average_power_w, facility, d.system_capex_usd + p.system_capex_usd,
+         d.facility_capex_usd + p.facility_capex_usd, tco, tco / tokens_year * 1e6, embodied,
+         d.operational_kgco2e_per_year + p.operational_kgco2e_per_year, carbon_year / tokens_year * 1e6,
+         tokens_per_s / facility, tokens_per_s / tco, tokens_year / carbon_year),
+    )
+
+
+@filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)
+def _serve_jit(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced):
+    return _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced)
+
+
+def _host_checks(hw, model, tr, par, spec, dis, tech):
+    check_traffic(tr)
+    check_values(hw, tr.workload(), par, tech)
+    if dis is not None:
+        check_values(dis.prefill_hardware, tr.workload(), dis.prefill_parallelism, None)
+    if spec is not None:
+        k, a = float(spec.draft_tokens), float(spec.acceptance)
+        if not (math.isfinite(k) and k >= 0):
+            raise InputError("draft_tokens", k, ">= 0 and finite")
+        if not 0.0 <= a <= 1.0:
+            raise InputError("acceptance", a, "in [0, 1]")
+
+
+def serve(
+    hardware: Hardware,
+    model: Transformer,
+    traffic: Traffic,
+    parallelism: Parallelism | None = None,
+    *,
+    ttft_limit_s=math.inf,
+    tpot_limit_s=math.inf,
+    at_max_rate: bool = False,
+    speculation: Speculation | None = None,
+    disaggregation: Disaggregation | None = None,
+    tau: float = _smooth.DEFAULT_TAU,
+    technology: Technology | None = None,
+) -> Serving:
+    """Serve `traffic` on a continuous-batching engine in steady state (see the module
+    docstring for the model): TTFT and TPOT means and percentiles, throughput, requests
+    in flight, KV occupancy, utilisation, the maximum request rate under p99 limits and,
+    with `technology`, energy, power, $/Mtoken and carbon at that operating point.
+
+    Differentiable with `jax.grad` in every float leaf of the hardware, model widths,
+    traffic (the rate included), speculation and disaggregation.
+
+    **Arguments:**
+
+    - `hardware`, `model`, `parallelism`: as in `evaluate` (`parallelism` defaults to one
+      chip); with `disaggregation` they are the Decode pool.
+    - `traffic`: a `Traffic` (`diffhw.traffic`).
+    - `ttft_limit_s`, `tpot_limit_s`: limits on p99 TTFT and TPOT (``inf``: none), e.g.
+      MLPerf Server for Llama-2-70B: 2 s and 0.2 s; Interactive: 0.45 s and 0.04 s.
+    - `at_max_rate`: serve at the largest rate meeting the limits (and the capacity
+      cap), ignoring the traffic's rate.
+    - `speculation`: a `Speculation` (`diffhw.speculative`), or None.
+    - `disaggregation`: a `Disaggregation` (`diffhw.disaggregated`), or None.
+    - `tau`, `technology`: as in `evaluate`.
+
+    **Returns:** a `Serving`.
+    """
+    par = parallelism if parallelism is not None else _parallelism()
+    hardware, model, technology = _anonymous(hardware, model, technology)
+    if speculation is not None and speculation.draft is not None:
+        speculation = eqx.tree_at(lambda s: s.draft, speculation, _anonymous(hardware, speculation.draft)[1])
+    if disaggregation is not None:
+        ph = _anonymous(disaggregation.prefill_hardware, model)[0]
+        disaggregation = eqx.tree_at(lambda d: d.prefill_hardware, disaggregation, ph)
+    limits = jnp.asarray(ttft_limit_s, dtype=float), jnp.asarray(tpot_limit_s, dtype=float)
+    traced = _is_traced(hardware, traffic, par, speculation, disaggregation, technology, limits)
+    if not traced:
+        _host_checks(hardware, model, traffic, par, speculation, disaggregation, technology)
+        for name, v in zip(("ttft_limit_s", "tpot_limit_s"), limits):
+            if not float(v) > 0:
+                raise InputError(name, float(v), "> 0 (inf for no limit)")
+    return _serve_jit(hardware, model, traffic, par, speculation, disaggregation, technology, *limits,
+                      bool(at_max_rate), tau, traced)
+
+
+def max_request_rate(hardware, model, traffic, parallelism=None, *, ttft_limit_s=math.inf, tpot_limit_s=math.inf,
+                     **kwargs) -> Scalar:
+    """The largest request rate (requests/s, whole system) whose p99 TTFT and TPOT meet the
+    limits and that the system sustains (0 if even a vanishing rate misses them).
+    Differentiable (implicit function theorem at the binding limit). Keyword arguments as
+    in `serve`."""
+    return serve(hardware, model, traffic, parallelism, ttft_limit_s=ttft_limit_s, tpot_limit_s=tpot_limit_s,
+                 at_max_rate=True, **kwargs).max_request_rate_per_s
