@@ -245,6 +245,22 @@ def test_cli_serve_json_contract(_cli):
     assert "max_request_rate_per_s" not in d
 
 
+def test_cli_max_throughput_scenarios(_cli):
+    """--scenario server|interactive is serve's largest rate under MLPerf's p99 limits;
+    explicit limits replace the scenario's; offline stays the static-batch search."""
+    base = ("--model", "llama-3.1-8b", "--chips", "1", "--input-tokens", "1024", "--output-tokens", "128", "--json")
+    d = json.loads(_cli("max-throughput", "--scenario", "interactive", *base).stdout)
+    ref = json.loads(_cli("serve", "--scenario", "interactive", *base).stdout)
+    assert d["scenario"] == "interactive" and d["feasible"] == ref["meets_slo"]
+    assert d["request_rate_per_s"] == pytest.approx(ref["max_request_rate_per_s"])
+    assert d["output_tokens_per_s"] == pytest.approx(ref["output_tokens_per_s"])
+    assert (d["ttft_slo_s"], d["tpot_slo_s"]) == (0.45, 0.04) and d["tpot_s"] == d["tpot_mean_s"]
+    loose = json.loads(_cli("max-throughput", "--scenario", "interactive", "--tpot-slo-ms", "200", *base).stdout)
+    assert loose["tpot_slo_s"] == 0.2 and loose["request_rate_per_s"] >= d["request_rate_per_s"]
+    off = json.loads(_cli("max-throughput", *base).stdout)
+    assert off["scenario"] == "offline" and "batch_continuous" in off
+
+
 @pytest.mark.parametrize("args,field", [
     (["--prefix-hit", "1.5", "--request-rate", "1"], "--prefix-hit"),
     (["--request-rate", "-1"], "--request-rate"),

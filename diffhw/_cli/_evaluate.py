@@ -7,6 +7,7 @@ import equinox as eqx
 from .._errors import InputError, check_positive
 from .._evaluation._evaluate import evaluate, max_throughput
 from .._evaluation._report import metrics_dict
+from ._serve import max_rate_under_scenario
 from ._common import DEFAULT_BATCH, design_from_args, dumps_json, fit_error, fmt_seconds, technology_from_args
 
 
@@ -21,6 +22,11 @@ def _add_max_throughput(sub, common):
     common(mt)
     mt.add_argument("--tpot-slo-ms", type=float, default=None, help="limit on time per output token, ms")
     mt.add_argument("--ttft-slo-ms", type=float, default=None, help="limit on time to first token, ms")
+    mt.add_argument("--scenario", choices=("offline", "server", "interactive"), default="offline",
+                    help="offline (default): the best static batch; server, interactive: the largest request "
+                         "rate a continuous-batching engine serves under MLPerf's p99 limits (server TTFT 2 s, "
+                         "TPOT 200 ms; interactive 450 ms, 40 ms; --ttft-slo-ms / --tpot-slo-ms replace them), "
+                         "as diffhw serve computes it")
 
 
 def _cmd_evaluate(args):
@@ -48,9 +54,11 @@ def _cmd_evaluate(args):
 
 
 def _cmd_max_throughput(args):
-    hw, model, wl, par = design_from_args(args, 1.0)
     tpot = check_positive("--tpot-slo-ms", args.tpot_slo_ms) / 1e3 if args.tpot_slo_ms is not None else math.inf
     ttft = check_positive("--ttft-slo-ms", args.ttft_slo_ms) / 1e3 if args.ttft_slo_ms is not None else math.inf
+    if args.scenario != "offline":
+        return max_rate_under_scenario(args, ttft, tpot)
+    hw, model, wl, par = design_from_args(args, 1.0)
     r = max_throughput(hw, model, wl, par, tpot_limit_s=tpot, ttft_limit_s=ttft, technology=technology_from_args(args))
     if float(r.metrics.max_batch) < 1:
         raise fit_error(hw, model, r.metrics, par)
@@ -62,6 +70,7 @@ def _cmd_max_throughput(args):
     d["feasible"] = bool(r.feasible)
     d["tpot_slo_s"] = None if math.isinf(tpot) else tpot
     d["ttft_slo_s"] = None if math.isinf(ttft) else ttft
+    d["scenario"] = "offline"
     d["notes"] = [] if bool(r.feasible) else ["no batch meets the limits: metrics shown at batch 1"]
     _emit(args, d, "max-throughput")
 

@@ -134,6 +134,36 @@ def _cmd_serve(args):
     print(_table(d))
 
 
+def max_rate_under_scenario(args, ttft_limit, tpot_limit):
+    """`diffhw max-throughput --scenario server|interactive`: `serve` at the largest rate
+    meeting the scenario's p99 limits (explicit limits replace the scenario's); the serve
+    JSON dictionary plus max-throughput's `scenario`, `feasible`, `batch` (requests in
+    flight, rounded), `tpot_s` / `ttft_s` (means) and `tpot_slo_s` / `ttft_slo_s`."""
+    s_ttft, s_tpot = SCENARIOS[args.scenario]
+    ttft_limit = s_ttft if math.isinf(ttft_limit) else ttft_limit
+    tpot_limit = s_tpot if math.isinf(tpot_limit) else tpot_limit
+    if args.output_tokens < 2:
+        raise InputError("--output-tokens", args.output_tokens, ">= 2 (the first token comes from Prefill; "
+                                                                  "serving needs a Decode phase)")
+    hw, model, wl, par = design_from_args(args, 1.0)
+    tr = traffic(1.0, args.input_tokens, args.output_tokens, args.precision, args.kv_precision,
+                 args.weight_precision, shared_context_tokens=args.shared_context_tokens)
+    r = serve(hw, model, tr, par, ttft_limit_s=ttft_limit, tpot_limit_s=tpot_limit, at_max_rate=True,
+              technology=technology_from_args(args))
+    if not float(r.kv_capacity_sequences) >= 1:
+        raise InputError("--chips", int(round(float(par.chips))),
+                         f"enough chips to hold {model.name} and some KV cache on {hw.name}",
+                         "try more chips (--chips/--tp/--pp) or a narrower --precision")
+    args.draft_model, args.request_rate = None, None
+    d = _serving_dict(r, hw, model, par, tr, args, ttft_limit, tpot_limit, None, None)
+    d.update(scenario=args.scenario, feasible=d["meets_slo"], batch=int(round(d["requests_in_flight"])),
+             tpot_s=d["tpot_mean_s"], ttft_s=d["ttft_mean_s"], tpot_slo_s=tpot_limit, ttft_slo_s=ttft_limit)
+    if args.json:
+        print(dumps_json(d))
+        return
+    print(_table(d).replace("diffhw serve:", f"diffhw max-throughput --scenario {args.scenario}:", 1))
+
+
 def _serving_dict(r, hw, model, par, tr, args, ttft_limit, tpot_limit, spec, pool):
     def f(x):
         return float(x)
