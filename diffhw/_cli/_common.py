@@ -34,6 +34,9 @@ def add_design_flags(p):
     p.add_argument("--kv-precision", default=None, help="KV cache (default: --precision)")
     p.add_argument("--shared-context-tokens", type=float, default=0.0,
                    help="read-only context every request attends to, stored once (a shared prompt, a RAG corpus)")
+    p.add_argument("--routing-skew", type=float, default=0.0,
+                   help="MoE routing skew: coefficient of variation of the tokens each expert receives "
+                        "(default 0, uniform routing)")
     p.add_argument("--electricity-usd-per-kwh", type=float, default=None, help="electricity price (default: 0.08, US industrial)")
     p.add_argument("--pue", type=float, default=None, help="datacenter power usage effectiveness, >= 1 (default: 1.10)")
     p.add_argument("--grid-gco2e-per-kwh", type=float, default=None, help="grid carbon intensity (default: 369, US 2023)")
@@ -78,6 +81,7 @@ NUMERIC_FLAGS = {
     "input_tokens": (1, 1e8, True, "tokens"),
     "output_tokens": (1, 1e8, True, "tokens"),
     "shared_context_tokens": (0, 1e8, True, "tokens"),
+    "routing_skew": (0, 10, False, ""),
     "chips": (1, 1e6, True, "chips"),
     "tp": (1, 1e6, True, ""), "pp": (1, 1e6, True, ""), "dp": (1, 1e6, True, ""), "ep": (1, 1e6, True, ""),
     # electricity: US industrial ~0.08 $/kWh, the dearest retail ~0.6 $/kWh
@@ -187,6 +191,7 @@ def design_from_args(args, batch, ep_follows_tp=False):
         kv_precision=args.kv_precision,
         weight_precision=args.weight_precision,
         shared_context_tokens=args.shared_context_tokens,
+        routing_skew=args.routing_skew,
     )
     return hw, model, wl, par
 

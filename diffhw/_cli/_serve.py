@@ -99,7 +99,8 @@ def _cmd_serve(args):
                  args.output_tokens, args.precision, args.kv_precision, args.weight_precision,
                  input_cv=args.input_cv, prefix_hit=args.prefix_hit,
                  shared_context_tokens=args.shared_context_tokens,
-                 max_sequences=args.max_sequences if args.max_sequences is not None else math.inf)
+                 max_sequences=args.max_sequences if args.max_sequences is not None else math.inf,
+                 routing_skew=args.routing_skew)
     spec = None
     if args.draft_model is not None or args.mtp:
         draft = presets.model(args.draft_model) if args.draft_model is not None else None
@@ -147,7 +148,8 @@ def max_rate_under_scenario(args, ttft_limit, tpot_limit):
                                                                   "serving needs a Decode phase)")
     hw, model, wl, par = design_from_args(args, 1.0)
     tr = traffic(1.0, args.input_tokens, args.output_tokens, args.precision, args.kv_precision,
-                 args.weight_precision, shared_context_tokens=args.shared_context_tokens)
+                 args.weight_precision, shared_context_tokens=args.shared_context_tokens,
+                 routing_skew=args.routing_skew)
     r = serve(hw, model, tr, par, ttft_limit_s=ttft_limit, tpot_limit_s=tpot_limit, at_max_rate=True,
               technology=technology_from_args(args))
     if not float(r.kv_capacity_sequences) >= 1:
@@ -175,7 +177,7 @@ def _serving_dict(r, hw, model, par, tr, args, ttft_limit, tpot_limit, spec, poo
         "input_tokens": f(tr.input_tokens), "output_tokens": f(tr.output_tokens),
         "weight_precision": tr.weight_precision.name, "activation_precision": tr.activation_precision.name,
         "kv_precision": tr.kv_precision.name, "prefix_hit": f(tr.prefix_hit), "input_cv": f(tr.input_cv),
-        "shared_context_tokens": f(tr.shared_context_tokens),
+        "shared_context_tokens": f(tr.shared_context_tokens), "routing_skew": f(tr.routing_skew),
         "max_batched_tokens": f(hw.profile.max_batched_tokens),
     }
     for k in ("request_rate_per_s", "ttft_mean_s", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_mean_s",

@@ -55,6 +55,7 @@ def metrics_dict(m: Metrics, hw, model, wl, par) -> dict:
         "step_time_breakdown_s": steps(m.decode),
         "prefill_time_breakdown_s": steps(m.prefill),
         "shared_context_tokens": f(wl.shared_context_tokens),
+        "routing_skew": f(wl.routing_skew),
         "tiers": _tiers_list(m.tiers),
         "total_params": f(model.total_params()),
         "active_params": f(model.active_params()),

@@ -13,7 +13,7 @@ from .._errors import InputError, check_positive
 from .._hardware._hardware import Hardware
 from .._workload._precision import Precision, precision
 from .._workload._transformer import Transformer
-from .._workload._workload import Parallelism, Workload
+from .._workload._workload import Parallelism, Workload, check_routing_skew
 
 Scalar = Float[Array, ""]
 
@@ -39,6 +39,7 @@ class Traffic(eqx.Module):
       (vLLM's ``max_num_seqs``, TensorRT-LLM's ``max_batch_size``); ``inf``: memory and
       the token budget set the cap. The per-step token budget is the profile's
       ``max_batched_tokens`` (vLLM's ``max_num_batched_tokens``).
+    - `routing_skew`: MoE routing skew (`Workload.routing_skew`; 0: uniform).
     """
 
     request_rate_per_s: Scalar = eqx.field(converter=_f)
@@ -51,6 +52,7 @@ class Traffic(eqx.Module):
     prefix_hit: Scalar = eqx.field(converter=_f, default=0.0)
     shared_context_tokens: Scalar = eqx.field(converter=_f, default=0.0)
     max_sequences: Scalar = eqx.field(converter=_f, default=math.inf)
+    routing_skew: Scalar = eqx.field(converter=_f, default=0.0)
 
     @property
     def new_prompt_tokens(self):
@@ -61,7 +63,7 @@ class Traffic(eqx.Module):
         """The `Workload` of one request (batch 1) with the cached prefix as shared context."""
         shared = self.shared_context_tokens + self.prefix_hit * self.input_tokens
         return Workload(1.0, self.new_prompt_tokens, self.output_tokens, self.weight_precision,
-                        self.activation_precision, self.kv_precision, shared)
+                        self.activation_precision, self.kv_precision, shared, self.routing_skew)
 
 
 def _concrete(x):
@@ -70,6 +72,7 @@ def _concrete(x):
 
 def check_traffic(t: Traffic) -> None:
     """The value checks of `Traffic` (concrete values): one `InputError` naming the field."""
+    check_routing_skew(t.routing_skew)
     check_positive("request_rate_per_s", t.request_rate_per_s)
     check_positive("input_tokens", t.input_tokens)
     if _concrete(t.output_tokens) and not float(t.output_tokens) >= 2:
@@ -95,6 +98,7 @@ def traffic(
     prefix_hit=0.0,
     shared_context_tokens=0.0,
     max_sequences=math.inf,
+    routing_skew=0.0,
 ) -> Traffic:
     """Build a `Traffic`, checking values (outside `jit`). Precisions as in
     `diffhw.workload`: `precision_` sets weights and activations, `kv_precision`
@@ -103,7 +107,7 @@ def traffic(
     a = precision(activation_precision if activation_precision is not None else precision_)
     kv = precision(kv_precision) if kv_precision is not None else a
     t = Traffic(request_rate_per_s, input_tokens, output_tokens, w, a, kv, input_cv, prefix_hit,
-                shared_context_tokens, max_sequences)
+                shared_context_tokens, max_sequences, routing_skew)
     check_traffic(t)
     return t
 

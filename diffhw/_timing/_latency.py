@@ -19,6 +19,7 @@ from .._hardware._hardware import Hardware
 from .._workload._operators import (
     access_bytes,
     kv_bytes_per_chip,
+    rank_load_factor,
     shards_for,
     step_ops,
     weight_bytes_per_chip,
@@ -115,13 +116,14 @@ def stack_ops(ops):
     return stacked, jnp.asarray([count for _, count, _ in ops], dtype=stacked.flops.dtype)
 
 
-def communication(hw, model: Transformer, par: Parallelism, tokens, abytes):
+def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0):
     """Exposed communication of one pass of `tokens` tokens through every layer.
 
     Tensor parallel: one all-reduce of ``tokens * d_model`` activations after attention
     and one after each dense FFN (and after each MoE block when ``ep == 1``). Expert
     parallel (``ep > 1``): an all-to-all dispatch and combine per MoE layer, each chip
-    sending its ``tokens / tp`` tokens to ``experts_per_token`` experts. Pipeline: one
+    sending its ``tokens / tp`` tokens to ``experts_per_token`` experts; the most loaded
+    rank (`rank_load_factor`, routing `skew`) receives more and sets the time. Pipeline: one
     send of the activations between each pair of stages.
 
     **Returns:** ``(seconds, bytes each chip sends)``.
@@ -133,7 +135,9 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes):
     if model.n_moe_layers:
         a2a_msg = tokens / par.tp * model.experts_per_token * model.d_model * abytes
         use_a2a = par.ep > 1.0
-        t_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_time(hw, a2a_msg, par.ep), t_ar)
+        group_tokens = tokens * _smooth.exact_max(par.tp, par.ep) / par.tp
+        load = rank_load_factor(float(model.n_experts), float(model.experts_per_token), group_tokens, par.ep, skew)
+        t_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_time(hw, a2a_msg * load, par.ep), t_ar)
         b_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_bytes(a2a_msg, par.ep), b_ar)
         t = t + model.n_moe_layers * t_moe
         sent = sent + model.n_moe_layers * b_moe
@@ -144,9 +148,9 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes):
     return t, sent
 
 
-def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes):
+def communication_time(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0):
     """Seconds of `communication` (see there)."""
-    return communication(hw, model, par, tokens, abytes)[0]
+    return communication(hw, model, par, tokens, abytes, skew)[0]
 
 
 class Work(eqx.Module):
@@ -177,7 +181,7 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     ops = step_ops(
         model, shards, tokens, sequences, context, wb, ab, kvb, decode=decode,
-        shared=wl.shared_context_tokens,
+        shared=wl.shared_context_tokens, skew=wl.routing_skew,
     )
     return ops_chain(hw, model, wl, par, ops, tokens, sequences, decode, tau)
 
@@ -202,14 +206,14 @@ def mixed_chain(hw, model, wl, par, decode_tokens, decode_sequences, decode_cont
     """
     shards = shards_for(model, par.tp, par.ep)
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
-    shared = wl.shared_context_tokens
+    shared, skew = wl.shared_context_tokens, wl.routing_skew
     tokens = decode_tokens + prefill_tokens
     both = step_ops(model, shards, tokens, decode_tokens + prefill_sequences, decode_context, wb, ab, kvb,
-                    decode=True, shared=shared)
+                    decode=True, shared=shared, skew=skew)
     dec = step_ops(model, shards, decode_tokens, decode_sequences, decode_context, wb, ab, kvb, decode=True,
-                   shared=shared)
+                   shared=shared, skew=skew)
     pre = step_ops(model, shards, prefill_tokens, prefill_sequences, prefill_context, wb, ab, kvb, decode=False,
-                   shared=shared)
+                   shared=shared, skew=skew)
     ops = []
     for (name, count, op), (_, _, d), (_, _, p) in zip(both, dec, pre):
         if "core" in name:
@@ -231,7 +235,7 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
     access = access_bytes(model, wb, ab, kvb)
     c, mem = roofline(hw, (stacked, counts), hw.peak_flop_per_s(wl.activation_precision), access, tau,
                       offload=offload)
-    comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes)
+    comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes, wl.routing_skew)
     over = (hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
             + sequences * hw.profile.sequence_overhead_s)
 

@@ -32,7 +32,7 @@ def workload_costs(model, workload, parallelism=None):
             ops = step_ops(
                 model, shards_for(model, p.tp, p.ep), tokens, seqs, ctx,
                 wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
-                decode=decode,
+                decode=decode, skew=wl.routing_skew,
             )
             rows, total = [], dict.fromkeys(_COST_FIELDS, 0.0)
             for name, count, op in ops:

@@ -6,7 +6,10 @@ Prefill pass; `weight_bytes_per_chip` and `kv_bytes_per_chip` give what one chip
 stores. Nothing here knows about hardware.
 """
 
+from statistics import NormalDist
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -75,16 +78,61 @@ class OpCost(eqx.Module):
         return reads, writes
 
 
-def expected_experts_touched(n_experts, k, tokens):
+def _popularity(n_experts, skew):
+    """Share of routed tokens each of `n_experts` experts receives: lognormal across
+    experts with coefficient of variation `skew` (0: uniform), at the experts' quantiles
+    (a deterministic, smooth stand-in for one draw), normalised to sum to one."""
+    z = jnp.asarray([NormalDist().inv_cdf((i + 0.5) / n_experts) for i in range(n_experts)])
+    s = _smooth.safe_sqrt(jnp.log1p(jnp.asarray(skew) ** 2))
+    w = jnp.exp(z * s)
+    return w / jnp.sum(w)
+
+
+def expected_experts_touched(n_experts, k, tokens, skew=0.0):
     """Expected number of distinct experts that `tokens` tokens route to.
 
-    Each token picks `k` of `n_experts` (uniform routing): ``E * (1 - (1 - k/E)**T)``,
-    smooth in `tokens` so the model stays differentiable in batch.
+    Each token picks `k` of `n_experts`, expert ``i`` with probability ``k w_i``
+    (`_popularity`; uniform routing, ``skew = 0``: ``E * (1 - (1 - k/E)**T)``), smooth
+    in `tokens` so the model stays differentiable in batch.
     """
-    return n_experts * (1.0 - jnp.exp(tokens * jnp.log1p(-k / n_experts)))
+    uniform = n_experts * (1.0 - jnp.exp(tokens * jnp.log1p(-k / n_experts)))
+    if isinstance(skew, (int, float)) and skew == 0.0:
+        return uniform
+    q = jnp.minimum(k * _popularity(int(n_experts), skew), 1.0 - 1e-6)
+    skewed = jnp.sum(1.0 - jnp.exp(jnp.asarray(tokens)[..., None] * jnp.log1p(-q)), axis=-1)
+    return jnp.where(jnp.asarray(skew) > 0.0, skewed, uniform)  # exactly the closed form at 0
 
 
-def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0):
+def rank_load_factor(n_experts, k, tokens, ranks, skew=0.0):
+    """Expected load of the most loaded of `ranks` expert-parallel ranks over the mean
+    (>= 1; 1 with one rank), for `tokens` tokens routed inside the expert group.
+
+    A rank holds ``E / ranks`` experts, placed without regard to popularity. Its token
+    count has mean ``mu = T k / ranks`` and variance from the routing draw (each token's
+    `k` distinct experts: hypergeometric, ``T k (1/r)(1 - 1/r)(E - k)/(E - 1)``) and from
+    expert popularity (coefficient of variation `skew` across experts, sampled without
+    replacement into ranks: ``(T k)^2 skew^2 (1 - 1/r) / (r (E - 1))``). The maximum of
+    `ranks` such loads is taken as ``mu + sigma g(r)`` with ``g`` Blom's expected maximum
+    of ``r`` standard normals, ``Phi^-1((r - 0.375) / (r + 0.25))``, and capped at the
+    most a rank can take (``min(k, E / r)`` per token). Smooth in `tokens`, `ranks` and
+    `skew`; uniform routing (``skew = 0``) keeps the statistical imbalance of small
+    batches, which fades as ``1 / sqrt(T)``.
+    """
+    E = float(n_experts)
+    r = jnp.asarray(ranks, dtype=jnp.result_type(tokens, float))
+    tk = tokens * k
+    mu = _smooth.exact_max(tk / r, 1e-12)
+    spread = 1.0 - 1.0 / r
+    var = tk * spread / r * (E - k) / max(E - 1.0, 1.0) + tk**2 * jnp.asarray(skew) ** 2 * spread / (
+        r * max(E - 1.0, 1.0))
+    g = jax.scipy.special.ndtri((r - 0.375) / (r + 0.25))
+    f = 1.0 + _smooth.safe_sqrt(var) * g / mu
+    # a guard where the normal approximation overshoots (extreme skew); rarely binds
+    cap = _smooth.exact_min(jnp.asarray(k, dtype=r.dtype), E / r) * r / k
+    return _smooth.exact_min(f, cap)
+
+
+def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0, skew=0.0):
     """Per-chip FLOPs and bytes of one Decode step or one Prefill pass.
 
     **Arguments:**
@@ -101,6 +149,10 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
     - `shared`: tokens of a read-only context every sequence also attends to (a shared
       prefix), stored once and read once per step (as cascade-attention kernels do);
       sliding-window layers do not reach it.
+    - `skew`: MoE routing skew, the coefficient of variation of expert popularity (0:
+      uniform); with expert parallelism the most loaded rank sets the expert group's
+      compute and activation traffic (`rank_load_factor`), and popular experts are
+      touched more often (`expected_experts_touched`).
 
     **Returns:** a list of ``(name, layer_count, OpCost)``; multiply each cost by its
     count and add to get the step's total.
@@ -147,7 +199,7 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
         )
         ops.append((f"attention_proj{'_sliding' if sliding else ''}{'_moe' if moe else ''}", count, proj))
         ops.append((f"attention_core{'_sliding' if sliding else ''}{'_moe' if moe else ''}", count, core))
-        ops.append((f"{'moe' if moe else 'ffn'}{'_sliding' if sliding else ''}", count, _ffn_op(model, shards, tokens, wbytes, abytes, moe)))
+        ops.append((f"{'moe' if moe else 'ffn'}{'_sliding' if sliding else ''}", count, _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew)))
 
     vocab = model.vocab_size / tp
     ops.append(
@@ -167,7 +219,7 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
     return ops
 
 
-def _ffn_op(model, shards, tokens, wbytes, abytes, moe):
+def _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew=0.0):
     d, tp = model.d_model, shards.tp
     if not moe:
         w = model.ffn_params() / tp
@@ -183,19 +235,26 @@ def _ffn_op(model, shards, tokens, wbytes, abytes, moe):
     E, k = float(model.n_experts), float(model.experts_per_token)
     # Tokens routed inside the expert group: the group spans expert_group / tp replicas.
     group_tokens = tokens * shards.expert_group / tp
-    touched = expected_experts_touched(E, k, group_tokens)
-    routed_w = (touched / shards.expert_group) * model.expert_params()
+    touched = expected_experts_touched(E, k, group_tokens, skew)
+    # the most loaded expert-parallel rank sets the routed experts' work (1 when ep = 1)
+    load = rank_load_factor(E, k, group_tokens, shards.ep, skew)
+    # the most loaded rank also touches more of its experts: a share ``1 - (1 - p)**load``
+    # of them, ``p = touched / E`` (the mean rank's share)
+    miss = jnp.log(jnp.maximum((E - touched) / E, 1e-30))
+    touched_max = E * -jnp.expm1(load * miss)
+    routed_w = (touched_max / shards.expert_group) * model.expert_params()
     shared_w = model.shared_expert_params() / tp
     router_w = model.router_params()
-    flops = 2.0 * tokens * (k * model.expert_params() / tp + shared_w + router_w)
+    flops = 2.0 * tokens * (load * k * model.expert_params() / tp + shared_w + router_w)
     rows = group_tokens * k / _smooth.exact_max(touched, 1e-9)
-    width = (k * model.expert_ffn_dim + model.n_shared_experts * model.shared_expert_ffn_dim) / tp
+    shared_width = model.n_shared_experts * model.shared_expert_ffn_dim / tp
     return OpCost(
         flops=flops,
         weight_bytes=(routed_w + shared_w + router_w) * wbytes,
         kv_read_bytes=jnp.zeros(()),
         kv_write_bytes=jnp.zeros(()),
-        act_bytes=tokens * (2.0 * d * (1.0 + k) + 3.0 * width) * abytes,
+        act_bytes=tokens * (2.0 * d + load * (2.0 * d * k + 3.0 * k * model.expert_ffn_dim / tp)
+                            + 3.0 * shared_width) * abytes,
         rows=rows,
     )
 

@@ -27,6 +27,10 @@ class Workload(eqx.Module):
       dequantised on the fly, as in W4A16 kernels).
     - `shared_context_tokens`: a read-only context every request attends to (a shared
       system prompt, a retrieval corpus, a code base), whose KV cache is stored once.
+    - `routing_skew`: MoE routing skew, the coefficient of variation of the share of
+      tokens each routed expert receives (0: uniform routing, the default). With expert
+      parallelism the most loaded rank sets the experts' time and the all-to-all, even
+      under uniform routing at small batches (`diffhw._workload._operators.rank_load_factor`).
     """
 
     batch: Scalar = eqx.field(converter=_f)
@@ -36,6 +40,7 @@ class Workload(eqx.Module):
     activation_precision: Precision
     kv_precision: Precision
     shared_context_tokens: Scalar = eqx.field(converter=_f, default=0.0)
+    routing_skew: Scalar = eqx.field(converter=_f, default=0.0)
 
 
 def workload(
@@ -47,6 +52,7 @@ def workload(
     weight_precision=None,
     activation_precision=None,
     shared_context_tokens=0.0,
+    routing_skew=0.0,
 ) -> Workload:
     """Build a `Workload`, checking values (for use outside `jit`).
 
@@ -63,7 +69,18 @@ def workload(
     a = precision(activation_precision if activation_precision is not None else precision_)
     kv = precision(kv_precision) if kv_precision is not None else a
     check_positive("shared_context_tokens", shared_context_tokens, allow_zero=True)
-    return Workload(batch, input_tokens, output_tokens, w, a, kv, shared_context_tokens)
+    check_routing_skew(routing_skew)
+    return Workload(batch, input_tokens, output_tokens, w, a, kv, shared_context_tokens, routing_skew)
+
+
+def check_routing_skew(routing_skew):
+    """`routing_skew` must be finite and in [0, 10] (a coefficient of variation)."""
+    if isinstance(routing_skew, jax.core.Tracer):
+        return
+    v = float(routing_skew)
+    if not 0.0 <= v <= 10.0:
+        raise InputError("routing_skew", v, "between 0 (uniform routing) and 10 (a coefficient of variation of "
+                         "expert popularity)")
 
 
 class Parallelism(eqx.Module):
