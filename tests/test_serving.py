@@ -274,3 +274,25 @@ def test_cli_serve_refuses_bad_input(_cli, args, field):
     assert p.returncode == 2, p.stderr
     assert field in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_unmeetable_limits_serve_a_vanishing_rate(design):
+    """No rate meets the limits: the max-rate point serves ~nothing (not the capacity),
+    its latencies are a lone request's and its economics finite, for sizing's sake."""
+    hw, model, par = design
+    tech = diffhw.presets.technology_for("h100-sxm")
+    r = diffhw.serve(hw, model, diffhw.traffic(1.0, **TR), par, at_max_rate=True, ttft_limit_s=2.0,
+                     tpot_limit_s=1e-4, technology=tech)
+    assert float(r.max_request_rate_per_s) == 0.0 and not bool(r.meets_slo)
+    assert float(r.requests_per_s) < 1e-6 and float(r.output_tokens_per_s) < 1e-3
+    assert math.isfinite(float(r.ttft_p99_s)) and float(r.tpot_p99_s) > 1e-4
+    assert math.isfinite(float(r.economics.usd_per_million_tokens))
+
+
+def test_draft_model_takes_memory(design):
+    hw, model, par = design
+    tr = diffhw.traffic(1.0, **TR)
+    plain = diffhw.serve(hw, model, tr, par)
+    spec = diffhw.serve(hw, model, tr, par, speculation=diffhw.speculative(4, 0.7, diffhw.presets.model("llama-3.1-8b")))
+    assert float(spec.kv_capacity_sequences) < float(plain.kv_capacity_sequences)
+

@@ -30,9 +30,11 @@ The model (per data-parallel replica; the system's rate splits evenly over repli
   exponentially, mean ``W / rho``; Kingman's heavy-traffic limit), smoothed by a softplus;
   the own Prefill's percentiles follow the prompt-length spread (lognormal).
 - Capacity: sequences in flight are capped by the KV cache (each at its mean length
-  ``P + output / 2``, the shared context and cached prefix stored once), by the engine's
-  `max_sequences`, and by the Prefill lane (``rho < 1``); past the cap the queue grows
-  without bound: `Serving.stable` is False and the latencies are infinite.
+  ``P + output / 2``, the shared context and cached prefix stored once; a draft model's
+  weights and KV beside them), by the engine's `max_sequences`, and by the Prefill lane
+  (``rho < 1``); past the cap the admission queue grows without bound: `Serving.stable`
+  is False, TTFT is infinite and TPOT is that of the engine running at its cap
+  (infinite too when the Prefill lane itself is saturated).
 - Disaggregated: Decode steps carry no Prefill; a separate pool prefills (the same
   M/G/1 lane on its own hardware, budget and replicas) and ships each request's KV
   (``bytes / bandwidth + latency``) before the Decode pool emits its second token.
@@ -92,12 +94,15 @@ class Serving(eqx.Module):
     - `prefill_utilization`: ``rho`` of the Prefill lane (or pool); `decode_utilization`:
       rate over the most the Decode engine sustains at its sequence cap.
     - `max_request_rate_per_s`: the largest rate whose p99 TTFT and TPOT meet the limits
-      (the sustainable maximum when there are none).
+      (the sustainable maximum when there are none; 0 when even a lone request misses
+      them, and then `at_max_rate` serves a vanishing rate: throughput ~0, latencies
+      those of a lone request, economics of an idle system).
     - `stable`: the rate is below the sustainable maximum; `meets_slo`: stable and within
       the limits.
     - `transfer_s`: KV transfer time per request (disaggregated; 0 otherwise).
     - `balanced_prefill_chips`: Prefill chips that would make the Prefill pool as busy as
-      the Decode pool at this rate (disaggregated; 0 otherwise).
+      the Decode pool at this rate, both measured against their capacity (the Decode
+      pool's at its KV-cache cap, not at latency limits; disaggregated; 0 otherwise).
     - `decode`: `StepTime` breakdown of the step a request sees.
     - `chips`: chips in the system (both pools when disaggregated).
     - `economics`: `Economics` at this operating point (`Technology` given), else None;
@@ -168,13 +173,19 @@ def _lognormal(mean, cv2):
     return jnp.stack([mean * jnp.exp(z * s - s2 / 2.0) for z in _Z])
 
 
-def _kv_capacity(hw, model, wl, par, length):
+def _kv_capacity(hw, model, wl, par, length, draft=None):
     """Sequences per replica of `length` tokens whose KV fits beside the weights, the
-    shared context and a full Prefill chunk's activations, in the tightest tier."""
+    shared context and a full Prefill chunk's activations, in the tightest tier; with a
+    `draft` model, its weights and its KV of each sequence (and shared context) too."""
     shards = shards_for(model, par.tp, par.ep)
     w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes)
     kv1 = kv_bytes_per_chip(model, shards, par.pp, 1.0, length, wl.kv_precision.bytes)
     ctx = kv_bytes_per_chip(model, shards, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
+    if draft is not None:
+        ds = shards_for(draft, par.tp, par.ep)
+        w = w + weight_bytes_per_chip(draft, ds, par.pp, wl.weight_precision.bytes)
+        kv1 = kv1 + kv_bytes_per_chip(draft, ds, par.pp, 1.0, length, wl.kv_precision.bytes)
+        ctx = ctx + kv_bytes_per_chip(draft, ds, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
     logits1 = model.vocab_size / (par.tp * par.pp) * 4.0
     chunk = activation_bytes_per_chip(hw, model, wl, par, 1e9) - logits1 * 1e9
     frac = _memory.fractions_of(hw)
@@ -313,7 +324,7 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau):
     wait_q = jnp.where(stable_lane, wait_per * tail, jnp.inf)
     ttft = jnp.concatenate([ttft_mean[None], residual + own_q + wait_q + transfer])
 
-    n_kv, _ = _kv_capacity(hw, model, wl, par, ctx_avg)
+    n_kv, _ = _kv_capacity(hw, model, wl, par, ctx_avg, spec.draft if spec is not None else None)
     n_cap = jnp.minimum(n_kv, tr.max_sequences)
     return _Point(rate, tau_req, tpot, ttft, rho, n_cap, n_kv, p_bar, transfer, step, t[7],
                   dyn[7] if tech is not None else jnp.zeros(()), prefill_j, prefill_busy, draft_j, E)
@@ -385,9 +396,9 @@ def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_
     p = jax.tree_util.tree_map(lambda a: a[i], pts)
     n = n3[i]
     rate = lim.rate if at_max_rate else rate_target
+    # at the max rate with limits no rate meets, the point is a vanishing rate (stable,
+    # serving ~nothing, latencies those of a lone request, which miss the limits)
     stable = (rate < max_sustainable * (1.0 + 1e-6)) & (p.rho < 1.0)
-    if at_max_rate:
-        stable = stable & feasible_limits
     served = jnp.where(stable, rate, max_sustainable)
     inf = jnp.inf
     ttft = jnp.where(stable, p.ttft, inf)
