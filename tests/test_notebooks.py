@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 import diffhw
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-NAMES = ("quickstart", "sensitivity", "sizing")
+NAMES = ("quickstart", "sensitivity", "sizing", "serving")
 CELL_TIMEOUT_S = 120
 
 
