@@ -22,6 +22,7 @@ from ._hardware._technology import Technology
 from ._io._design import from_presets
 from ._io._measurements import Measurement, load_points
 from ._programs import enable_program_cache, program_cache_dir
+from ._serving._goal import SERVING_ECONOMICS, SERVING_METRICS, ServingGoal, serving_goal
 from ._serving._serve import QUANTILES, Serving, max_request_rate, serve
 from ._serving._traffic import Disaggregation, Speculation, Traffic, disaggregated, speculative, traffic
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
@@ -55,6 +56,9 @@ __all__ = [
     "QUANTILES",
     "Disaggregation",
     "Serving",
+    "ServingGoal",
+    "SERVING_ECONOMICS",
+    "SERVING_METRICS",
     "Speculation",
     "Traffic",
     "Area",
@@ -120,6 +124,7 @@ __all__ = [
     "safe_log",
     "sensitivity",
     "serve",
+    "serving_goal",
     "set_values",
     "size",
     "smooth_max",

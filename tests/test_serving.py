@@ -296,3 +296,49 @@ def test_draft_model_takes_memory(design):
     spec = diffhw.serve(hw, model, tr, par, speculation=diffhw.speculative(4, 0.7, diffhw.presets.model("llama-3.1-8b")))
     assert float(spec.kv_capacity_sequences) < float(plain.kv_capacity_sequences)
 
+
+def test_serving_goal_metrics_are_serve_at_the_max_rate():
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-8b", batch=8, input_tokens=1024, output_tokens=128,
+                            serving=diffhw.serving_goal(0.45, 0.04))
+    names = diffhw.metric_names(d)
+    assert set(diffhw.SERVING_METRICS + diffhw.SERVING_ECONOMICS) <= set(names)
+    v = diffhw.design_values(d)
+    assert set(names) == set(v)
+    s = diffhw.serve(d.hardware, d.model, diffhw.traffic(1.0, **TR), d.parallelism, ttft_limit_s=0.45,
+                     tpot_limit_s=0.04, at_max_rate=True, technology=d.technology)
+    assert float(v["serving_max_request_rate_per_s"]) == pytest.approx(float(s.max_request_rate_per_s), rel=1e-5)
+    assert float(v["serving_usd_per_million_tokens"]) == pytest.approx(float(s.economics.usd_per_million_tokens),
+                                                                       rel=1e-5)
+    assert float(v["serving_output_tokens_per_s"]) == pytest.approx(128.0 * float(s.max_request_rate_per_s),
+                                                                    rel=1e-5)
+    # the batch plays no part in serving
+    v2 = diffhw.design_values(diffhw.set_values(d, {"workload.batch": 64.0}))
+    assert float(v2["serving_max_request_rate_per_s"]) == float(v["serving_max_request_rate_per_s"])
+    with pytest.raises(diffhw.InputError, match="prefix_hit"):
+        diffhw.serving_goal(2.0, 0.2, prefix_hit=1.0)
+
+
+def test_size_minimises_serving_cost_under_limits():
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-8b", batch=8, input_tokens=1024, output_tokens=128,
+                            serving=diffhw.serving_goal(2.0, 0.2))
+    r = diffhw.size(d, [diffhw.variable("memory_bandwidth", 1e12, 2e13)], "serving_usd_per_million_tokens",
+                    [diffhw.Constraint("serving_max_request_rate_per_s", lower=5.0),
+                     diffhw.Constraint("chip_area_mm2", upper=858.0)],
+                    starts=1, inner_steps=15, outer_steps=2, progress=False)
+    assert r.feasible and r.objective <= r.objective_baseline * (1 + 1e-6)
+    assert r.metrics["serving_max_request_rate_per_s"] >= 5.0 * (1 - 1e-4)
+    # the chosen design re-checked by serve itself
+    s = diffhw.serve(r.design.hardware, r.design.model, diffhw.traffic(1.0, **TR), r.design.parallelism,
+                     ttft_limit_s=2.0, tpot_limit_s=0.2, at_max_rate=True, technology=r.design.technology, tau=0.0)
+    assert float(s.economics.usd_per_million_tokens) == pytest.approx(r.objective, rel=1e-3)
+
+
+@pytest.mark.parametrize("args,field", [
+    (["size", "--serving-ttft-p99-ms", "100"], "--serving-ttft-p99-ms"),
+    (["size", "--min-request-rate", "3"], "--min-request-rate"),
+    (["sweep", "--serving", "server", "--serving-tpot-p99-ms", "-5", "--vary", "workload.batch=1:8:2"],
+     "--serving-tpot-p99-ms"),
+])
+def test_cli_serving_flags_refuse_bad_input(_cli, args, field):
+    p = _cli(*args)
+    assert p.returncode == 2 and field in p.stderr and "Traceback" not in p.stderr

@@ -8,6 +8,7 @@ import os
 from .. import presets
 from .._errors import InputError, check_positive
 from .._evaluation._design import Design
+from .._serving._goal import serving_goal
 from .._hardware._technology import KWH_J, YEAR_S
 from .._workload._workload import parallelism, validate_parallelism, workload
 
@@ -99,8 +100,9 @@ NUMERIC_FLAGS = {
     "huber_delta": (0, 1e3, False, ""),
     "seed": (0, 2**32 - 1, True, ""),
     # serve: the busiest public services take ~1e5 requests/s across all their fleets
-    "request_rate": (0, 1e7, False, "requests/s"), "ttft_p99_ms": (0, 1e7, False, "ms"),
-    "tpot_p99_ms": (0, 1e7, False, "ms"), "prefix_hit": (0, 1, False, ""), "input_cv": (0, 100, False, ""),
+    "request_rate": (0, 1e7, False, "requests/s"), "min_request_rate": (0, 1e7, False, "requests/s"), "ttft_p99_ms": (0, 1e7, False, "ms"),
+    "tpot_p99_ms": (0, 1e7, False, "ms"), "serving_ttft_p99_ms": (0, 1e7, False, "ms"),
+    "serving_tpot_p99_ms": (0, 1e7, False, "ms"), "prefix_hit": (0, 1, False, ""), "input_cv": (0, 100, False, ""),
     "max_sequences": (1, 1e7, True, "sequences"), "draft_tokens": (0, 64, False, "tokens"),
     "acceptance": (0, 1, False, ""), "prefill_chips": (1, 1e6, True, "chips"),
     "decode_chips": (1, 1e6, True, "chips"), "transfer_gbps": (0, 1e6, False, "GB/s"),  # numpy.random.default_rng takes non-negative seeds
@@ -219,10 +221,44 @@ def fit_error(hw, model, m, par):
     )
 
 
+#: Latency limits of MLPerf Inference's LLM scenarios (p99 TTFT, p99 TPOT; seconds), for
+#: Llama-2-70B (MLPerf Inference v4.1+ rules, "llama2-70b" Server: TTFT 2 s, TPOT 200 ms;
+#: "llama2-70b-interactive": TTFT 450 ms, TPOT 40 ms).
+SCENARIOS = {"server": (2.0, 0.2), "interactive": (0.45, 0.04)}
+
+
+def add_serving_flags(p):
+    """`--serving` and its limits: the design's metrics gain the ``serving_*`` metrics
+    (`diffhw.ServingGoal`), usable as objectives and constraints."""
+    p.add_argument("--serving", choices=sorted(SCENARIOS), default=None,
+                   help="add serving_* metrics: a continuous-batching engine at the largest request rate meeting "
+                        "MLPerf's p99 limits (server: TTFT 2 s, TPOT 200 ms; interactive: 450 ms, 40 ms)")
+    p.add_argument("--serving-ttft-p99-ms", type=float, default=None, help="replace the scenario's p99 TTFT limit, ms")
+    p.add_argument("--serving-tpot-p99-ms", type=float, default=None, help="replace the scenario's p99 TPOT limit, ms")
+
+
+def serving_of_args(args):
+    """The `ServingGoal` of `--serving` (None without it)."""
+    if getattr(args, "serving", None) is None:
+        for flag in ("serving_ttft_p99_ms", "serving_tpot_p99_ms"):
+            if getattr(args, flag, None) is not None:
+                raise InputError("--" + flag.replace("_", "-"), getattr(args, flag), "used with --serving server|interactive")
+        return None
+    ttft, tpot = SCENARIOS[args.serving]
+    if args.serving_ttft_p99_ms is not None:
+        ttft = check_positive("--serving-ttft-p99-ms", args.serving_ttft_p99_ms) / 1e3
+    if args.serving_tpot_p99_ms is not None:
+        tpot = check_positive("--serving-tpot-p99-ms", args.serving_tpot_p99_ms) / 1e3
+    if args.output_tokens < 2:
+        raise InputError("--output-tokens", args.output_tokens, ">= 2 with --serving (serving needs a Decode phase)")
+    return serving_goal(ttft, tpot)
+
+
 def design_of_args(args, batch, ep_follows_tp=False):
-    """The `Design` the flags describe, with its technology (economics)."""
+    """The `Design` the flags describe, with its technology (economics) and, with
+    `--serving`, its serving goal."""
     hw, model, wl, par = design_from_args(args, batch, ep_follows_tp)
-    return Design(hw, model, wl, par, technology_from_args(args))
+    return Design(hw, model, wl, par, technology_from_args(args), serving_of_args(args))
 
 
 def fmt_seconds(x):

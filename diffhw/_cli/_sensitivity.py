@@ -5,12 +5,13 @@ parameter, a tornado chart, crossovers and curvature."""
 from .._errors import InputError, check_positive, did_you_mean
 from .._evaluation._design import design_values, metric_names
 from .._tools._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
-from ._common import DEFAULT_BATCH, design_of_args, dumps_json, fmt_number
+from ._common import add_serving_flags, DEFAULT_BATCH, design_of_args, dumps_json, fmt_number
 
 
 def _add_sensitivity(sub, common):
     p = sub.add_parser("sensitivity", help="elasticities of metrics to every hardware and technology parameter")
     common(p)
+    add_serving_flags(p)
     p.add_argument("--batch", type=float, default=None, help="concurrent requests (default: 64, lowered to what fits)")
     p.add_argument("--metric", default="tpot_s", help="metric of the table and tornado (default: %(default)s)")
     p.add_argument("--top", type=int, default=12, help="parameters to show (default: %(default)s)")

@@ -9,12 +9,8 @@ from .._evaluation._report import ECONOMICS_KEYS
 from .._serving._serve import serve
 from .._serving._traffic import disaggregated, speculative, traffic
 from .._workload._workload import parallelism, validate_parallelism
-from ._common import check_context, design_from_args, dumps_json, fmt_number, fmt_seconds, positive_int, technology_from_args
+from ._common import SCENARIOS, check_context, design_from_args, dumps_json, fmt_number, fmt_seconds, positive_int, technology_from_args
 
-#: Latency limits of MLPerf Inference's LLM scenarios (p99 TTFT, p99 TPOT; seconds), for
-#: Llama-2-70B (MLPerf Inference v4.1+ rules, "llama2-70b" Server: TTFT 2 s, TPOT 200 ms;
-#: "llama2-70b-interactive": TTFT 450 ms, TPOT 40 ms).
-SCENARIOS = {"server": (2.0, 0.2), "interactive": (0.45, 0.04)}
 
 
 def _add_serve(sub, common):

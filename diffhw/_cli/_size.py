@@ -10,7 +10,7 @@ from .._io._plot import figure
 from .._tools._sensitivity import sensitivity
 from .._tools._sizing._problem import Constraint, objective_terms, variable
 from .._tools._sizing._size import size
-from ._common import MAX_MAGNITUDE, check_numbers, design_of_args, dumps_json, fmt_number
+from ._common import MAX_MAGNITUDE, add_serving_flags, check_numbers, design_of_args, dumps_json, fmt_number
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
 SIZE_DEFAULTS = dict(hardware="h200-sxm", model="deepseek-v3", input_tokens=32768, output_tokens=1024,
@@ -46,14 +46,20 @@ def _add_size(sub, common):
                         "sram, link_bandwidth, link_latency, chips, tp, pp, dp, ep, batch), a dotted path or "
                         "placement.<class>[tier], with bounds; repeatable "
                         "(default: compute, memory bandwidth and capacity, SRAM, link bandwidth, chips, batch)")
-    p.add_argument("--objective", default="usd_per_million_tokens",
-                   help="METRIC[:min|max], or a weighted product 'a*1,b*0.5' (default: %(default)s)")
-    p.add_argument("--tpot-slo-ms", type=float, default=50.0, help="TPOT limit, ms (default: %(default)s; 0: none)")
+    p.add_argument("--objective", default=None,
+                   help="METRIC[:min|max], or a weighted product 'a*1,b*0.5' (default: usd_per_million_tokens; "
+                        "with --serving, serving_usd_per_million_tokens)")
+    p.add_argument("--tpot-slo-ms", type=float, default=None,
+                   help="static-batch TPOT limit, ms (default: 50; with --serving, none; 0: none)")
     p.add_argument("--ttft-slo-ms", type=float, default=0.0, help="TTFT limit, ms (default: 0, none)")
     p.add_argument("--area-budget-mm2", type=float, default=858.0,
                    help="logic area per chip, mm2 (default: %(default)s, one reticle; 0: none)")
     p.add_argument("--power-budget-w", type=float, default=1000.0,
                    help="modelled peak power per chip, W (default: %(default)s; 0: none)")
+    add_serving_flags(p)
+    p.add_argument("--min-request-rate", type=float, default=None,
+                   help="with --serving: requests/s the system must serve within the p99 limits "
+                        "(a constraint on serving_max_request_rate_per_s; default 0.01)")
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
                    help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
     p.add_argument("--starts", type=int, default=6, help="optimisations from different starts (default: %(default)s)")
@@ -154,7 +160,15 @@ def _parse_objective(spec):
 
 def _run_size(args):
     check_positive("--batch", args.batch)
-    specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES]
+    serving = args.serving is not None
+    if args.min_request_rate is not None and not serving:
+        raise InputError("--min-request-rate", args.min_request_rate, "used with --serving server|interactive")
+    if args.objective is None:
+        args.objective = "serving_usd_per_million_tokens" if serving else "usd_per_million_tokens"
+    if args.tpot_slo_ms is None:
+        args.tpot_slo_ms = 0.0 if serving else 50.0
+    # serving: the engine's load follows from the rate, the batch plays no part
+    specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES if not (serving and n == "batch")]
     shares = None
     if args.workload:
         mix = [_parse_workload(w) for w in args.workload]
@@ -175,6 +189,10 @@ def _run_size(args):
         v = check_positive(flag, getattr(args, flag[2:].replace("-", "_")), allow_zero=True)
         if v > 0:
             cons.append(Constraint(metric, upper=v * scale))
+    if serving:
+        rate = check_positive("--min-request-rate", args.min_request_rate) if args.min_request_rate is not None \
+            else 0.01
+        cons.append(Constraint("serving_max_request_rate_per_s", lower=rate))
     cons += list(args.constraint)
     for flag in ("starts", "steps", "outer", "top"):
         check_positive(f"--{flag}", getattr(args, flag))
@@ -226,7 +244,8 @@ def mix_elasticities(r, k=None):
     return {p: total[p] for p in order if abs(total[p]) > 1e-6}
 
 
-_SHOWN = ("tpot_s", "ttft_s", "usd_per_million_tokens", "energy_per_token_j", "kgco2e_per_million_tokens",
+_SHOWN = ("serving_max_request_rate_per_s", "serving_ttft_p99_s", "serving_tpot_p99_s",
+          "serving_usd_per_million_tokens", "tpot_s", "ttft_s", "usd_per_million_tokens", "energy_per_token_j", "kgco2e_per_million_tokens",
           "tokens_per_s_per_watt", "output_tokens_per_s", "chip_area_mm2", "peak_power_w", "chip_cost_usd",
           "chips", "batch", "memory_margin")
 

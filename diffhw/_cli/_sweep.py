@@ -9,7 +9,7 @@ from .._errors import InputError
 from .._evaluation._design import metric_names, set_values
 from .._evaluation._evaluate import bad_reasons, host_flags
 from .._tools._sweep import DEFAULT_CHUNK, MAX_POINTS, sweep
-from ._common import DEFAULT_BATCH, MAX_MAGNITUDE, design_of_args, dumps_json
+from ._common import add_serving_flags, DEFAULT_BATCH, MAX_MAGNITUDE, design_of_args, dumps_json
 
 DEFAULT_PARETO = "tpot_s:min,usd_per_million_tokens:min"
 VARY_FORM = "PATH=LOW:HIGH[:N][:log|lin] or PATH=V1,V2,..."
@@ -23,6 +23,7 @@ def add_parser(subparsers, common):
                     "technology.wafer_usd), evaluate every design at once (vmap, sharded over all devices) "
                     "and report the Pareto front.")
     common(p)
+    add_serving_flags(p)
     p.add_argument("--batch", type=float, default=None,
                    help="the base design's concurrent requests (default: 64; sweep it with --vary workload.batch=...)")
     p.add_argument("--vary", action="append", default=[], metavar="PATH=LOW:HIGH[:N][:log|lin]",

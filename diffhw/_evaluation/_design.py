@@ -35,6 +35,10 @@ class Design(eqx.Module):
 
     - `hardware`, `model`, `workload`, `parallelism`: as in `diffhw.evaluate`.
     - `technology`: a `Technology`, or None (then economics metrics are absent).
+    - `serving`: a `diffhw.ServingGoal`, or None: with one, the metrics also hold the
+      ``serving_*`` metrics of a continuous-batching engine at the largest request rate
+      meeting its p99 limits (`diffhw.serve`), so `size`, `sweep` and `sensitivity` take
+      them as objectives and constraints.
     """
 
     hardware: Hardware
@@ -42,6 +46,9 @@ class Design(eqx.Module):
     workload: Workload
     parallelism: Parallelism
     technology: Technology | None = None
+    # any object with ``metric_names(has_technology)`` and ``values(design, tau)``; the
+    # serving layer (above this one) supplies `diffhw.ServingGoal`
+    serving: object = None
 
 
 _TOKEN = re.compile(r"([A-Za-z_][A-Za-z_0-9]*)|\[(\s*-?\d+(?:\s*,\s*-?\d+)*\s*)\]|(\.)")
@@ -193,13 +200,14 @@ CORE_METRICS = (
 SYSTEM_METRICS = ("system_area_mm2", "system_peak_power_w", "system_capex_usd_per_chip")
 
 
-def metric_values(metrics, design: Design) -> dict:
+def metric_values(metrics, design: Design, tau=DEFAULT_TAU) -> dict:
     """Every scalar metric of a `Metrics`, by the name the CLI's JSON uses (jit-safe).
 
     Adds `batch`, `chips`, `tier_lifetime_margin` (the tightest tier's ``lifetime /
     required - 1``, required = the technology's lifetime or 5 years),
     `min_tier_lifetime_s`, and with economics `system_area_mm2` (logic area of all
-    chips), `system_peak_power_w` and `system_capex_usd_per_chip`.
+    chips), `system_peak_power_w` and `system_capex_usd_per_chip`; with a serving goal
+    its ``serving_*`` metrics (at smoothing `tau`).
     """
     m = metrics
     required = design.technology.lifetime_s if design.technology is not None else 5.0 * YEAR_S
@@ -227,13 +235,18 @@ def metric_values(metrics, design: Design) -> dict:
         out["system_area_mm2"] = e.chip_area_mm2 * m.chips
         out["system_peak_power_w"] = e.peak_power_w * m.chips
         out["system_capex_usd_per_chip"] = e.system_capex_usd / m.chips
+    if design.serving is not None:
+        out.update(design.serving.values(design, tau))
     return out
 
 
 def metric_names(design: Design) -> tuple:
     """Names `metric_values` returns for `design` (depends on whether it has a
     technology)."""
-    return CORE_METRICS + ((*ECONOMICS_KEYS, *SYSTEM_METRICS) if design.technology is not None else ())
+    names = CORE_METRICS + ((*ECONOMICS_KEYS, *SYSTEM_METRICS) if design.technology is not None else ())
+    if design.serving is not None:
+        names = names + tuple(design.serving.metric_names(design.technology is not None))
+    return names
 
 
 @filter_jit
@@ -251,7 +264,7 @@ def evaluate_design(design: Design, tau=None, checked=True):
 @filter_jit
 def design_values(design: Design, tau=None, checked=True) -> dict:
     """`metric_values` of `evaluate_design` (compiled; usable inside transformations)."""
-    return metric_values(evaluate_design(design, tau, checked), design)
+    return metric_values(evaluate_design(design, tau, checked), design, DEFAULT_TAU if tau is None else tau)
 
 
 def check_design(design: Design) -> None:
@@ -263,4 +276,4 @@ def check_design(design: Design) -> None:
 def anonymous(design: Design) -> Design:
     """`design` without static names, so designs differing only in them share a trace."""
     hw, model, tech = _anonymous(design.hardware, design.model, design.technology)
-    return Design(hw, model, design.workload, design.parallelism, tech)
+    return Design(hw, model, design.workload, design.parallelism, tech, design.serving)

@@ -262,7 +262,7 @@ def _jacobian(design, metrics, params, tau):
     def log_metrics(u):
         scaled = _scaled(design, params, u)
         m = evaluate_design(scaled, tau, checked=False)
-        vals = metric_values(m, scaled)
+        vals = metric_values(m, scaled, tau)
         d = m.decode
         parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
         return jnp.stack([vals[k] if k in SIGNED else jnp.log(vals[k]) for k in metrics]), (vals, parts)
