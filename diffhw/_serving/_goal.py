@@ -80,7 +80,7 @@ class ServingGoal(eqx.Module):
         tau = _smooth.DEFAULT_TAU if tau is None else tau
         tr = self.traffic(design.workload)
         s = _serve_impl(design.hardware, design.model, tr, design.parallelism, None, None, design.technology,
-                        self.ttft_limit_s, self.tpot_limit_s, True, tau, False)
+                        self.ttft_limit_s, self.tpot_limit_s, True, tau, False, differentiable=True)
         rate = s.max_request_rate_per_s
         out = {
             "serving_max_request_rate_per_s": rate,

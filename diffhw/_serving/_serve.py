@@ -68,8 +68,9 @@ Scalar = Float[Array, ""]
 #: Standard normal quantiles of the reported percentiles (p50, p90, p99).
 QUANTILES = (0.5, 0.9, 0.99)
 _Z = (0.0, 1.2815515655446004, 2.3263478740408408)
-#: Bisection steps on log n (from 1e-9 to the cap: about 1e-13 relative at the end).
-_ITERATIONS = 60
+#: Bisection steps on log n, from 1e-9 to the cap (a span of ~30 in log n): 60 in float64
+#: (~3e-17 at the end), 32 in float32 (~7e-9, below float32's resolution of log n).
+_ITERATIONS = {8: 60, 4: 32}
 _N_LO = 1e-9
 
 
@@ -195,6 +196,14 @@ def _kv_capacity(hw, model, wl, par, length, draft=None):
     room = jnp.maximum(caps - fixed, 0.0)
     n = jnp.where(per_seq > 0.0, room / jnp.where(per_seq > 0.0, per_seq, 1.0), jnp.inf)
     return jnp.min(n), kv1
+
+
+def _n_cap(hw, model, tr: Traffic, par, spec):
+    """Most sequences decoding per replica: the KV cache's room at the mean length, or the
+    engine's `max_sequences`."""
+    n_kv, _ = _kv_capacity(hw, model, tr.workload(), par, tr.new_prompt_tokens + tr.output_tokens / 2.0,
+                           spec.draft if spec is not None else None)
+    return jnp.minimum(n_kv, tr.max_sequences)
 
 
 def _rows_time(hw, model, wl, par, rows, tau):
@@ -325,7 +334,7 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau):
     ttft = jnp.concatenate([ttft_mean[None], residual + own_q + wait_q + transfer])
 
     n_kv, _ = _kv_capacity(hw, model, wl, par, ctx_avg, spec.draft if spec is not None else None)
-    n_cap = jnp.minimum(n_kv, tr.max_sequences)
+    n_cap = jnp.minimum(n_kv, tr.max_sequences)  # as `_n_cap`
     return _Point(rate, tau_req, tpot, ttft, rho, n_cap, n_kv, p_bar, transfer, step, t[7],
                   dyn[7] if tech is not None else jnp.zeros(()), prefill_j, prefill_busy, draft_j, E)
 
@@ -344,53 +353,96 @@ def _roots(p: _Point, n, rate_target, ttft_limit, tpot_limit):
     return h0, h1, h2
 
 
-def _solve(point_at, u_hi, rate_target, ttft_limit, tpot_limit):
-    """``log n`` of the three roots (bisection, differentiated by the implicit function
-    theorem through `jax.lax.custom_root`)."""
+def _nograd(tree):
+    """`tree` with every array leaf cut from differentiation."""
+    return jax.tree_util.tree_map(lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, tree)
 
-    def f(u):
-        pts = jax.vmap(point_at)(jnp.exp(u))
-        h = jax.vmap(_roots, in_axes=(0, 0, None, None, None))(pts, jnp.exp(u), rate_target, ttft_limit, tpot_limit)
+
+def _solve(point_ng, point_g, u_hi, n_cap, rate_target, ttft_limit, tpot_limit, differentiable=True):
+    """The three roots (``log n``) and the points at them and at the cap.
+
+    Bisection on `point_ng` (built from inputs cut from differentiation, so no gradient
+    is traced through the loop); then one forward tangent along ``log n`` at the roots
+    and one differentiable evaluation of `point_g` at the roots and the cap. The root's
+    dependence on the inputs enters as ``du = -(h - stop_gradient(h)) / h_u``: zero in
+    value, ``-h_theta / h_u`` in gradient (the implicit function theorem), carried to
+    every output by the tangent. A root not bracketed (no rate meets the limits) gets no
+    such term. With `differentiable` False (concrete inputs: nothing can differentiate
+    the result) the tangent is skipped."""
+    sg = jax.lax.stop_gradient
+    limits_ng = sg(rate_target), sg(ttft_limit), sg(tpot_limit)
+
+    def diagonal(pts, u, limits):
+        h = jax.vmap(_roots, in_axes=(0, 0, None, None, None))(pts, jnp.exp(u), *limits)
         return jnp.stack([h[0][0], h[1][1], h[2][2]])
 
-    def bisect(f, hi):
-        lo = jnp.full_like(hi, math.log(_N_LO))
+    def f(u):
+        return diagonal(jax.vmap(lambda n: point_ng(n, False))(jnp.exp(u)), u, limits_ng)
 
-        def body(_, bracket):
-            lo, hi = bracket
-            mid = (lo + hi) / 2.0
-            up = f(mid) <= 0.0  # the root lies above mid (every function increases in n)
-            return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
+    lo = jnp.full_like(u_hi, math.log(_N_LO))
 
-        lo, hi = jax.lax.fori_loop(0, _ITERATIONS, body, (lo, hi))
-        return (lo + hi) / 2.0
+    def body(_, bracket):
+        lo, hi = bracket
+        mid = (lo + hi) / 2.0
+        up = f(mid) <= 0.0  # the root lies above mid (every function increases in n)
+        return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
 
-    def tangent_solve(g, y):
-        return y / g(jnp.ones_like(y))  # the Jacobian is diagonal
+    lo, hi = jax.lax.fori_loop(0, _ITERATIONS.get(jnp.dtype(u_hi.dtype).itemsize, 60), body, (lo, sg(u_hi)))
+    u0 = (lo + hi) / 2.0
+    if not differentiable:
+        return u0, jax.vmap(lambda n: point_ng(n, True))(jnp.concatenate([jnp.exp(u0), n_cap[None]]))
 
-    return jax.lax.custom_root(f, jax.lax.stop_gradient(u_hi), bisect, tangent_solve)
+    def along(u):
+        pts = jax.vmap(lambda n: point_ng(n, True))(jnp.exp(u))
+        return pts, diagonal(pts, u, limits_ng)
+
+    (_, h0), (dpts, dh) = jax.jvp(along, (u0,), (jnp.ones_like(u0),))
+    pts = jax.vmap(lambda n: point_g(n, True))(jnp.concatenate([jnp.exp(u0), n_cap[None]]))
+    roots = jax.tree_util.tree_map(lambda a: a[:3], pts)
+    h = diagonal(roots, u0, (rate_target, ttft_limit, tpot_limit))
+    found = (jnp.abs(h0) < 1e-3) & (jnp.abs(dh) > 1e-30)
+    du = jnp.where(found, -(h - sg(h)) / jnp.where(found, dh, 1.0), 0.0)
+
+    def move(a, da):
+        return a + da * du.reshape((3,) + (1,) * (a.ndim - 1))
+
+    roots = jax.tree_util.tree_map(move, roots, dpts)
+    pts = jax.tree_util.tree_map(lambda r, a: jnp.concatenate([r, a[3:]]), roots, pts)
+    return u0 + du, pts
 
 
-def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced):
+def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced,
+                differentiable=None):
+    """`serve` inside a trace: `traced` adds the value checks; `differentiable` (default:
+    `traced`) carries the roots' implicit gradients (`_solve`)."""
     if traced:
         hw = _checked(hw, tr.workload(), par, tech)
 
-    def point_at(n, tech_=None):
-        return _point(hw, model, tr, par, spec, dis, tech_, n, tau)
+    inputs = hw, model, tr, par, spec, dis, tech
+    inputs_ng = _nograd(inputs)
+
+    def point_g(n, with_tech):
+        h, m, t, p_, s_, d_, te = inputs
+        return _point(h, m, t, p_, s_, d_, te if with_tech else None, n, tau)
+
+    def point_ng(n, with_tech):
+        h, m, t, p_, s_, d_, te = inputs_ng
+        return _point(h, m, t, p_, s_, d_, te if with_tech else None, n, tau)
 
     # the cap on n does not depend on n
-    n_cap = point_at(jnp.ones(())).n_cap
+    n_cap = _n_cap(hw, model, tr, par, spec)
     u_hi = jnp.full((3,), jnp.log(jnp.maximum(n_cap, 2.0 * _N_LO)))
     rate_target = tr.request_rate_per_s
-    u = _solve(point_at, u_hi, rate_target, ttft_limit, tpot_limit)
+    u, pts = _solve(point_ng, point_g, u_hi, n_cap, rate_target, ttft_limit, tpot_limit,
+                    differentiable=traced if differentiable is None else differentiable)
     n3 = jnp.exp(u)
-    # the three roots and the cap (the Decode engine's own capacity)
-    pts = jax.vmap(lambda n: point_at(n, tech))(jnp.concatenate([n3, n_cap[None]]))
+    # pts: the three roots and the cap (the Decode engine's own capacity)
     decode_capacity = pts.rate[3]
     sat = jax.tree_util.tree_map(lambda a: a[0], pts)
     lim = jax.tree_util.tree_map(lambda a: a[2], pts)
     max_sustainable = sat.rate
-    feasible_limits = _roots(lim, n3[2], rate_target, ttft_limit, tpot_limit)[2] <= 1e-6
+    # 1e-4 in log: float32 bisection lands within ~1e-7 of the limit, on either side
+    feasible_limits = _roots(lim, n3[2], rate_target, ttft_limit, tpot_limit)[2] <= 1e-4
     max_rate = jnp.where(feasible_limits, lim.rate, 0.0)
     i = 2 if at_max_rate else 1
     p = jax.tree_util.tree_map(lambda a: a[i], pts)
