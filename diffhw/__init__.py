@@ -22,8 +22,8 @@ from ._hardware._technology import Technology
 from ._io._design import from_presets
 from ._io._measurements import Measurement, load_points
 from ._programs import enable_program_cache, program_cache_dir
-from ._serving._goal import SERVING_ECONOMICS, SERVING_METRICS, ServingGoal, serving_goal
-from ._serving._serve import QUANTILES, Serving, max_request_rate, serve
+from ._serving._goal import SERVING_ECONOMICS, SERVING_LOAD_METRICS, SERVING_METRICS, ServingGoal, serving_goal
+from ._serving._serve import QUANTILES, AtLoad, Serving, max_request_rate, serve, serve_at_load
 from ._serving._traffic import Disaggregation, Speculation, Traffic, disaggregated, speculative, traffic
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._timing._latency import COMPONENTS, StepTime, Work
@@ -59,6 +59,8 @@ __all__ = [
     "ServingGoal",
     "SERVING_ECONOMICS",
     "SERVING_METRICS",
+    "SERVING_LOAD_METRICS",
+    "AtLoad",
     "Speculation",
     "Traffic",
     "Area",
@@ -125,6 +127,7 @@ __all__ = [
     "sensitivity",
     "serve",
     "serving_goal",
+    "serve_at_load",
     "set_values",
     "size",
     "smooth_max",

@@ -334,11 +334,51 @@ def test_size_minimises_serving_cost_under_limits():
 
 
 @pytest.mark.parametrize("args,field", [
-    (["size", "--serving-ttft-p99-ms", "100"], "--serving-ttft-p99-ms"),
-    (["size", "--min-request-rate", "3"], "--min-request-rate"),
+    (["size", "--serving", "off", "--serving-ttft-p99-ms", "100"], "--serving-ttft-p99-ms"),
+    (["size", "--serving", "off", "--min-request-rate", "3"], "--min-request-rate"),
+    (["size", "--min-request-rate", "-3"], "--min-request-rate"),
     (["sweep", "--serving", "server", "--serving-tpot-p99-ms", "-5", "--vary", "workload.batch=1:8:2"],
      "--serving-tpot-p99-ms"),
 ])
 def test_cli_serving_flags_refuse_bad_input(_cli, args, field):
     p = _cli(*args)
     assert p.returncode == 2 and field in p.stderr and "Traceback" not in p.stderr
+
+
+def test_serve_at_load_is_serve_explicit_in_n(design):
+    """At the sequences `serve` finds for a rate, `serve_at_load` gives back that rate and
+    the same percentiles; past saturation it stays finite and reports utilization > 1."""
+    hw, model, par = design
+    tech = diffhw.presets.technology_for("h100-sxm")
+    tr = diffhw.traffic(4.0, **TR)
+    s = diffhw.serve(hw, model, tr, par, technology=tech)
+    a = diffhw.serve_at_load(hw, model, tr, par, s.decode_sequences, technology=tech)
+    assert float(a.request_rate_per_s) == pytest.approx(4.0, rel=1e-4)
+    for k in ("ttft_p99_s", "tpot_p99_s", "ttft_mean_s", "tpot_mean_s", "requests_in_flight"):
+        assert float(getattr(a, k)) == pytest.approx(float(getattr(s, k)), rel=1e-3), k
+    assert float(a.economics.usd_per_million_tokens) == pytest.approx(float(s.economics.usd_per_million_tokens),
+                                                                      rel=1e-3)
+    # resource-based (the larger of rho and n over the cap), not serve's rate over the sustainable rate
+    assert float(s.prefill_utilization) * (1 - 1e-3) <= float(a.utilization) < 1.0
+    over = diffhw.serve_at_load(hw, model, tr, par, 50.0 * float(s.kv_capacity_sequences), technology=tech)
+    _leaves_ok(over)
+    assert float(over.utilization) > 1.0
+
+
+def test_cli_size_serves_at_the_largest_rate(_cli):
+    """diffhw size sizes for serving by default: the p99 limits and the load are
+    constraints, and serve's exact max rate at the chosen design is reported."""
+    p = _cli("size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--input-tokens", "1024",
+             "--output-tokens", "128", "--precision", "bf16", "--serving", "interactive",
+             "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:256", "--starts", "2", "--steps", "40",
+             "--outer", "4", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["objective"]["terms"][0]["metric"] == "serving_usd_per_million_tokens" and d["feasible"]
+    assert {c["constraint"] for c in d["constraints"]} >= {"serving_utilization <= 1", "serving_ttft_p99_s <= 0.45",
+                                                            "serving_tpot_p99_s <= 0.04"}
+    m, sv = d["metrics"], d["serving"]
+    assert sv["scenario"] == "interactive" and sv["chosen"]["meets_slo"]
+    # the load found meets the limits, so serve's largest rate is at least its rate
+    assert sv["chosen"]["max_request_rate_per_s"] >= m["serving_request_rate_per_s"] * (1 - 1e-3)
+    assert sv["chosen"]["usd_per_million_tokens"] <= sv["baseline"]["usd_per_million_tokens"]

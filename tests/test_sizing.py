@@ -157,8 +157,8 @@ def test_constraint_and_objective_parsing():
 
 
 def test_cli_size_json(capsys):
-    rc = main(["size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1",
-               "--precision", "bf16", "--input-tokens", "1024", "--output-tokens", "128", "--batch", "8",
+    rc = main(["size", "--serving", "off", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1",
+               "--ep", "1", "--precision", "bf16", "--input-tokens", "1024", "--output-tokens", "128", "--batch", "8",
                "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:128", "--starts", "4", "--steps", "80",
                "--outer", "6", "--tpot-slo-ms", "15", "--area-budget-mm2", "0", "--power-budget-w", "600", "--json"])
     assert rc == 0
@@ -172,8 +172,8 @@ def test_cli_size_json(capsys):
 
 
 def test_cli_size_infeasible_exits_2(capsys):
-    rc = main(["size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1",
-               "--precision", "bf16", "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:128",
+    rc = main(["size", "--serving", "off", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1",
+               "--ep", "1", "--precision", "bf16", "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:128",
                "--starts", "4", "--steps", "80", "--outer", "6", "--tpot-slo-ms", "15", "--area-budget-mm2", "0",
                "--power-budget-w", "40"])
     out, err = capsys.readouterr()
@@ -283,7 +283,7 @@ def test_mix_bad_input_names_the_field(mix, kwargs, field):
         variable("batch", 1, 8, workload=-1)
 
 
-MIX_ARGV = ["size", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1", "--precision", "bf16",
+MIX_ARGV = ["size", "--serving", "off", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1", "--precision", "bf16",
             "--vary", "memory_bandwidth=5e11:1e13", "--vary", "batch=1:256", "--starts", "4", "--steps", "80",
             "--outer", "6", "--tpot-slo-ms", "12", "--area-budget-mm2", "0", "--power-budget-w", "800",
             "--workload", "model=llama-3.1-8b,input-tokens=1024,output-tokens=256,share=0.7",

@@ -9,7 +9,7 @@ from .._evaluation._report import ECONOMICS_KEYS
 from .._serving._serve import serve
 from .._serving._traffic import disaggregated, speculative, traffic
 from .._workload._workload import parallelism, validate_parallelism
-from ._common import SCENARIOS, check_context, design_from_args, dumps_json, fmt_number, fmt_seconds, positive_int, technology_from_args
+from ._common import SCENARIO_HELP, SCENARIOS, check_context, design_from_args, dumps_json, fmt_number, fmt_seconds, positive_int, technology_from_args
 
 
 
@@ -21,7 +21,7 @@ def _add_serve(sub, common):
     sv.add_argument("--ttft-p99-ms", type=float, default=None, help="limit on p99 time to first token, ms")
     sv.add_argument("--tpot-p99-ms", type=float, default=None, help="limit on p99 time per output token, ms")
     sv.add_argument("--scenario", choices=sorted(SCENARIOS), default=None,
-                    help="MLPerf latency limits: server (TTFT 2 s, TPOT 200 ms), interactive (450 ms, 40 ms)")
+                    help="p99 latency limits: " + SCENARIO_HELP)
     sv.add_argument("--prefix-hit", type=float, default=0.0, help="fraction of each prompt in the prefix cache, [0, 1)")
     sv.add_argument("--input-cv", type=float, default=0.0, help="coefficient of variation of prompt lengths (default 0)")
     sv.add_argument("--max-sequences", type=float, default=None,

@@ -9,6 +9,7 @@ from .._errors import InputError, check_positive, did_you_mean
 from .._io._plot import figure
 from .._tools._sensitivity import sensitivity
 from .._tools._sizing._problem import Constraint, objective_terms, variable
+from .._serving._serve import serve
 from .._tools._sizing._size import size
 from ._common import MAX_MAGNITUDE, add_serving_flags, check_numbers, design_of_args, dumps_json, fmt_number
 
@@ -47,19 +48,19 @@ def _add_size(sub, common):
                         "placement.<class>[tier], with bounds; repeatable "
                         "(default: compute, memory bandwidth and capacity, SRAM, link bandwidth, chips, batch)")
     p.add_argument("--objective", default=None,
-                   help="METRIC[:min|max], or a weighted product 'a*1,b*0.5' (default: usd_per_million_tokens; "
-                        "with --serving, serving_usd_per_million_tokens)")
+                   help="METRIC[:min|max], or a weighted product 'a*1,b*0.5' (default: "
+                        "serving_usd_per_million_tokens; with --serving off, usd_per_million_tokens)")
     p.add_argument("--tpot-slo-ms", type=float, default=None,
-                   help="static-batch TPOT limit, ms (default: 50; with --serving, none; 0: none)")
+                   help="static-batch TPOT limit, ms (default: none; with --serving off, 50; 0: none)")
     p.add_argument("--ttft-slo-ms", type=float, default=0.0, help="TTFT limit, ms (default: 0, none)")
     p.add_argument("--area-budget-mm2", type=float, default=858.0,
                    help="logic area per chip, mm2 (default: %(default)s, one reticle; 0: none)")
     p.add_argument("--power-budget-w", type=float, default=1000.0,
                    help="modelled peak power per chip, W (default: %(default)s; 0: none)")
-    add_serving_flags(p)
+    add_serving_flags(p, default="long-context", off=True)
     p.add_argument("--min-request-rate", type=float, default=None,
                    help="with --serving: requests/s the system must serve within the p99 limits "
-                        "(a constraint on serving_max_request_rate_per_s; default 0.01)")
+                        "(a constraint on serving_request_rate_per_s; default 0.01)")
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
                    help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
     p.add_argument("--starts", type=int, default=6, help="optimisations from different starts (default: %(default)s)")
@@ -160,20 +161,22 @@ def _parse_objective(spec):
 
 def _run_size(args):
     check_positive("--batch", args.batch)
-    serving = args.serving is not None
+    serving = args.serving != "off"
     if args.min_request_rate is not None and not serving:
-        raise InputError("--min-request-rate", args.min_request_rate, "used with --serving server|interactive")
+        raise InputError("--min-request-rate", args.min_request_rate, "used with --serving (not off)")
     if args.objective is None:
         args.objective = "serving_usd_per_million_tokens" if serving else "usd_per_million_tokens"
     if args.tpot_slo_ms is None:
         args.tpot_slo_ms = 0.0 if serving else 50.0
-    # serving: the engine's load follows from the rate, the batch plays no part
-    specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES if not (serving and n == "batch")]
+    # serving: the batch is the load (sequences decoding, `ServingGoal(load="batch")`)
+    specs = args.vary or [f"{n}={lo}:{hi}" for n, lo, hi, _ in DEFAULT_VARIABLES]
+    load = "batch" if serving else "max_rate"
     shares = None
     if args.workload:
         mix = [_parse_workload(w) for w in args.workload]
         wargs = [_workload_args(args, items) for items, _ in mix]
-        designs = [design_of_args(a, check_positive("--workload batch", a.batch), ep_follows_tp=True) for a in wargs]
+        designs = [design_of_args(a, check_positive("--workload batch", a.batch), ep_follows_tp=True,
+                                  serving_load=load) for a in wargs]
         shares = [sh for _, sh in mix]
         shared = [s for s in specs if s.partition("=")[0] not in _PER_WORKLOAD]
         own = [s for s in specs if s.partition("=")[0] in _PER_WORKLOAD]
@@ -181,7 +184,7 @@ def _run_size(args):
         variables += [_parse_vary(s, d.model, workload=i) for i, d in enumerate(designs) for s in own]
         design = designs if len(designs) > 1 else designs[0]
     else:
-        design = design_of_args(args, args.batch, ep_follows_tp=True)
+        design = design_of_args(args, args.batch, ep_follows_tp=True, serving_load=load)
         variables = [_parse_vary(s, design.model) for s in specs]
     cons = []
     for flag, metric, scale in (("--tpot-slo-ms", "tpot_s", 1e-3), ("--ttft-slo-ms", "ttft_s", 1e-3),
@@ -189,10 +192,13 @@ def _run_size(args):
         v = check_positive(flag, getattr(args, flag[2:].replace("-", "_")), allow_zero=True)
         if v > 0:
             cons.append(Constraint(metric, upper=v * scale))
-    if serving:
+    if serving:  # the p99 limits at the load; the load sustainable (added by size); a least rate
+        goal = (design[0] if isinstance(design, list) else design).serving
+        cons += [Constraint("serving_ttft_p99_s", upper=float(goal.ttft_limit_s)),
+                 Constraint("serving_tpot_p99_s", upper=float(goal.tpot_limit_s))]
         rate = check_positive("--min-request-rate", args.min_request_rate) if args.min_request_rate is not None \
             else 0.01
-        cons.append(Constraint("serving_max_request_rate_per_s", lower=rate))
+        cons.append(Constraint("serving_request_rate_per_s", lower=rate))
     cons += list(args.constraint)
     for flag in ("starts", "steps", "outer", "top"):
         check_positive(f"--{flag}", getattr(args, flag))
@@ -207,6 +213,9 @@ def _run_size(args):
     else:  # a weighted product over a mix: not computed
         top = {}
     d = _size_dict(r, r.designs[0], top)
+    if serving:
+        d["serving"] = {"scenario": args.serving, **_exact_serving(r.designs[0], design if not isinstance(design, list)
+                                                                   else design[0])}
     if len(r.designs) > 1:
         d["model"] = " + ".join(x.model.name for x in r.designs)
         d["workloads"] = [
@@ -224,6 +233,24 @@ def _run_size(args):
         raise InputError("budgets", "; ".join(c["constraint"] for c in d["constraints"] if not c["met"]),
                          "limits a design within the variables' bounds can meet",
                          "; ".join(r.violations) + "; loosen them or widen the bounds")
+
+
+def _exact_serving(chosen, baseline):
+    """`diffhw serve` at the largest rate meeting the goal's p99 limits, for the chosen
+    and the baseline design: the check that sizing at a load found that rate."""
+    out = {}
+    goal = chosen.serving
+    out["ttft_p99_limit_s"], out["tpot_p99_limit_s"] = float(goal.ttft_limit_s), float(goal.tpot_limit_s)
+    for key, d in (("baseline", baseline), ("chosen", chosen)):
+        s = serve(d.hardware, d.model, goal.traffic(d.workload), d.parallelism, ttft_limit_s=goal.ttft_limit_s,
+                  tpot_limit_s=goal.tpot_limit_s, at_max_rate=True, technology=d.technology)
+        row = {k: float(getattr(s, k)) for k in ("max_request_rate_per_s", "output_tokens_per_s", "ttft_p99_s",
+                                                 "tpot_p99_s", "requests_in_flight", "max_sustainable_rate_per_s")}
+        row["meets_slo"] = bool(s.meets_slo)
+        if s.economics is not None:
+            row["usd_per_million_tokens"] = float(s.economics.usd_per_million_tokens)
+        out[key] = row
+    return out
 
 
 def mix_elasticities(r, k=None):
@@ -244,7 +271,7 @@ def mix_elasticities(r, k=None):
     return {p: total[p] for p in order if abs(total[p]) > 1e-6}
 
 
-_SHOWN = ("serving_max_request_rate_per_s", "serving_ttft_p99_s", "serving_tpot_p99_s",
+_SHOWN = ("serving_request_rate_per_s", "serving_ttft_p99_s", "serving_tpot_p99_s", "serving_utilization",
           "serving_usd_per_million_tokens", "tpot_s", "ttft_s", "usd_per_million_tokens", "energy_per_token_j", "kgco2e_per_million_tokens",
           "tokens_per_s_per_watt", "output_tokens_per_s", "chip_area_mm2", "peak_power_w", "chip_cost_usd",
           "chips", "batch", "memory_margin")
@@ -298,6 +325,15 @@ def _size_table(d):
         for k in _SHOWN:
             if k in w["metrics"]:
                 lines.append(f"  {k:<28}  {fmt_number(w['baseline_metrics'][k]):>12}  {fmt_number(w['metrics'][k]):>12}")
+    if "serving" in d:
+        sv = d["serving"]
+        lines += ["", f"  exact check, diffhw serve at the largest rate meeting TTFT p99 <= {sv['ttft_p99_limit_s']:g} s "
+                      f"and TPOT p99 <= {sv['tpot_p99_limit_s'] * 1e3:g} ms:"]
+        for key in ("baseline", "chosen"):
+            x = sv[key]
+            usd = f", ${fmt_number(x['usd_per_million_tokens'])}/Mtoken" if "usd_per_million_tokens" in x else ""
+            lines.append(f"    {key:<9} {fmt_number(x['max_request_rate_per_s'])} req/s "
+                         f"({fmt_number(x['output_tokens_per_s'])} output tokens/s){usd}")
     lines += ["", "  constraints (margin >= 0 is met; relative for positive metrics):"]
     for c in d["constraints"]:
         lines.append(f"    {c['constraint']:<32} margin {c['margin']:+.4f}  {'ok' if c['met'] else 'VIOLATED'}")

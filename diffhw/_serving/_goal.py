@@ -9,7 +9,7 @@ from jaxtyping import Array, Float
 
 from .. import _smooth
 from .._errors import InputError
-from ._serve import _serve_impl
+from ._serve import _serve_impl, serve_at_load
 from ._traffic import Traffic
 
 Scalar = Float[Array, ""]
@@ -27,6 +27,18 @@ SERVING_METRICS = (
     "serving_tpot_p99_s",
     "serving_requests_in_flight",
     "serving_max_sustainable_rate_per_s",
+)
+#: ``serving_*`` metrics of a `ServingGoal` with ``load="batch"`` (at the workload's
+#: batch as the sequences decoding in the system; no root solved).
+SERVING_LOAD_METRICS = (
+    "serving_request_rate_per_s",
+    "serving_output_tokens_per_s",
+    "serving_ttft_p99_s",
+    "serving_tpot_p99_s",
+    "serving_ttft_mean_s",
+    "serving_tpot_mean_s",
+    "serving_requests_in_flight",
+    "serving_utilization",
 )
 #: ... and with a `Technology`, the economics there.
 SERVING_ECONOMICS = (
@@ -58,6 +70,17 @@ class ServingGoal(eqx.Module):
     meets the limits the rate-based metrics are taken at a vanishing rate (the economics
     then grow without bound): constrain `serving_max_request_rate_per_s` from below to
     keep a search away from there.
+
+    `load="batch"` instead takes the workload's batch as the mean number of sequences
+    decoding in the whole system (split over data-parallel replicas) and reports that
+    operating point (`diffhw.serve_at_load`): `serving_request_rate_per_s` (Little's
+    law), `serving_output_tokens_per_s`, `serving_ttft_p99_s`, `serving_tpot_p99_s`,
+    `serving_ttft_mean_s`, `serving_tpot_mean_s`, `serving_requests_in_flight`,
+    `serving_utilization` (>= 1: not sustainable) and the economics. No root is solved,
+    so it is as cheap as a few `evaluate` steps; the limits are not applied (constrain
+    the p99 metrics and the utilization instead). `diffhw size --serving` sizes this way:
+    minimising cost per token with the batch free drives the load to the largest rate
+    the limits allow.
     """
 
     ttft_limit_s: Scalar = eqx.field(converter=_f, default=math.inf)
@@ -65,9 +88,11 @@ class ServingGoal(eqx.Module):
     input_cv: Scalar = eqx.field(converter=_f, default=0.0)
     prefix_hit: Scalar = eqx.field(converter=_f, default=0.0)
     max_sequences: Scalar = eqx.field(converter=_f, default=math.inf)
+    load: str = eqx.field(static=True, default="max_rate")
 
     def metric_names(self, has_technology: bool) -> tuple:
-        return SERVING_METRICS + (SERVING_ECONOMICS if has_technology else ())
+        base = SERVING_LOAD_METRICS if self.load == "batch" else SERVING_METRICS
+        return base + (SERVING_ECONOMICS if has_technology else ())
 
     def traffic(self, workload) -> Traffic:
         """The `Traffic` of a workload under this goal (rate 1; the goal finds its own)."""
@@ -79,6 +104,16 @@ class ServingGoal(eqx.Module):
     def values(self, design, tau=None) -> dict:
         tau = _smooth.DEFAULT_TAU if tau is None else tau
         tr = self.traffic(design.workload)
+        if self.load == "batch":
+            par = design.parallelism
+            a = serve_at_load(design.hardware, design.model, tr, par, design.workload.batch / par.dp,
+                              design.technology, tau)
+            out = {"serving_request_rate_per_s": a.request_rate_per_s,
+                   "serving_output_tokens_per_s": a.output_tokens_per_s,
+                   "serving_ttft_p99_s": a.ttft_p99_s, "serving_tpot_p99_s": a.tpot_p99_s,
+                   "serving_ttft_mean_s": a.ttft_mean_s, "serving_tpot_mean_s": a.tpot_mean_s,
+                   "serving_requests_in_flight": a.requests_in_flight, "serving_utilization": a.utilization}
+            return out | _economics_values(a.economics)
         s = _serve_impl(design.hardware, design.model, tr, design.parallelism, None, None, design.technology,
                         self.ttft_limit_s, self.tpot_limit_s, True, tau, False, differentiable=True)
         rate = s.max_request_rate_per_s
@@ -90,20 +125,26 @@ class ServingGoal(eqx.Module):
             "serving_requests_in_flight": s.requests_in_flight,
             "serving_max_sustainable_rate_per_s": s.max_sustainable_rate_per_s,
         }
-        if s.economics is not None:
-            e = s.economics
-            out.update(serving_usd_per_million_tokens=e.usd_per_million_tokens,
-                       serving_energy_per_token_j=e.energy_per_token_j,
-                       serving_kgco2e_per_million_tokens=e.kgco2e_per_million_tokens,
-                       serving_tokens_per_s_per_watt=e.tokens_per_s_per_watt,
-                       serving_system_average_power_w=e.system_average_power_w)
-        return out
+        return out | _economics_values(s.economics)
+
+
+def _economics_values(e) -> dict:
+    if e is None:
+        return {}
+    return {"serving_usd_per_million_tokens": e.usd_per_million_tokens,
+            "serving_energy_per_token_j": e.energy_per_token_j,
+            "serving_kgco2e_per_million_tokens": e.kgco2e_per_million_tokens,
+            "serving_tokens_per_s_per_watt": e.tokens_per_s_per_watt,
+            "serving_system_average_power_w": e.system_average_power_w}
 
 
 def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, prefix_hit=0.0,
-                 max_sequences=math.inf) -> ServingGoal:
+                 max_sequences=math.inf, load="max_rate") -> ServingGoal:
     """Build a `ServingGoal`, checking values: limits > 0 (``inf``: none), `input_cv` >= 0,
-    `prefix_hit` in [0, 1), `max_sequences` >= 1."""
+    `prefix_hit` in [0, 1), `max_sequences` >= 1, `load` "max_rate" or "batch"."""
+    if load not in ("max_rate", "batch"):
+        raise InputError("load", load, "'max_rate' (the largest rate meeting the limits) or 'batch' (the "
+                         "workload's batch as the sequences decoding)")
     for name, v in (("ttft_limit_s", ttft_limit_s), ("tpot_limit_s", tpot_limit_s)):
         if not float(v) > 0:
             raise InputError(name, float(v), "> 0 (inf for no limit)")
@@ -113,4 +154,4 @@ def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, pre
         raise InputError("prefix_hit", float(prefix_hit), "in [0, 1) (a fraction of each prompt)")
     if not float(max_sequences) >= 1.0:
         raise InputError("max_sequences", float(max_sequences), ">= 1 (inf for no cap)")
-    return ServingGoal(ttft_limit_s, tpot_limit_s, input_cv, prefix_hit, max_sequences)
+    return ServingGoal(ttft_limit_s, tpot_limit_s, input_cv, prefix_hit, max_sequences, load)

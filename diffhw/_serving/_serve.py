@@ -219,7 +219,10 @@ def _draft_time(hw, spec, wl, par, seqs, ctx, tau):
     return k * step.total_s, work, k
 
 
-def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau):
+def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
+    """Everything at ``n`` sequences decoding per replica. `finite`: past the Prefill
+    lane's saturation (``rho >= 1``) keep TTFT finite and smooth (the queue's ``1 - rho``
+    floored by a softplus), for searches that cross it on their way (`serve_at_load`)."""
     wl = tr.workload()
     P, O = tr.new_prompt_tokens, tr.output_tokens
     B = hw.profile.max_batched_tokens
@@ -321,8 +324,12 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau):
                      if tech is not None else jnp.zeros(()))
         prefill_busy = s_tok
     rho = lam_lane * s_tok
-    stable_lane = rho < 1.0
-    gap = jnp.where(stable_lane, 1.0 - rho, 1.0)
+    if finite:
+        stable_lane = jnp.ones((), dtype=bool)
+        gap = _smooth.softplus(1.0 - rho, sharpness=50.0) + 1e-4
+    else:
+        stable_lane = rho < 1.0
+        gap = jnp.where(stable_lane, 1.0 - rho, 1.0)
     wait_per = jnp.where(stable_lane, s_tok * (1.0 + cv2) / (2.0 * gap), jnp.inf)  # W / rho
     wait = rho * wait_per
     ttft_mean = residual + wait + s_own + transfer
@@ -482,6 +489,41 @@ def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_
         max_request_rate_per_s=max_rate, stable=stable, meets_slo=meets, transfer_s=p.transfer,
         balanced_prefill_chips=balanced, decode=p.step, chips=chips, economics=econ, prefill_economics=pecon,
     )
+
+
+class AtLoad(eqx.Module):
+    """`serve_at_load`'s answer: the operating point of ``n`` sequences decoding per
+    replica (SI units, whole system): `request_rate_per_s` (Little's law), TTFT and TPOT
+    mean and p99, `output_tokens_per_s`, `requests_in_flight`, `utilization` (the larger
+    of the Prefill lane's ``rho`` and ``n`` over the sequence cap: >= 1 cannot be
+    sustained), `economics` (with a technology)."""
+
+    request_rate_per_s: Scalar
+    ttft_mean_s: Scalar
+    ttft_p99_s: Scalar
+    tpot_mean_s: Scalar
+    tpot_p99_s: Scalar
+    output_tokens_per_s: Scalar
+    requests_in_flight: Scalar
+    utilization: Scalar
+    economics: Economics | None = None
+
+
+def serve_at_load(hw, model, tr: Traffic, par, sequences, technology=None, tau=_smooth.DEFAULT_TAU) -> AtLoad:
+    """The serving model explicit in the load: `sequences` decoding per replica instead of
+    a request rate, so no root is solved (one point: as cheap as a few `evaluate` steps).
+    For sizing: minimising cost at this point under p99 limits and ``utilization < 1``
+    drives the load to the largest rate the limits allow, the answer `serve` finds by
+    bisection. Finite and smooth everywhere (TTFT past the Prefill lane's saturation is
+    kept finite), jit-safe, no value checks: the caller checks."""
+    p = _point(hw, model, tr, par, None, None, technology, sequences, tau, finite=True)
+    util = _smooth.smooth_max(p.rho, sequences / _smooth.exact_max(p.n_cap, 1e-9))
+    O = tr.output_tokens
+    e2e = p.ttft[0] + (O - 1.0) * p.tpot[0]
+    econ = None
+    if technology is not None:
+        econ, _ = _economics(hw, technology, tr, par, None, p, sequences, p.rate, tau)
+    return AtLoad(p.rate, p.ttft[0], p.ttft[3], p.tpot[0], p.tpot[3], p.rate * O, p.rate * e2e, util, econ)
 
 
 def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau):

@@ -127,7 +127,9 @@ def size(
       shares ``usd_per_million_tokens`` is the fleet's $ per token and
       ``tokens_per_s_per_watt`` its tokens per joule.
     - `constraints`: `Constraint`s or strings like ``"chip_area_mm2<=858"``; ``memory fits``
-      (``memory_margin >= 0``) is always added.
+      (``memory_margin >= 0``) is always added, or for designs with a serving goal at
+      ``load="batch"`` the load sustainable (``serving_utilization <= 1``: the KV cache
+      at the sequences' mean length and the Prefill lane).
     - `starts`: optimisations run one after another (the first starts from the
       baseline, clipped into bounds; the others at random).
     - `outer_steps`, `inner_steps`, `learning_rate`: multiplier updates, Adam steps per
@@ -270,7 +272,12 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
     shares = _check_shares(shares, len(designs))
     variables = _check_variables(variables, designs)
     constraints = tuple(constraint(c) for c in constraints)
-    if not any(c.metric == "memory_margin" for c in constraints):
+    if all(getattr(d.serving, "load", None) == "batch" for d in designs):
+        # serving at a load: the KV cache is held at the sequences' mean length (the
+        # serving utilization's cap), not a static batch at full length
+        if not any(c.metric == "serving_utilization" for c in constraints):
+            constraints = (Constraint("serving_utilization", upper=1.0), *constraints)
+    elif not any(c.metric == "memory_margin" for c in constraints):
         constraints = (Constraint("memory_margin", lower=0.0), *constraints)
     terms = objective_terms(objective)
     for d in designs:
