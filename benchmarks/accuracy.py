@@ -9,9 +9,20 @@ Groups:
 - ``batch-1 decode``: TPOT at batch 1 (llama.cpp, HF/PyTorch, vLLM light load).
 - ``known-batch throughput``: TensorRT-LLM static-batch output tokens/s.
 - ``first-token latency``: TensorRT-LLM batch-1 TTFT.
-- ``MLPerf offline/server``: throughput of the best batch (``max_throughput``), under
-  the Server scenario's latency limits where given.
+- ``MLPerf offline``: throughput of the best static batch (``max_throughput``).
+- ``MLPerf server`` / ``MLPerf interactive``: the same static-batch search under the
+  scenario's p99 TTFT and TPOT limits (the prediction before the serving model).
+- ``MLPerf server (serve)`` / ``MLPerf interactive (serve)``: the continuous-batching
+  serving model (``diffhw.serve``, ``at_max_rate=True``): the largest request rate whose
+  p99 TTFT and TPOT meet the limits, against the measured samples/s (or output tokens/s
+  where only those are published).
+- ``MLPerf server|interactive latency (serve) ttft p99|tpot p99|ttft mean|tpot mean``:
+  ``diffhw.serve`` at the measured request rate against the measured latencies; a rate
+  the model calls unstable (overloaded) is a miss, predicted None and counted apart.
 - ``splitwise <hw> tp<N> ttft|tpot``: SplitwiseSim's 2023 stack, by hardware and TP.
+
+Serving points are not fitted (``diffhw.calibrate`` has no serving metric): their
+cross-validated columns use the profile of the fold that left their chip out.
 
 Usage: ``python benchmarks/accuracy.py [--profile NAME] [--json] [--rows]``.
 Rows that cannot be expressed (ambiguous units, no latency split) are listed as skipped
@@ -30,9 +41,10 @@ import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import diffhw
-from diffhw._tools._calibrate import DEFAULT_FIT
+from diffhw._tools._calibrate import DEFAULT_FIT, _weights_fit
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -69,18 +81,77 @@ MODELS = {
     "llama2-70b": "llama-2-70b",
     "bloom-176b": "bloom-176b",
 }
+# Chips and models with a preset that only the MLPerf Server / Interactive rows use
+# (the serving groups and their static-batch "before"); the other scenarios keep the
+# maps above, so their groups and the goal's points stay as they were.
+SERVING_HARDWARE = {
+    "NVIDIA B200-SXM-180GB (air-cooled, 1000 W TGP)": "b200",
+    "NVIDIA B200-SXM-180GB (DGX B200)": "b200",
+    "NVIDIA H200-SXM-141GB": "h200-sxm",
+    "NVIDIA GB200 NVL72 (GB200-186GB)": "gb200",
+    "AMD Instinct MI300X (192 GB HBM3, 750 W)": "mi300x",
+    "AMD Instinct MI325X (256 GB HBM3E)": "mi325x",
+}
+SERVING_MODELS = {
+    "Mixtral-8x7B-Instruct": "mixtral-8x7b",
+    "Llama-3.1-405B-Instruct": "llama-3.1-405b",
+    "Llama-3.1-8B-Instruct": "llama-3.1-8b",
+    "DeepSeek-R1 (671B MoE, 37B active)": "deepseek-r1",
+    "DeepSeek-R1 (671B MoE)": "deepseek-r1",
+}
 # (weight precision, activation precision) by the CSV's precision text
 PRECISIONS = [
     ("Q4_0", ("q4_0", "fp16")),
     ("NF4", ("nf4", "fp16")),
     ("INT4", ("int4", "fp16")),
+    # NVFP4 (Blackwell MLPerf submissions): FP4 weights and activations; the KV cache
+    # stays FP8 (`KV_PRECISION`)
+    ("FP4", ("fp4", "fp4")),
     ("FP8", ("fp8", "fp8")),
     ("FP16", ("fp16", "fp16")),
     ("BF16", ("bf16", "bf16")),
 ]
 # MLPerf datasets: mean input tokens (assumed, documented in the README): GPT-J on
-# CNN-DailyMail ~ 800; Llama-2-70B on the OpenOrca subset ~ 300.
-MLPERF_ISL = {"gpt-j-6b": 800.0, "llama-2-70b": 300.0}
+# CNN-DailyMail ~ 800; Llama-2-70B on the OpenOrca subset ~ 300. Mixtral-8x7B's set is
+# 5,000 samples each of OpenOrca, GSM8K and MBXP (mlcommons/inference,
+# language/mixtral-8x7b/README.md); no mean prompt length is published there, so the
+# OpenOrca assumption (300) stands for the mix. Llama-3.1-405B's 8,313 samples are long
+# context (the rows' notes; inputs up to ~20K tokens): 9,400 is an ASSUMPTION (not read
+# from a source available here) and its TTFT and throughput predictions hang on it.
+MLPERF_ISL = {"gpt-j-6b": 800.0, "llama-2-70b": 300.0, "mixtral-8x7b": 300.0, "llama-3.1-405b": 9400.0}
+# Mean output tokens where a row gives no samples/s to derive them from (tokens/s /
+# samples/s): Llama-2-70B 291.9 (M004's log); Mixtral-8x7B 144.84 (the reference
+# tokens_per_sample, mlcommons/inference language/mixtral-8x7b/README.md); Llama-3.1-405B
+# 656 (its v5.0 Offline logs: 655.8 and 656.9 per sample).
+MLPERF_OSL = {"llama-2-70b": 291.9, "mixtral-8x7b": 144.84, "llama-3.1-405b": 656.0}
+# Spread of prompt lengths (`diffhw.traffic`'s input_cv): no published coefficient of
+# variation for these datasets, so 0 (all prompts at the mean). OpenOrca's prompts vary
+# widely (a few tokens up to the 1,024 cap), so this understates the TTFT tail.
+MLPERF_INPUT_CV = 0.0
+# KV cache precision by weight precision where it differs from the activations': the
+# NVFP4 submissions keep an FP8 KV cache.
+KV_PRECISION = {"fp4": "fp8"}
+# p99 limits (TTFT s, TPOT s) by (model, scenario): MLCommons' loadgen/mlperf.conf
+# (github.com/mlcommons/inference: <benchmark>.Server.ttft_latency / tpot_latency, in
+# ms), the numbers the rows' notes state. Llama-3.1-405B Interactive (new in v5.1: 4.5 s
+# / 80 ms, i.e. 12.5 tokens/s per user) is there, not in its rows' notes, which repeat
+# the Server constraint.
+MLPERF_LIMITS = {
+    ("llama-2-70b", "server"): (2.0, 0.2),
+    ("llama-2-70b", "interactive"): (0.45, 0.04),
+    ("mixtral-8x7b", "server"): (2.0, 0.2),
+    ("llama-3.1-405b", "server"): (6.0, 0.175),
+    ("llama-3.1-405b", "interactive"): (4.5, 0.08),
+}
+# MLPerf Server / Interactive rows with a preset that are not predicted, and why.
+MLPERF_SKIP = {
+    "gpt-j-6b": "GPT-J Server has only an end-to-end bound (20 s per query), no TTFT/TPOT limits, and uses "
+                "beam search (4 beams), which diffhw does not model",
+    "llama-3.1-8b": "precision not stated (FP4 or FP8), no samples/s to derive the output length from, "
+                    "and its CNN-DailyMail prompt length under the Llama-3 tokenizer is not known here",
+    "deepseek-r1": "the DeepSeek-R1 set's mean prompt length is not known here, its expert/tensor layout "
+                   "is not stated, and the NVL72 rows are likely disaggregated",
+}
 
 
 # Serving software stack of a published row, from its ``software`` column (first match).
@@ -96,6 +167,14 @@ STACKS = [
     ("AutoAWQ", "hf-transformers"),
     ("GPTQ", "hf-transformers"),
 ]
+
+
+# Serving metrics (`predict` answers them with `diffhw.serve`; not fitted, no peer has them)
+SERVE_LATENCY_COLUMNS = (("ttft_p99", "ttft_ms_p99"), ("tpot_p99", "tpot_ms_p99"),
+                         ("ttft_mean", "ttft_ms_mean"), ("tpot_mean", "tpot_ms_mean"))
+SERVE_RATE_METRICS = ("serve_max_rate", "serve_max_output_tokens_per_s")
+SERVE_LATENCY_METRICS = tuple(f"serve_{k}_s" for k, _ in SERVE_LATENCY_COLUMNS)
+SERVE_METRICS = SERVE_RATE_METRICS + SERVE_LATENCY_METRICS
 
 
 def stack_of(software):
@@ -126,8 +205,16 @@ def published_points():
         rows = list(csv.DictReader(f))
     for r in rows:
         hw, model = HARDWARE.get(r["hardware"]), MODELS.get(r["model"])
+        serving = r["scenario"].startswith(("MLPerf Server", "MLPerf Interactive"))
+        if serving:
+            hw = hw or SERVING_HARDWARE.get(r["hardware"])
+            model = model or SERVING_MODELS.get(r["model"])
         if hw is None or model is None:
-            skipped.append((r["id"], f"no preset for {r['hardware']!r} / {r['model']!r}"))
+            why = f"no preset for {r['hardware']!r} / {r['model']!r}"
+            if (SERVING_HARDWARE.get(r["hardware"]) or HARDWARE.get(r["hardware"])) and (
+                    SERVING_MODELS.get(r["model"]) or MODELS.get(r["model"])):
+                why = "chip/model mapped for MLPerf Server/Interactive rows only (SERVING_HARDWARE/_MODELS)"
+            skipped.append((r["id"], why))
             continue
         chips = int(_f(r["num_chips"]) or 1)
         tp = int(_f(r["tp"]) or 1)
@@ -162,14 +249,80 @@ def published_points():
             total = _f(r["output_tok_s_total"])
             points.append(dict(p, group="MLPerf offline", metric="max_throughput", measured=total,
                                batch=1.0, input_tokens=MLPERF_ISL[model], output_tokens=osl))
-        elif scen.startswith("MLPerf Server") and _f(r["tpot_ms_p99"]):
-            points.append(dict(p, group="MLPerf server", metric="max_throughput",
-                               measured=_f(r["output_tok_s_total"]), batch=1.0,
-                               input_tokens=MLPERF_ISL[model], output_tokens=_f(r["osl_tokens"]) or 291.9,
-                               tpot_limit_s=0.2, ttft_limit_s=2.0))
+        elif serving:
+            original = r["hardware"] in HARDWARE and r["model"] in MODELS
+            new, why = mlperf_serving_points(r, p, model, original)
+            points += new
+            if why:
+                skipped.append((r["id"], why))
         else:
             skipped.append((r["id"], f"scenario {scen!r} has no TTFT/TPOT split or token rate"))
     return points, skipped
+
+
+def _holds_weights(hw, model, tp, weight_precision):
+    """Whether `model`'s weights fit on `hw` at tensor parallelism `tp` (the check the
+    fits apply to every point)."""
+    key = ("fits", hw, model, tp, weight_precision)
+    if key not in _CACHE:
+        p = SimpleNamespace(tp=float(tp), pp=1.0, ep=1.0, weight_precision=weight_precision)
+        spec = _CACHE.setdefault(model, diffhw.presets.model(model))
+        need, usable = _weights_fit(p, diffhw.presets.hardware(hw), spec)
+        _CACHE[key] = need <= usable
+    return _CACHE[key]
+
+
+def mlperf_serving_points(r, p, model, original=True):
+    """An MLPerf Server / Interactive row as prediction tasks: the static-batch search
+    under the limits (``max_throughput``, the "before"), the serving model's maximum
+    rate under the limits and, where the log gives latencies, its TTFT and TPOT at the
+    measured rate. Returns (points, reason skipped or None)."""
+    scen = "server" if r["scenario"].startswith("MLPerf Server") else "interactive"
+    if model in MLPERF_SKIP:
+        return [], MLPERF_SKIP[model]
+    limits = MLPERF_LIMITS.get((model, scen))
+    if limits is None:
+        return [], f"no TTFT/TPOT limits known for {model} {scen}"
+    if "not stated" in r["precision"]:
+        return [], "precision not stated"
+    tok, sps = _f(r["output_tok_s_total"]), _f(r["samples_per_s"])
+    if tok is None and sps is None:
+        return [], "no throughput (tokens/s or samples/s) reported"
+    # output tokens per request: the row's, else tokens/s / samples/s of the same log
+    osl = _f(r["osl_tokens"]) or (tok / sps if tok and sps else MLPERF_OSL[model])
+    isl = MLPERF_ISL[model]
+    # parallelism: the rows' rule (tp as given, else 1, the rest data parallel), with tp
+    # doubled while the weights do not fit on one chip (Llama-3.1-405B: FP4 needs 2)
+    chips, tp = p["tp"] * p["dp"], p["tp"]
+    while not _holds_weights(p["hardware"], model, tp, p["weight_precision"]) and tp * 2 <= chips:
+        tp *= 2
+    kv = KV_PRECISION.get(p["weight_precision"])
+    ttft_l, tpot_l = limits
+    base = dict(p, tp=tp, dp=max(chips // tp, 1), batch=1.0, input_tokens=isl, output_tokens=osl,
+                ttft_limit_s=ttft_l, tpot_limit_s=tpot_l, **({"kv_precision": kv} if kv else {}))
+    points = []
+    if tok is not None:
+        # the previous prediction: the best static batch under the limits; rows reached only
+        # through SERVING_HARDWARE/_MODELS stay out of the goal (its points unchanged)
+        points.append(dict(base, group=f"MLPerf {scen}", metric="max_throughput", measured=tok,
+                           goal=original))
+    # the serving model at its largest rate under the limits
+    rate = sps if sps else tok / osl
+    serve = dict(base, request_rate=rate, input_cv=MLPERF_INPUT_CV, max_sequences=math.inf)
+    if sps:
+        points.append(dict(serve, id=r["id"] + "/rate", group=f"MLPerf {scen} (serve)",
+                           metric="serve_max_rate", measured=sps))
+    else:
+        points.append(dict(serve, id=r["id"] + "/tokens", group=f"MLPerf {scen} (serve)",
+                           metric="serve_max_output_tokens_per_s", measured=tok))
+    # ... and at the measured rate, against the measured latencies
+    for key, column in SERVE_LATENCY_COLUMNS:
+        v = _f(r[column])
+        if v:
+            group = f"MLPerf {scen} latency (serve) {key.replace('_', ' ')}"
+            points.append(dict(serve, id=f"{r['id']}/{key}", group=group, metric=f"serve_{key}_s",
+                               measured=v / 1e3))
+    return points, None
 
 
 def splitwise_points():
@@ -201,6 +354,7 @@ def measurement(p):
         hardware=p["hardware"], model=p["model"], metric=metric, value=p["measured"], batch=p["batch"],
         input_tokens=p["input_tokens"], output_tokens=p["output_tokens"], tp=p["tp"], pp=p["pp"], dp=p["dp"],
         weight_precision=p["weight_precision"], activation_precision=p["activation_precision"],
+        kv_precision=p.get("kv_precision"),
         tpot_limit_s=p.get("tpot_limit_s", math.inf), ttft_limit_s=p.get("ttft_limit_s", math.inf),
         id=p["id"], group=p["group"], source=p["source"], stack=p.get("stack", ""),
     )
@@ -209,21 +363,63 @@ def measurement(p):
 _CACHE = {}
 
 
-def _design(p, profile):
+def _design(p, profile, hw=None):
     key = (p["hardware"], profile)
-    if key not in _CACHE:
-        _CACHE[key] = diffhw.presets.hardware(p["hardware"], profile=profile)
-    hw = _CACHE[key]
+    if hw is None:
+        if key not in _CACHE:
+            _CACHE[key] = diffhw.presets.hardware(p["hardware"], profile=profile)
+        hw = _CACHE[key]
     model = _CACHE.setdefault(p["model"], diffhw.presets.model(p["model"]))
     wl = diffhw.workload(p["batch"], p["input_tokens"], p["output_tokens"],
                          weight_precision=p["weight_precision"],
-                         activation_precision=p["activation_precision"])
+                         activation_precision=p["activation_precision"], kv_precision=p.get("kv_precision"))
     par = diffhw.parallelism(tp=p["tp"], pp=p["pp"], dp=p["dp"])
     return hw, model, wl, par
 
 
-def predict(p, profile="default"):
-    hw, model, wl, par = _design(p, profile)
+def _serving(p, hw, model, par, rate=None, at_max=None):
+    """`diffhw.serve` for a serving point (cached: a row's four latency points share one
+    call; calls that differ only in float values reuse one compiled program)."""
+    at_max = p["metric"] in SERVE_RATE_METRICS if at_max is None else at_max
+    rate = p["request_rate"] if rate is None else rate
+    key = ("serve", id(hw), p["model"], p["tp"], p["dp"], p["weight_precision"], p["activation_precision"],
+           p.get("kv_precision"), p["input_tokens"], p["output_tokens"], p["input_cv"], p["max_sequences"],
+           rate, p["ttft_limit_s"], p["tpot_limit_s"], at_max)
+    if key not in _CACHE:
+        tr = diffhw.traffic(rate, p["input_tokens"], p["output_tokens"],
+                            weight_precision=p["weight_precision"],
+                            activation_precision=p["activation_precision"], kv_precision=p.get("kv_precision"),
+                            input_cv=p["input_cv"], max_sequences=p["max_sequences"])
+        # the Hardware is kept with the answer: its id() is part of the key
+        _CACHE[key] = (hw, diffhw.serve(hw, model, tr, par, ttft_limit_s=p["ttft_limit_s"],
+                                        tpot_limit_s=p["tpot_limit_s"], at_max_rate=at_max))
+    return _CACHE[key][1]
+
+
+def _max_rate(p, hw, model, par):
+    """`Serving.max_request_rate_per_s` at the row's limits."""
+    return float(_serving(p, hw, model, par).max_request_rate_per_s)
+
+
+def _serve_value(p, hw, model, par):
+    """A serving point's prediction: None where the model calls the measured rate
+    unstable (a latency point the model says is overloaded)."""
+    if p["metric"] == "serve_max_rate":
+        return _max_rate(p, hw, model, par)
+    if p["metric"] == "serve_max_output_tokens_per_s":
+        return _max_rate(p, hw, model, par) * p["output_tokens"]
+    s = _serving(p, hw, model, par)
+    if not bool(s.stable):
+        return None
+    return float(getattr(s, p["metric"][len("serve_"):]))
+
+
+def predict(p, profile="default", hw=None):
+    """A point's prediction with `profile` (a name), or with `hw` (a `Hardware` carrying
+    its profile) where given."""
+    hw, model, wl, par = _design(p, profile, hw)
+    if p["metric"] in SERVE_METRICS:
+        return _serve_value(p, hw, model, par)
     if p["metric"] == "max_throughput":
         r = diffhw.max_throughput(hw, model, wl, par, tpot_limit_s=p.get("tpot_limit_s", math.inf),
                                   ttft_limit_s=p.get("ttft_limit_s", math.inf))
@@ -245,6 +441,10 @@ LA_MODELS = {"llama-2-7b": "NousResearch_Llama-2-7b-hf", "llama-2-70b": "upstage
              "gpt-j-6b": "EleutherAI_gpt-j-6b", "bloom-176b": "bloom-175b"}
 LA_DTYPES = {"fp16": "w16a16e16", "bf16": "w16a16e16", "fp8": "w8a8e16", "int4": "w4a16e16", "nf4": "w4a16e16",
              "q4_0": "w4a16e16"}
+
+
+# Metrics no peer can express: a max-throughput search, and serving under load.
+NO_PEER_METRICS = ("max_throughput",) + SERVE_METRICS
 
 
 @contextlib.contextmanager
@@ -271,7 +471,7 @@ def _combine(p, ttft, tpot):
 
 
 def peer_genz(p):
-    if p["metric"] == "max_throughput" or p["hardware"] not in GENZ_SYSTEMS or p["model"] not in GENZ_MODELS:
+    if p["metric"] in NO_PEER_METRICS or p["hardware"] not in GENZ_SYSTEMS or p["model"] not in GENZ_MODELS:
         return None
     bits = GENZ_BITS.get(p["weight_precision"])
     if bits is None:
@@ -293,7 +493,7 @@ def peer_genz(p):
 
 
 def peer_llm_analysis(p):
-    if p["metric"] == "max_throughput" or p["hardware"] not in LA_GPUS or p["model"] not in LA_MODELS:
+    if p["metric"] in NO_PEER_METRICS or p["hardware"] not in LA_GPUS or p["model"] not in LA_MODELS:
         return None
     dtype = LA_DTYPES.get(p["weight_precision"])
     if dtype is None:
@@ -362,7 +562,7 @@ SPLITWISE_FIT = ("compute_efficiency", "collective_latency_s", "collective_step_
 def goal_check(points, columns, cv="cv", label="diffhw cross-validated"):
     """Mean |error| of a cross-validated column on held-out TPOT and throughput points,
     and next to each peer on the points that peer expresses."""
-    sel = [i for i, p in enumerate(points) if p["metric"] in GOAL_METRICS]
+    sel = [i for i, p in enumerate(points) if p["metric"] in GOAL_METRICS and p.get("goal", True)]
     err = lambda col, i: abs(columns[col][i] / points[i]["measured"] - 1.0)
     ok = lambda col, i: columns[col][i] is not None and math.isfinite(columns[col][i])
     out = {label: _stats([err(cv, i) for i in sel if ok(cv, i)])}
@@ -383,6 +583,47 @@ def _cross_validated(points, by, within=None, base="default", fit=DEFAULT_FIT):
     return [float(y) for y in cv.predicted], cv
 
 
+def _fold_predictions(points, cv, name, within=None, base="default"):
+    """Serving points predicted with the profile of the fold that left their chip out
+    (``cv.groups[label]["profile"]``; their static-batch twin is in that fold), NaN where
+    no fold covers them."""
+    out = []
+    for p in points:
+        label = p[cv.by] if within is None else f"{p[within]}/{p[cv.by]}"
+        values = (cv.groups.get(label) or {}).get("profile")
+        if values is None:
+            out.append(math.nan)
+            continue
+        key = ("fold", name, label, p["hardware"])
+        if key not in _CACHE:
+            prof = diffhw.presets.profile(base, overrides=values)
+            _CACHE[key] = diffhw.presets.hardware(p["hardware"], profile=prof)
+        out.append(predict(p, hw=_CACHE[key]))
+    return out
+
+
+def overloaded(points, preds):
+    """Per serving-latency group, the ids the model calls overloaded (prediction None)."""
+    out = defaultdict(list)
+    for p, y in zip(points, preds):
+        if p["metric"] in SERVE_LATENCY_METRICS:
+            out[p["group"]]
+            if y is None:
+                out[p["group"]].append(p["id"])
+    return dict(out)
+
+
+def _finite(x):
+    """`x` with infinities and NaNs as None (strict JSON)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 def _fmt(s):
     if not s["count"]:
         return f"{'n/a':>5} {'':>7} {'':>7}"
@@ -401,8 +642,11 @@ def main(argv=None):
                     help="SplitwiseSim CV: leave one chip out (A100 / H100) instead of one model")
     args = ap.parse_args(argv)
     pub, skipped = published_points()
+    # serving points after the others (they are predicted, never fitted)
+    pub_serve = [p for p in pub if p["metric"] in SERVE_METRICS]
+    pub = [p for p in pub if p["metric"] not in SERVE_METRICS]
     sw = [] if args.no_splitwise else splitwise_points()
-    points = pub + sw
+    points = pub + pub_serve + sw
     columns = {"default": [predict(p, args.profile) for p in points]}
     cv_groups = {}
     if not args.no_cv:
@@ -413,8 +657,10 @@ def main(argv=None):
         # stack already, its column is the same fit.
         pub_cv, cv = _cross_validated(pub, "hardware")
         cv_groups["published, by hardware"] = cv.groups
+        pub_cv += _fold_predictions(pub_serve, cv, "hardware")
         pub_st, cv = _cross_validated(pub, "hardware", within="stack")
         cv_groups["published, by hardware within stack"] = cv.groups
+        pub_st += _fold_predictions(pub_serve, cv, "hardware/stack", within="stack")
         sw_cv = []
         if sw:
             # the stack's own setting (its profile's --set): prompts run in one pass
@@ -434,9 +680,18 @@ def main(argv=None):
     if "cv" in columns:
         goal.update(goal_check(points, columns))
         goal.update(goal_check(points, columns, "cv_stack", "diffhw cross-validated per stack"))
+    over = {col: overloaded(points, preds) for col, preds in columns.items() if col not in PEERS}
     if args.json:
-        print(json.dumps(dict(profile=args.profile, columns=table, goal=goal, goal_threshold=GOAL,
-                              cross_validation_folds=cv_groups, skipped=skipped), indent=2, default=float))
+        serving = [dict(id=p["id"], group=p["group"], metric=p["metric"], measured=p["measured"],
+                        request_rate_per_s=p["request_rate"], tp=p["tp"], dp=p["dp"],
+                        input_tokens=p["input_tokens"], output_tokens=p["output_tokens"],
+                        ttft_limit_s=p["ttft_limit_s"], tpot_limit_s=p["tpot_limit_s"],
+                        predicted={c: columns[c][i] for c in columns})
+                   for i, p in enumerate(points) if p["metric"] in SERVE_METRICS]
+        out = dict(profile=args.profile, columns=table, goal=goal, goal_threshold=GOAL,
+                   cross_validation_folds=cv_groups, serving_points=serving, overloaded=over,
+                   skipped=skipped)
+        print(json.dumps(_finite(out), indent=2, default=float, allow_nan=False))
         return 0
     names = {"default": f"diffhw '{args.profile}'", "cv": "diffhw fitted, CV", "cv_stack": "fitted/stack, CV",
              "genz-llm": "genz-llm",
@@ -445,11 +700,21 @@ def main(argv=None):
     print("'fitted, CV': the fitted profile of a leave-one-out fit that did not see the point "
           "(published rows: leave one chip out; SplitwiseSim: leave one model out). 'fitted/stack, CV': "
           "the same, one fit per software stack (chip left out within its stack).")
-    head = f"{'group':<34}" + "".join(f" {names[c]:>21}" for c in columns)
+    w = max([34] + [len(g) + 1 for g in table["default"]])
+    head = f"{'group':<{w}}" + "".join(f" {names[c]:>21}" for c in columns)
     print(head)
-    print(f"{'':<34}" + "".join(f" {'n':>5} {'median':>7} {'mean':>7}" for _ in columns))
+    print(f"{'':<{w}}" + "".join(f" {'n':>5} {'median':>7} {'mean':>7}" for _ in columns))
     for g in table["default"]:
-        print(f"{g:<34}" + "".join(f" {_fmt(table[c][g])}" for c in columns))
+        print(f"{g:<{w}}" + "".join(f" {_fmt(table[c][g])}" for c in columns))
+    if any(any(o.values()) for o in over.values()):
+        print("\nServing latency points predicted overloaded at the measured rate (Serving.stable false: "
+              "a miss, predicted None, not in n above), of the group's points:")
+        print(f"{'':<{w}}" + "".join(f" {names[c]:>21}" for c in over))
+        for g in over["default"]:
+            k = {c: len(over[c][g]) for c in over}
+            print(f"{g:<{w}}" + "".join(f" {k[c]:>14} of {k[c] + table[c][g]['count']:<4}" for c in over))
+        ids = sorted({i.split('/')[0] for o in over.values() for v in o.values() for i in v})
+        print(f"  rows: {', '.join(ids)}")
     if goal:
         print(f"\nGoal: mean |error| on held-out decode TPOT and throughput points <= {GOAL:.0%}, "
               "and below both peers on the same points:")
@@ -458,8 +723,10 @@ def main(argv=None):
     if args.rows:
         print()
         for i, p in enumerate(points):
-            vals = "  ".join(f"{c} {columns[c][i]:.4g}" if columns[c][i] is not None else f"{c} n/a" for c in columns)
-            print(f"{p['id']:<40} {p['metric']:<20} measured {p['measured']:.4g}  {vals}")
+            lat = p["metric"] in SERVE_LATENCY_METRICS
+            vals = "  ".join(f"{c} {columns[c][i]:.4g}" if columns[c][i] is not None
+                             else f"{c} {'overloaded' if lat and c not in PEERS else 'n/a'}" for c in columns)
+            print(f"{p['id']:<40} {p['metric']:<29} measured {p['measured']:.4g}  {vals}")
     print("\nskipped rows:")
     for i, why in skipped:
         print(f"  {i}: {why}")
