@@ -45,7 +45,8 @@ ENTRY_POINTS = {
             "vs = [diffhw.variable(n, lo, hi, paths=p) for n, lo, hi, p in DEFAULT_VARIABLES]\n"
             "diffhw.size(d, vs, constraints=['tpot_s<=0.05', 'chip_area_mm2<=858', 'peak_power_w<=1000'])",
     "cli-evaluate": "from diffhw._cli import main\nmain(['evaluate'])",  # defaults, as a user runs it
-    "cli-size": "from diffhw._cli import main\nmain(['size'])",  # the main job
+    "cli-size": "from diffhw._cli import main\nmain(['size'])",  # the main job (sized for serving)
+    "cli-size-static": "from diffhw._cli import main\nmain(['size', '--serving', 'off'])",  # the static-batch job
 }
 
 _PRELUDE = """

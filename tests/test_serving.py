@@ -382,3 +382,38 @@ def test_cli_size_serves_at_the_largest_rate(_cli):
     # the load found meets the limits, so serve's largest rate is at least its rate
     assert sv["chosen"]["max_request_rate_per_s"] >= m["serving_request_rate_per_s"] * (1 - 1e-3)
     assert sv["chosen"]["usd_per_million_tokens"] <= sv["baseline"]["usd_per_million_tokens"]
+
+
+def test_size_both_disaggregated_pools(_cli):
+    """The paper's case: sized together, the Decode pool sheds compute (memory-bound
+    steps) while the Prefill pool keeps it; both chips meet the budgets and serve
+    re-checks the pair at its exact largest rate."""
+    p = _cli("size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--prefill-chips", "1",
+             "--input-tokens", "4096", "--output-tokens", "512", "--precision", "bf16", "--serving", "interactive",
+             "--vary", "compute=0.25:4", "--vary", "prefill_compute=0.25:4", "--vary", "batch=1:256",
+             "--starts", "2", "--steps", "40", "--outer", "4", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    chosen = {v["name"]: v["chosen"] for v in d["variables"]}
+    assert d["feasible"] and chosen["compute"] < chosen["prefill_compute"]
+    labels = {c["constraint"] for c in d["constraints"]}
+    assert {"serving_prefill_chip_area_mm2 <= 858", "serving_prefill_peak_power_w <= 1000"} <= labels
+    sv = d["serving"]["chosen"]
+    assert sv["meets_slo"] and sv["max_request_rate_per_s"] >= d["metrics"]["serving_request_rate_per_s"] * (1 - 1e-3)
+    assert sv["usd_per_million_tokens"] <= d["serving"]["baseline"]["usd_per_million_tokens"] * (1 + 1e-6)
+
+
+def test_serving_goal_disaggregated_metrics():
+    base = diffhw.from_presets("h100-sxm", "llama-3.1-8b", batch=8, input_tokens=1024, output_tokens=128)
+    dis = diffhw.disaggregated(diffhw.presets.hardware("b200"), diffhw.parallelism(tp=1))
+    for load in ("max_rate", "batch"):
+        d = base.__class__(base.hardware, base.model, base.workload, base.parallelism, base.technology,
+                           diffhw.serving_goal(2.0, 0.2, load=load, disaggregation=dis))
+        v = diffhw.design_values(d)
+        assert set(diffhw.metric_names(d)) == set(v)
+        b200 = diffhw.evaluate(dis.prefill_hardware, d.model, d.workload, diffhw.parallelism(tp=1),
+                               technology=d.technology).economics
+        assert float(v["serving_prefill_chip_area_mm2"]) == pytest.approx(float(b200.chip_area_mm2), rel=1e-5)
+        # the path a sizing varies reaches the Prefill pool
+        path = "serving.disaggregation.prefill_hardware.memory_bandwidth_bytes_per_s"
+        assert float(diffhw.get_value(d, path)) == float(dis.prefill_hardware.memory_bandwidth_bytes_per_s)

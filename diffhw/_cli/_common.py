@@ -9,6 +9,7 @@ from .. import presets
 from .._errors import InputError, check_positive
 from .._evaluation._design import Design
 from .._serving._goal import serving_goal
+from .._serving._traffic import disaggregated
 from .._hardware._technology import KWH_J, YEAR_S
 from .._workload._workload import parallelism, validate_parallelism, workload
 
@@ -241,12 +242,20 @@ def add_serving_flags(p, default=None, off=False):
                         + SCENARIO_HELP + ")" + (f"; default {default}, 'off' for none" if default else ""))
     p.add_argument("--serving-ttft-p99-ms", type=float, default=None, help="replace the scenario's p99 TTFT limit, ms")
     p.add_argument("--serving-tpot-p99-ms", type=float, default=None, help="replace the scenario's p99 TPOT limit, ms")
+    p.add_argument("--prefill-hardware", default=None,
+                   help="with --serving: disaggregated, a Prefill pool of this hardware (default: --hardware); "
+                        "size varies it with prefill_compute, prefill_memory_bandwidth, ...")
+    p.add_argument("--prefill-chips", type=float, default=None,
+                   help="with --serving: disaggregated, Prefill pool chips, one tensor-parallel replica "
+                        "(default: the Decode pool's)")
 
 
-def serving_of_args(args, load="max_rate"):
-    """The `ServingGoal` of `--serving` (None without it), at `load` (`ServingGoal`)."""
+def serving_of_args(args, load="max_rate", hw=None, model=None, par=None):
+    """The `ServingGoal` of `--serving` (None without it), at `load` (`ServingGoal`);
+    disaggregated with `--prefill-hardware` / `--prefill-chips` (`hw`, `model`, `par`:
+    the Decode pool)."""
     if getattr(args, "serving", None) in (None, "off"):
-        for flag in ("serving_ttft_p99_ms", "serving_tpot_p99_ms"):
+        for flag in ("serving_ttft_p99_ms", "serving_tpot_p99_ms", "prefill_hardware", "prefill_chips"):
             if getattr(args, flag, None) is not None:
                 raise InputError("--" + flag.replace("_", "-"), getattr(args, flag),
                                  "used with --serving " + "|".join(sorted(SCENARIOS)))
@@ -258,14 +267,26 @@ def serving_of_args(args, load="max_rate"):
         tpot = check_positive("--serving-tpot-p99-ms", args.serving_tpot_p99_ms) / 1e3
     if args.output_tokens < 2:
         raise InputError("--output-tokens", args.output_tokens, ">= 2 with --serving (serving needs a Decode phase)")
-    return serving_goal(ttft, tpot, load=load)
+    dis = None
+    if getattr(args, "prefill_hardware", None) is not None or getattr(args, "prefill_chips", None) is not None:
+        ph = presets.hardware(args.prefill_hardware or args.hardware, profile=args.profile)
+        pchips = positive_int("--prefill-chips", args.prefill_chips) if args.prefill_chips is not None \
+            else int(round(float(par.tp * par.pp)))
+        ppar = parallelism(tp=pchips)
+        try:
+            validate_parallelism(model, ppar)
+        except InputError as e:
+            raise InputError("--prefill-chips", pchips, f"a Prefill tensor-parallel degree the model takes ({e})") \
+                from None
+        dis = disaggregated(ph, ppar, decode_hardware=hw)
+    return serving_goal(ttft, tpot, load=load, disaggregation=dis)
 
 
 def design_of_args(args, batch, ep_follows_tp=False, serving_load="max_rate"):
     """The `Design` the flags describe, with its technology (economics) and, with
     `--serving`, its serving goal (at `serving_load`)."""
     hw, model, wl, par = design_from_args(args, batch, ep_follows_tp)
-    return Design(hw, model, wl, par, technology_from_args(args), serving_of_args(args, serving_load))
+    return Design(hw, model, wl, par, technology_from_args(args), serving_of_args(args, serving_load, hw, model, par))
 
 
 def fmt_seconds(x):

@@ -196,6 +196,11 @@ def _run_size(args):
         goal = (design[0] if isinstance(design, list) else design).serving
         cons += [Constraint("serving_ttft_p99_s", upper=float(goal.ttft_limit_s)),
                  Constraint("serving_tpot_p99_s", upper=float(goal.tpot_limit_s))]
+        if goal.disaggregation is not None:  # the chip budgets hold for the Prefill pool's chip too
+            for flag, metric in (("area_budget_mm2", "serving_prefill_chip_area_mm2"),
+                                 ("power_budget_w", "serving_prefill_peak_power_w")):
+                if getattr(args, flag) > 0:
+                    cons.append(Constraint(metric, upper=getattr(args, flag)))
         rate = check_positive("--min-request-rate", args.min_request_rate) if args.min_request_rate is not None \
             else 0.01
         cons.append(Constraint("serving_request_rate_per_s", lower=rate))
@@ -243,7 +248,8 @@ def _exact_serving(chosen, baseline):
     out["ttft_p99_limit_s"], out["tpot_p99_limit_s"] = float(goal.ttft_limit_s), float(goal.tpot_limit_s)
     for key, d in (("baseline", baseline), ("chosen", chosen)):
         s = serve(d.hardware, d.model, goal.traffic(d.workload), d.parallelism, ttft_limit_s=goal.ttft_limit_s,
-                  tpot_limit_s=goal.tpot_limit_s, at_max_rate=True, technology=d.technology)
+                  tpot_limit_s=goal.tpot_limit_s, at_max_rate=True, technology=d.technology,
+                  disaggregation=d.serving.disaggregation)
         row = {k: float(getattr(s, k)) for k in ("max_request_rate_per_s", "output_tokens_per_s", "ttft_p99_s",
                                                  "tpot_p99_s", "requests_in_flight", "max_sustainable_rate_per_s")}
         row["meets_slo"] = bool(s.meets_slo)
@@ -272,6 +278,7 @@ def mix_elasticities(r, k=None):
 
 
 _SHOWN = ("serving_request_rate_per_s", "serving_ttft_p99_s", "serving_tpot_p99_s", "serving_utilization",
+          "serving_prefill_chip_area_mm2", "serving_prefill_peak_power_w",
           "serving_usd_per_million_tokens", "tpot_s", "ttft_s", "usd_per_million_tokens", "energy_per_token_j", "kgco2e_per_million_tokens",
           "tokens_per_s_per_watt", "output_tokens_per_s", "chip_area_mm2", "peak_power_w", "chip_cost_usd",
           "chips", "batch", "memory_margin")

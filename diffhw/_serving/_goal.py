@@ -10,7 +10,7 @@ from jaxtyping import Array, Float
 from .. import _smooth
 from .._errors import InputError
 from ._serve import _serve_impl, serve_at_load
-from ._traffic import Traffic
+from ._traffic import Disaggregation, Traffic
 
 Scalar = Float[Array, ""]
 
@@ -40,6 +40,9 @@ SERVING_LOAD_METRICS = (
     "serving_requests_in_flight",
     "serving_utilization",
 )
+#: ... with a disaggregated goal and a `Technology`, the Prefill pool's chip.
+SERVING_PREFILL_POOL = ("serving_prefill_chip_area_mm2", "serving_prefill_peak_power_w",
+                        "serving_prefill_chip_cost_usd")
 #: ... and with a `Technology`, the economics there.
 SERVING_ECONOMICS = (
     "serving_usd_per_million_tokens",
@@ -60,6 +63,10 @@ class ServingGoal(eqx.Module):
     - `ttft_limit_s`, `tpot_limit_s`: p99 limits (``inf``: none); MLPerf Server for
       Llama-2-70B: 2 s and 0.2 s; Interactive: 0.45 s and 0.04 s.
     - `input_cv`, `prefix_hit`, `max_sequences`: as in `diffhw.traffic`.
+    - `load`: "max_rate" or "batch" (below).
+    - `disaggregation`: a `Disaggregation` (the Prefill pool, costed with the design's
+      technology), or None; with a technology it adds `serving_prefill_chip_area_mm2`,
+      `serving_prefill_peak_power_w` and `serving_prefill_chip_cost_usd`.
 
     Metrics: `serving_max_request_rate_per_s` (0 when even a lone request misses the
     limits), `serving_output_tokens_per_s`, `serving_ttft_p99_s`, `serving_tpot_p99_s`,
@@ -89,10 +96,12 @@ class ServingGoal(eqx.Module):
     prefix_hit: Scalar = eqx.field(converter=_f, default=0.0)
     max_sequences: Scalar = eqx.field(converter=_f, default=math.inf)
     load: str = eqx.field(static=True, default="max_rate")
+    disaggregation: Disaggregation | None = None
 
     def metric_names(self, has_technology: bool) -> tuple:
         base = SERVING_LOAD_METRICS if self.load == "batch" else SERVING_METRICS
-        return base + (SERVING_ECONOMICS if has_technology else ())
+        extra = SERVING_PREFILL_POOL if has_technology and self.disaggregation is not None else ()
+        return base + (SERVING_ECONOMICS if has_technology else ()) + extra
 
     def traffic(self, workload) -> Traffic:
         """The `Traffic` of a workload under this goal (rate 1; the goal finds its own)."""
@@ -107,14 +116,15 @@ class ServingGoal(eqx.Module):
         if self.load == "batch":
             par = design.parallelism
             a = serve_at_load(design.hardware, design.model, tr, par, design.workload.batch / par.dp,
-                              design.technology, tau)
+                              design.technology, tau, self.disaggregation)
             out = {"serving_request_rate_per_s": a.request_rate_per_s,
                    "serving_output_tokens_per_s": a.output_tokens_per_s,
                    "serving_ttft_p99_s": a.ttft_p99_s, "serving_tpot_p99_s": a.tpot_p99_s,
                    "serving_ttft_mean_s": a.ttft_mean_s, "serving_tpot_mean_s": a.tpot_mean_s,
                    "serving_requests_in_flight": a.requests_in_flight, "serving_utilization": a.utilization}
-            return out | _economics_values(a.economics)
-        s = _serve_impl(design.hardware, design.model, tr, design.parallelism, None, None, design.technology,
+            return out | _economics_values(a.economics, a.prefill_economics)
+        s = _serve_impl(design.hardware, design.model, tr, design.parallelism, None, self.disaggregation,
+                        design.technology,
                         self.ttft_limit_s, self.tpot_limit_s, True, tau, False, differentiable=True)
         rate = s.max_request_rate_per_s
         out = {
@@ -125,13 +135,16 @@ class ServingGoal(eqx.Module):
             "serving_requests_in_flight": s.requests_in_flight,
             "serving_max_sustainable_rate_per_s": s.max_sustainable_rate_per_s,
         }
-        return out | _economics_values(s.economics)
+        return out | _economics_values(s.economics, s.prefill_economics)
 
 
-def _economics_values(e) -> dict:
+def _economics_values(e, prefill=None) -> dict:
     if e is None:
         return {}
-    return {"serving_usd_per_million_tokens": e.usd_per_million_tokens,
+    pool = {} if prefill is None else {"serving_prefill_chip_area_mm2": prefill.chip_area_mm2,
+                                       "serving_prefill_peak_power_w": prefill.peak_power_w,
+                                       "serving_prefill_chip_cost_usd": prefill.chip_cost_usd}
+    return pool | {"serving_usd_per_million_tokens": e.usd_per_million_tokens,
             "serving_energy_per_token_j": e.energy_per_token_j,
             "serving_kgco2e_per_million_tokens": e.kgco2e_per_million_tokens,
             "serving_tokens_per_s_per_watt": e.tokens_per_s_per_watt,
@@ -139,9 +152,12 @@ def _economics_values(e) -> dict:
 
 
 def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, prefix_hit=0.0,
-                 max_sequences=math.inf, load="max_rate") -> ServingGoal:
+                 max_sequences=math.inf, load="max_rate", disaggregation=None) -> ServingGoal:
     """Build a `ServingGoal`, checking values: limits > 0 (``inf``: none), `input_cv` >= 0,
-    `prefix_hit` in [0, 1), `max_sequences` >= 1, `load` "max_rate" or "batch"."""
+    `prefix_hit` in [0, 1), `max_sequences` >= 1, `load` "max_rate" or "batch";
+    `disaggregation` (`diffhw.disaggregated`): the Prefill pool, whose hardware leaves a
+    sizing can vary (``serving.disaggregation.prefill_hardware.*``, aliases
+    ``prefill_compute``, ``prefill_memory_bandwidth``, ...) beside the Decode pool's."""
     if load not in ("max_rate", "batch"):
         raise InputError("load", load, "'max_rate' (the largest rate meeting the limits) or 'batch' (the "
                          "workload's batch as the sequences decoding)")
@@ -154,4 +170,4 @@ def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, pre
         raise InputError("prefix_hit", float(prefix_hit), "in [0, 1) (a fraction of each prompt)")
     if not float(max_sequences) >= 1.0:
         raise InputError("max_sequences", float(max_sequences), ">= 1 (inf for no cap)")
-    return ServingGoal(ttft_limit_s, tpot_limit_s, input_cv, prefix_hit, max_sequences, load)
+    return ServingGoal(ttft_limit_s, tpot_limit_s, input_cv, prefix_hit, max_sequences, load, disaggregation)

@@ -507,23 +507,27 @@ class AtLoad(eqx.Module):
     requests_in_flight: Scalar
     utilization: Scalar
     economics: Economics | None = None
+    prefill_economics: Economics | None = None
 
 
-def serve_at_load(hw, model, tr: Traffic, par, sequences, technology=None, tau=_smooth.DEFAULT_TAU) -> AtLoad:
+def serve_at_load(hw, model, tr: Traffic, par, sequences, technology=None, tau=_smooth.DEFAULT_TAU,
+                  disaggregation: Disaggregation | None = None) -> AtLoad:
     """The serving model explicit in the load: `sequences` decoding per replica instead of
     a request rate, so no root is solved (one point: as cheap as a few `evaluate` steps).
     For sizing: minimising cost at this point under p99 limits and ``utilization < 1``
     drives the load to the largest rate the limits allow, the answer `serve` finds by
     bisection. Finite and smooth everywhere (TTFT past the Prefill lane's saturation is
-    kept finite), jit-safe, no value checks: the caller checks."""
-    p = _point(hw, model, tr, par, None, None, technology, sequences, tau, finite=True)
+    kept finite), jit-safe, no value checks: the caller checks. With `disaggregation`
+    the Prefill lane is its pool (`utilization` its ``rho``), the economics cover both
+    pools and `prefill_economics` holds the Prefill pool's own."""
+    p = _point(hw, model, tr, par, None, disaggregation, technology, sequences, tau, finite=True)
     util = _smooth.smooth_max(p.rho, sequences / _smooth.exact_max(p.n_cap, 1e-9))
     O = tr.output_tokens
     e2e = p.ttft[0] + (O - 1.0) * p.tpot[0]
-    econ = None
+    econ = pecon = None
     if technology is not None:
-        econ, _ = _economics(hw, technology, tr, par, None, p, sequences, p.rate, tau)
-    return AtLoad(p.rate, p.ttft[0], p.ttft[3], p.tpot[0], p.tpot[3], p.rate * O, p.rate * e2e, util, econ)
+        econ, pecon = _economics(hw, technology, tr, par, disaggregation, p, sequences, p.rate, tau)
+    return AtLoad(p.rate, p.ttft[0], p.ttft[3], p.tpot[0], p.tpot[3], p.rate * O, p.rate * e2e, util, econ, pecon)
 
 
 def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau):

@@ -44,6 +44,15 @@ ALIASES = {
     "ep": (("parallelism.ep",), False),
     "batch": (("workload.batch",), False),
 }
+#: The Prefill pool's hardware of a disaggregated serving goal (`ServingGoal.disaggregation`).
+_PREFILL = "serving.disaggregation.prefill_hardware."
+ALIASES.update({
+    "prefill_compute": (tuple(_PREFILL + p.partition(".")[2] for p in ALIASES["compute"][0]), True),
+    "prefill_memory_bandwidth": ((_PREFILL + "memory_bandwidth_bytes_per_s",), False),
+    "prefill_memory_capacity": ((_PREFILL + "memory_capacity_bytes",), False),
+    "prefill_sram": ((_PREFILL + "sram_bytes",), False),
+    "prefill_link_bandwidth": ((_PREFILL + "link_bandwidth_bytes_per_s",), False),
+})
 
 _INTEGER_PREFIXES = ("parallelism.", "workload.batch")
 _COUNTS = ("memory_stacks",)
