@@ -269,17 +269,23 @@ def serving_of_args(args, load="max_rate", hw=None, model=None, par=None):
         raise InputError("--output-tokens", args.output_tokens, ">= 2 with --serving (serving needs a Decode phase)")
     dis = None
     if getattr(args, "prefill_hardware", None) is not None or getattr(args, "prefill_chips", None) is not None:
-        ph = presets.hardware(args.prefill_hardware or args.hardware, profile=args.profile)
-        pchips = positive_int("--prefill-chips", args.prefill_chips) if args.prefill_chips is not None \
-            else int(round(float(par.tp * par.pp)))
-        ppar = parallelism(tp=pchips)
-        try:
-            validate_parallelism(model, ppar)
-        except InputError as e:
-            raise InputError("--prefill-chips", pchips, f"a Prefill tensor-parallel degree the model takes ({e})") \
-                from None
-        dis = disaggregated(ph, ppar, decode_hardware=hw)
+        dis = prefill_pool_of_args(args, hw, model, par)
     return serving_goal(ttft, tpot, load=load, disaggregation=dis)
+
+
+def prefill_pool_of_args(args, hw, model, par, transfer_bytes_per_s=None):
+    """The `Disaggregation` of `--prefill-hardware` (default `--hardware`) and
+    `--prefill-chips` (one tensor-parallel replica; default the Decode pool's chips),
+    beside the Decode pool `hw`, `model`, `par`."""
+    ph = presets.hardware(args.prefill_hardware or args.hardware, profile=args.profile)
+    pchips = positive_int("--prefill-chips", args.prefill_chips) if args.prefill_chips is not None \
+        else int(round(float(par.chips)))
+    ppar = parallelism(tp=pchips)
+    try:
+        validate_parallelism(model, ppar)
+    except InputError as e:
+        raise InputError("--prefill-chips", pchips, f"a Prefill tensor-parallel degree the model takes ({e})") from None
+    return disaggregated(ph, ppar, transfer_bytes_per_s, decode_hardware=hw)
 
 
 def design_of_args(args, batch, ep_follows_tp=False, serving_load="max_rate"):

@@ -7,9 +7,8 @@ from .. import presets
 from .._errors import InputError, check_positive
 from .._evaluation._report import ECONOMICS_KEYS
 from .._serving._serve import serve
-from .._serving._traffic import disaggregated, speculative, traffic
-from .._workload._workload import parallelism, validate_parallelism
-from ._common import SCENARIO_HELP, SCENARIOS, check_context, design_from_args, dumps_json, fmt_number, fmt_seconds, positive_int, technology_from_args
+from .._serving._traffic import speculative, traffic
+from ._common import SCENARIO_HELP, SCENARIOS, check_context, prefill_pool_of_args, design_from_args, dumps_json, fmt_number, fmt_seconds, technology_from_args
 
 
 
@@ -107,17 +106,10 @@ def _cmd_serve(args):
     dis = None
     pool = None
     if disagg:
-        ph = presets.hardware(args.prefill_hardware or args.hardware, profile=args.profile)
-        pchips = positive_int("--prefill-chips", args.prefill_chips) if args.prefill_chips is not None \
-            else int(round(float(par.chips)))
-        ppar = parallelism(tp=pchips)
-        try:
-            validate_parallelism(model, ppar)
-        except InputError as e:
-            raise InputError("--prefill-chips", pchips, f"a Prefill tensor-parallel degree the model takes ({e})") from None
         bw = args.transfer_gbps * 1e9 if args.transfer_gbps is not None else None
-        dis = disaggregated(ph, ppar, bw, decode_hardware=hw)
-        pool = {"hardware": ph.name, "chips": pchips, "tp": pchips}
+        dis = prefill_pool_of_args(args, hw, model, par, bw)
+        pchips = int(round(float(dis.prefill_parallelism.tp)))
+        pool = {"hardware": dis.prefill_hardware.name, "chips": pchips, "tp": pchips}
     r = serve(hw, model, tr, par, ttft_limit_s=ttft_limit, tpot_limit_s=tpot_limit,
               at_max_rate=args.request_rate is None, speculation=spec, disaggregation=dis, technology=tech)
     if not float(r.kv_capacity_sequences) >= 1:
