@@ -9,11 +9,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .. import _smooth
 from .._errors import InputError, check_positive
 from .._hardware._hardware import Hardware
-from .._workload._precision import Precision, precision
+from .._workload._precision import Precision
 from .._workload._transformer import Transformer
-from .._workload._workload import Parallelism, Workload, check_routing_skew
+from .._workload._workload import Parallelism, Workload, check_routing_skew, precisions
 
 Scalar = Float[Array, ""]
 
@@ -103,9 +104,7 @@ def traffic(
     """Build a `Traffic`, checking values (outside `jit`). Precisions as in
     `diffhw.workload`: `precision_` sets weights and activations, `kv_precision`
     defaults to the activation precision."""
-    w = precision(weight_precision if weight_precision is not None else precision_)
-    a = precision(activation_precision if activation_precision is not None else precision_)
-    kv = precision(kv_precision) if kv_precision is not None else a
+    w, a, kv = precisions(precision_, kv_precision, weight_precision, activation_precision)
     t = Traffic(request_rate_per_s, input_tokens, output_tokens, w, a, kv, input_cv, prefix_hit,
                 shared_context_tokens, max_sequences, routing_skew)
     check_traffic(t)
@@ -138,11 +137,11 @@ class Speculation(eqx.Module):
 
     def tokens_variance(self):
         """Variance of the tokens gained per step (a geometric count truncated at k + 1)."""
-        kk, a = self.draft_tokens + 1.0, jnp.minimum(self.acceptance, 1.0 - 1e-4)
+        kk, a = self.draft_tokens + 1.0, _smooth.exact_min(self.acceptance, 1.0 - 1e-4)
         mean = (1.0 - a**kk) / (1.0 - a)
         # E[A^2] = sum_{j=1}^{K} (2j - 1) a^(j-1)
         s1 = (1.0 - (kk + 1.0) * a**kk + kk * a ** (kk + 1.0)) / (1.0 - a) ** 2
-        return jnp.maximum(2.0 * s1 - mean - mean**2, 0.0)
+        return _smooth.exact_max(2.0 * s1 - mean - mean**2, 0.0)  # rounding below 0
 
 
 def speculative(draft_tokens=4, acceptance=0.7, draft_model=None) -> Speculation:

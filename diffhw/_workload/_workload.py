@@ -65,12 +65,19 @@ def workload(
     check_positive("output_tokens", output_tokens)
     if not isinstance(output_tokens, jax.core.Tracer) and float(output_tokens) < 1:
         raise InputError("output_tokens", output_tokens, ">= 1")
-    w = precision(weight_precision if weight_precision is not None else precision_)
-    a = precision(activation_precision if activation_precision is not None else precision_)
-    kv = precision(kv_precision) if kv_precision is not None else a
+    w, a, kv = precisions(precision_, kv_precision, weight_precision, activation_precision)
     check_positive("shared_context_tokens", shared_context_tokens, allow_zero=True)
     check_routing_skew(routing_skew)
     return Workload(batch, input_tokens, output_tokens, w, a, kv, shared_context_tokens, routing_skew)
+
+
+def precisions(precision_="bf16", kv_precision=None, weight_precision=None, activation_precision=None):
+    """``(weights, activations, KV)`` `Precision`s: `precision_` sets weights and
+    activations, `weight_precision` / `activation_precision` override one, the KV cache
+    defaults to the activations'."""
+    w = precision(weight_precision if weight_precision is not None else precision_)
+    a = precision(activation_precision if activation_precision is not None else precision_)
+    return w, a, (precision(kv_precision) if kv_precision is not None else a)
 
 
 def check_routing_skew(routing_skew):
