@@ -281,13 +281,9 @@ def _max_batch(hw, model, wl, par):
     w, kv1, ctx, _ = memory_per_chip(hw, model, wl, par, batch=par.dp)  # kv1: one sequence per replica
     logits1 = par.dp / par.pp * model.vocab_size / par.tp * 4.0 / par.dp  # per replica sequence
     chunk = activation_bytes_per_chip(hw, model, wl, par, 1e9) - logits1 * 1e9
-    frac = _memory.fractions_of(hw)
-    caps = _memory.capacities(hw)
-    fixed = frac[0] * w + frac[2] * ctx + frac[3] * chunk
-    per_seq = (frac[1] * kv1 + frac[3] * logits1) / par.dp
-    room = _smooth.exact_max(caps - fixed, 0.0)
-    b = jnp.where(per_seq > 0.0, room / jnp.where(per_seq > 0.0, per_seq, 1.0), jnp.inf)
-    b = jnp.where(jnp.all(caps >= fixed), jnp.min(b), 0.0)
+    zero = jnp.zeros(())
+    b = _memory.items_that_fit(hw, jnp.stack([w, zero, ctx, chunk]),
+                               jnp.stack([zero, kv1, zero, zero + logits1]) / par.dp)
     return jax.lax.stop_gradient(jnp.floor(b))
 
 

@@ -94,6 +94,20 @@ def _per_tier(fractions, by_class):
     return jnp.sum(fractions * by_class[:, None], axis=0)
 
 
+def items_that_fit(hw, fixed_by_class, per_item_by_class):
+    """How many items (sequences, requests) fit in the tightest tier beside what is
+    fixed, both given by data class (`DATA_CLASSES` order, bytes): per tier ``(capacity -
+    fixed) / per item``, 0 where the fixed part alone overflows, inf where an item
+    takes no room there."""
+    frac = fractions_of(hw)
+    fixed = _per_tier(frac, fixed_by_class)
+    per = _per_tier(frac, per_item_by_class)
+    caps = capacities(hw)
+    room = _smooth.exact_max(caps - fixed, 0.0)
+    n = jnp.where(per > 0.0, room / jnp.where(per > 0.0, per, 1.0), jnp.inf)
+    return jnp.where(jnp.all(caps >= fixed), jnp.min(n), 0.0)
+
+
 def access_efficiency(access_bytes, granularity_bytes):
     """Useful fraction of bytes moved when accesses of `access_bytes` hit a device that
     reads `granularity_bytes` at a time: ``access / smooth_max(access, granularity)``."""

@@ -45,7 +45,6 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
 from .. import _smooth
@@ -189,13 +188,9 @@ def _kv_capacity(hw, model, wl, par, length, draft=None):
         ctx = ctx + kv_bytes_per_chip(draft, ds, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
     logits1 = model.vocab_size / (par.tp * par.pp) * 4.0
     chunk = activation_bytes_per_chip(hw, model, wl, par, 1e9) - logits1 * 1e9
-    frac = _memory.fractions_of(hw)
-    caps = _memory.capacities(hw)
-    fixed = frac[0] * w + frac[2] * ctx + frac[3] * chunk
-    per_seq = frac[1] * kv1 + frac[3] * logits1
-    room = jnp.maximum(caps - fixed, 0.0)
-    n = jnp.where(per_seq > 0.0, room / jnp.where(per_seq > 0.0, per_seq, 1.0), jnp.inf)
-    return jnp.min(n), kv1
+    zero = jnp.zeros(())
+    n = _memory.items_that_fit(hw, jnp.stack([w, zero, ctx, chunk]), jnp.stack([zero, kv1, zero, zero + logits1]))
+    return n, kv1
 
 
 def _n_cap(hw, model, tr: Traffic, par, spec):

@@ -98,7 +98,7 @@ def expected_experts_touched(n_experts, k, tokens, skew=0.0):
     uniform = n_experts * (1.0 - jnp.exp(tokens * jnp.log1p(-k / n_experts)))
     if isinstance(skew, (int, float)) and skew == 0.0:
         return uniform
-    q = jnp.minimum(k * _popularity(int(n_experts), skew), 1.0 - 1e-6)
+    q = _smooth.exact_min(k * _popularity(int(n_experts), skew), 1.0 - 1e-6)  # guard: log1p(-q) finite
     skewed = jnp.sum(1.0 - jnp.exp(jnp.asarray(tokens)[..., None] * jnp.log1p(-q)), axis=-1)
     return jnp.where(jnp.asarray(skew) > 0.0, skewed, uniform)  # exactly the closed form at 0
 
@@ -240,7 +240,7 @@ def _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew=0.0):
     load = rank_load_factor(E, k, group_tokens, shards.ep, skew)
     # the most loaded rank also touches more of its experts: a share ``1 - (1 - p)**load``
     # of them, ``p = touched / E`` (the mean rank's share)
-    miss = jnp.log(jnp.maximum((E - touched) / E, 1e-30))
+    miss = jnp.log(_smooth.exact_max((E - touched) / E, 1e-30))  # guard: every expert touched
     touched_max = E * -jnp.expm1(load * miss)
     routed_w = (touched_max / shards.expert_group) * model.expert_params()
     shared_w = model.shared_expert_params() / tp
