@@ -265,7 +265,7 @@ def test_cli_max_throughput_scenarios(_cli):
     (["--prefix-hit", "1.5", "--request-rate", "1"], "--prefix-hit"),
     (["--request-rate", "-1"], "--request-rate"),
     ([], "--request-rate"),
-    (["--request-rate", "1", "--acceptance", "0.5"], "--draft-tokens"),
+    (["--request-rate", "1", "--acceptance", "0.5"], "--acceptance"),
     (["--request-rate", "1", "--output-tokens", "1"], "--output-tokens"),
     (["--request-rate", "1", "--model", "llama-3.1-405b", "--chips", "1"], "--chips"),
 ])
@@ -417,3 +417,45 @@ def test_serving_goal_disaggregated_metrics():
         # the path a sizing varies reaches the Prefill pool
         path = "serving.disaggregation.prefill_hardware.memory_bandwidth_bytes_per_s"
         assert float(diffhw.get_value(d, path)) == float(dis.prefill_hardware.memory_bandwidth_bytes_per_s)
+
+
+def test_serving_goal_with_speculation():
+    """A goal's speculative decoding is serve's: the same max rate and economics, a
+    parameter a sizing can vary, and at load (`load="batch"`) serve_at_load's point."""
+    base = diffhw.from_presets("h100-sxm", "llama-3.1-8b", batch=8, input_tokens=1024, output_tokens=128)
+    spec = diffhw.speculative(3, 0.8)  # MTP heads
+    tr = diffhw.traffic(1.0, **TR)
+    plain = diffhw.design_values(eqx.tree_at(lambda d: d.serving, base, diffhw.serving_goal(0.45, 0.04),
+                                             is_leaf=lambda x: x is None))
+    for load in ("max_rate", "batch"):
+        d = eqx.tree_at(lambda d: d.serving, base, diffhw.serving_goal(0.45, 0.04, load=load, speculation=spec),
+                        is_leaf=lambda x: x is None)
+        v = diffhw.design_values(d)
+        assert float(diffhw.get_value(d, "serving.speculation.acceptance")) == pytest.approx(0.8)
+        if load == "max_rate":
+            s = diffhw.serve(d.hardware, d.model, tr, d.parallelism, ttft_limit_s=0.45, tpot_limit_s=0.04,
+                             at_max_rate=True, technology=d.technology, speculation=spec)
+            assert float(v["serving_max_request_rate_per_s"]) == pytest.approx(float(s.max_request_rate_per_s),
+                                                                                rel=1e-5)
+            assert float(v["serving_max_request_rate_per_s"]) > float(plain["serving_max_request_rate_per_s"])
+        else:
+            a = diffhw.serve_at_load(d.hardware, d.model, tr, d.parallelism, 8.0, d.technology, speculation=spec)
+            assert float(v["serving_tpot_mean_s"]) == pytest.approx(float(a.tpot_mean_s), rel=1e-6)
+            g = jax.grad(lambda x: diffhw.design_values(x)["serving_tpot_mean_s"])(d)
+            dt = float(g.serving.speculation.acceptance)
+            assert math.isfinite(dt) and dt < 0  # better drafts, faster tokens
+    with pytest.raises(diffhw.InputError, match="speculation"):
+        diffhw.serving_goal(2.0, 0.2, speculation=0.7)
+
+
+def test_cli_size_with_speculation(_cli):
+    p = _cli("size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--input-tokens", "1024",
+             "--output-tokens", "128", "--precision", "bf16", "--serving", "interactive", "--mtp",
+             "--draft-tokens", "2", "--acceptance", "0.8", "--vary", "memory_bandwidth=1e12:1e13",
+             "--vary", "batch=1:256", "--starts", "1", "--steps", "30", "--outer", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    sv = json.loads(p.stdout)["serving"]
+    assert sv["speculative"] == {"draft_model": "mtp", "draft_tokens": 2.0, "acceptance": 0.8}
+    assert sv["chosen"]["meets_slo"]
+    bad = _cli("size", "--serving", "off", "--mtp")
+    assert bad.returncode == 2 and "--mtp" in bad.stderr and "Traceback" not in bad.stderr

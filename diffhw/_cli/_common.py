@@ -9,7 +9,7 @@ from .. import presets
 from .._errors import InputError, check_positive
 from .._evaluation._design import Design
 from .._serving._goal import serving_goal
-from .._serving._traffic import disaggregated
+from .._serving._traffic import disaggregated, speculative
 from .._hardware._technology import KWH_J, YEAR_S
 from .._workload._workload import parallelism, validate_parallelism, workload
 
@@ -248,6 +248,38 @@ def add_serving_flags(p, default=None, off=False):
     p.add_argument("--prefill-chips", type=float, default=None,
                    help="with --serving: disaggregated, Prefill pool chips, one tensor-parallel replica "
                         "(default: the Decode pool's)")
+    add_speculation_flags(p, "with --serving: ")
+
+
+def add_speculation_flags(p, prefix=""):
+    """Speculative decoding: a draft model or multi-token-prediction heads."""
+    p.add_argument("--draft-model", default=None, help=prefix + "speculative decoding: draft model preset or config.json")
+    p.add_argument("--draft-tokens", type=float, default=None, help=prefix + "tokens drafted per verification step (default 4)")
+    p.add_argument("--acceptance", type=float, default=None,
+                   help=prefix + "per-token acceptance rate of drafts, [0, 1] (default 0.7)")
+    p.add_argument("--mtp", action="store_true", help=prefix + "speculative decoding with multi-token-prediction heads")
+
+
+def speculation_of_args(args):
+    """The `Speculation` of ``--draft-model M`` or ``--mtp`` (with ``--draft-tokens``,
+    ``--acceptance``), checked; None without either."""
+    if args.acceptance is not None and not 0.0 <= args.acceptance <= 1.0:
+        raise InputError("--acceptance", args.acceptance, "in [0, 1]")
+    if args.draft_tokens is not None and not (math.isfinite(args.draft_tokens) and 0 <= args.draft_tokens <= 64):
+        raise InputError("--draft-tokens", args.draft_tokens, "between 0 and 64")
+    if args.draft_model is not None and args.mtp:
+        raise InputError("--mtp", True, "either --draft-model or --mtp, not both")
+    if args.draft_model is None and not args.mtp:
+        if args.draft_tokens is not None or args.acceptance is not None:
+            flag, value = ("--draft-tokens", args.draft_tokens) if args.draft_tokens is not None else (
+                "--acceptance", args.acceptance)
+            raise InputError(flag, value, "used with --draft-model M or --mtp")
+        return None
+    draft = presets.model(args.draft_model) if args.draft_model is not None else None
+    if draft is not None:
+        check_context(draft, args.input_tokens, args.output_tokens, getattr(args, "shared_context_tokens", 0.0))
+    return speculative(args.draft_tokens if args.draft_tokens is not None else 4,
+                       args.acceptance if args.acceptance is not None else 0.7, draft)
 
 
 def serving_of_args(args, load="max_rate", hw=None, model=None, par=None):
@@ -255,8 +287,9 @@ def serving_of_args(args, load="max_rate", hw=None, model=None, par=None):
     disaggregated with `--prefill-hardware` / `--prefill-chips` (`hw`, `model`, `par`:
     the Decode pool)."""
     if getattr(args, "serving", None) in (None, "off"):
-        for flag in ("serving_ttft_p99_ms", "serving_tpot_p99_ms", "prefill_hardware", "prefill_chips"):
-            if getattr(args, flag, None) is not None:
+        for flag in ("serving_ttft_p99_ms", "serving_tpot_p99_ms", "prefill_hardware", "prefill_chips",
+                     "draft_model", "draft_tokens", "acceptance", "mtp"):
+            if getattr(args, flag, None) not in (None, False):
                 raise InputError("--" + flag.replace("_", "-"), getattr(args, flag),
                                  "used with --serving " + "|".join(sorted(SCENARIOS)))
         return None
@@ -270,7 +303,7 @@ def serving_of_args(args, load="max_rate", hw=None, model=None, par=None):
     dis = None
     if getattr(args, "prefill_hardware", None) is not None or getattr(args, "prefill_chips", None) is not None:
         dis = prefill_pool_of_args(args, hw, model, par)
-    return serving_goal(ttft, tpot, load=load, disaggregation=dis)
+    return serving_goal(ttft, tpot, load=load, disaggregation=dis, speculation=speculation_of_args(args))
 
 
 def prefill_pool_of_args(args, hw, model, par, transfer_bytes_per_s=None):

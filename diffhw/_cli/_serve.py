@@ -3,12 +3,22 @@ speculative decoding, prefix caching, disaggregated Prefill and Decode)."""
 
 import math
 
-from .. import presets
 from .._errors import InputError, check_positive
 from .._evaluation._report import ECONOMICS_KEYS
 from .._serving._serve import serve
-from .._serving._traffic import speculative, traffic
-from ._common import SCENARIO_HELP, SCENARIOS, check_context, prefill_pool_of_args, design_from_args, dumps_json, fmt_number, fmt_seconds, technology_from_args
+from .._serving._traffic import traffic
+from ._common import (
+    SCENARIO_HELP,
+    SCENARIOS,
+    add_speculation_flags,
+    design_from_args,
+    dumps_json,
+    fmt_number,
+    fmt_seconds,
+    prefill_pool_of_args,
+    speculation_of_args,
+    technology_from_args,
+)
 
 
 
@@ -25,10 +35,7 @@ def _add_serve(sub, common):
     sv.add_argument("--input-cv", type=float, default=0.0, help="coefficient of variation of prompt lengths (default 0)")
     sv.add_argument("--max-sequences", type=float, default=None,
                     help="engine cap on decoding sequences per replica (vLLM max_num_seqs; default: memory decides)")
-    sv.add_argument("--draft-model", default=None, help="speculative decoding: draft model preset or config.json")
-    sv.add_argument("--draft-tokens", type=float, default=None, help="tokens drafted per verification step (default 4)")
-    sv.add_argument("--acceptance", type=float, default=None, help="per-token acceptance rate of drafts, [0, 1] (default 0.7)")
-    sv.add_argument("--mtp", action="store_true", help="speculative decoding with multi-token-prediction heads")
+    add_speculation_flags(sv)
     sv.add_argument("--prefill-hardware", default=None, help="disaggregated: Prefill pool hardware (default: --hardware)")
     sv.add_argument("--prefill-chips", type=float, default=None, help="disaggregated: Prefill pool chips (one replica)")
     sv.add_argument("--decode-hardware", default=None, help="disaggregated: Decode pool hardware (default: --hardware)")
@@ -56,14 +63,6 @@ def _check_args(args):
     if args.output_tokens < 2:
         raise InputError("--output-tokens", args.output_tokens, ">= 2 (the first token comes from Prefill; "
                                                                   "serving needs a Decode phase)")
-    if args.acceptance is not None and not 0.0 <= args.acceptance <= 1.0:
-        raise InputError("--acceptance", args.acceptance, "in [0, 1]")
-    if args.draft_tokens is not None and not (math.isfinite(args.draft_tokens) and 0 <= args.draft_tokens <= 64):
-        raise InputError("--draft-tokens", args.draft_tokens, "between 0 and 64")
-    if args.draft_model is not None and args.mtp:
-        raise InputError("--mtp", True, "either --draft-model or --mtp, not both")
-    if (args.draft_tokens is not None or args.acceptance is not None) and args.draft_model is None and not args.mtp:
-        raise InputError("--draft-tokens", args.draft_tokens, "used with --draft-model M or --mtp")
     if args.request_rate is not None and not (math.isfinite(args.request_rate) and 0 < args.request_rate <= 1e7):
         raise InputError("--request-rate", args.request_rate, "between 0 (exclusive) and 1e7 requests/s")
     if args.max_sequences is not None and not (math.isfinite(args.max_sequences) and args.max_sequences >= 1):
@@ -96,13 +95,7 @@ def _cmd_serve(args):
                  shared_context_tokens=args.shared_context_tokens,
                  max_sequences=args.max_sequences if args.max_sequences is not None else math.inf,
                  routing_skew=args.routing_skew)
-    spec = None
-    if args.draft_model is not None or args.mtp:
-        draft = presets.model(args.draft_model) if args.draft_model is not None else None
-        if draft is not None:
-            check_context(draft, args.input_tokens, args.output_tokens, args.shared_context_tokens)
-        spec = speculative(args.draft_tokens if args.draft_tokens is not None else 4,
-                           args.acceptance if args.acceptance is not None else 0.7, draft)
+    spec = speculation_of_args(args)
     dis = None
     pool = None
     if disagg:

@@ -246,10 +246,14 @@ def _exact_serving(chosen, baseline):
     out = {}
     goal = chosen.serving
     out["ttft_p99_limit_s"], out["tpot_p99_limit_s"] = float(goal.ttft_limit_s), float(goal.tpot_limit_s)
+    spec = goal.speculation
+    out["speculative"] = None if spec is None else {
+        "draft_model": spec.draft.name if spec.draft is not None else "mtp",
+        "draft_tokens": float(spec.draft_tokens), "acceptance": float(spec.acceptance)}
     for key, d in (("baseline", baseline), ("chosen", chosen)):
         s = serve(d.hardware, d.model, goal.traffic(d.workload), d.parallelism, ttft_limit_s=goal.ttft_limit_s,
                   tpot_limit_s=goal.tpot_limit_s, at_max_rate=True, technology=d.technology,
-                  disaggregation=d.serving.disaggregation)
+                  disaggregation=d.serving.disaggregation, speculation=d.serving.speculation)
         row = {k: float(getattr(s, k)) for k in ("max_request_rate_per_s", "output_tokens_per_s", "ttft_p99_s",
                                                  "tpot_p99_s", "requests_in_flight", "max_sustainable_rate_per_s")}
         row["meets_slo"] = bool(s.meets_slo)
@@ -335,7 +339,10 @@ def _size_table(d):
     if "serving" in d:
         sv = d["serving"]
         lines += ["", f"  exact check, diffhw serve at the largest rate meeting TTFT p99 <= {sv['ttft_p99_limit_s']:g} s "
-                      f"and TPOT p99 <= {sv['tpot_p99_limit_s'] * 1e3:g} ms:"]
+                      f"and TPOT p99 <= {sv['tpot_p99_limit_s'] * 1e3:g} ms"
+                      + (f", speculative decoding ({sv['speculative']['draft_model']}, k="
+                         f"{sv['speculative']['draft_tokens']:g}, acceptance {sv['speculative']['acceptance']:g})"
+                         if sv.get("speculative") else "") + ":"]
         for key in ("baseline", "chosen"):
             x = sv[key]
             usd = f", ${fmt_number(x['usd_per_million_tokens'])}/Mtoken" if "usd_per_million_tokens" in x else ""

@@ -10,7 +10,7 @@ from jaxtyping import Array, Float
 from .. import _smooth
 from .._errors import InputError
 from ._serve import _serve_impl, serve_at_load
-from ._traffic import Disaggregation, Traffic
+from ._traffic import Disaggregation, Speculation, Traffic
 
 Scalar = Float[Array, ""]
 
@@ -67,6 +67,9 @@ class ServingGoal(eqx.Module):
     - `disaggregation`: a `Disaggregation` (the Prefill pool, costed with the design's
       technology), or None; with a technology it adds `serving_prefill_chip_area_mm2`,
       `serving_prefill_peak_power_w` and `serving_prefill_chip_cost_usd`.
+    - `speculation`: a `Speculation` (`diffhw.speculative`: a draft model or MTP heads,
+      tokens drafted per step, acceptance), or None; its leaves are design parameters
+      too (``serving.speculation.draft_tokens``, ``serving.speculation.acceptance``).
 
     Metrics: `serving_max_request_rate_per_s` (0 when even a lone request misses the
     limits), `serving_output_tokens_per_s`, `serving_ttft_p99_s`, `serving_tpot_p99_s`,
@@ -97,6 +100,7 @@ class ServingGoal(eqx.Module):
     max_sequences: Scalar = eqx.field(converter=_f, default=math.inf)
     load: str = eqx.field(static=True, default="max_rate")
     disaggregation: Disaggregation | None = None
+    speculation: Speculation | None = None
 
     def metric_names(self, has_technology: bool) -> tuple:
         base = SERVING_LOAD_METRICS if self.load == "batch" else SERVING_METRICS
@@ -116,14 +120,14 @@ class ServingGoal(eqx.Module):
         if self.load == "batch":
             par = design.parallelism
             a = serve_at_load(design.hardware, design.model, tr, par, design.workload.batch / par.dp,
-                              design.technology, tau, self.disaggregation)
+                              design.technology, tau, self.disaggregation, self.speculation)
             out = {"serving_request_rate_per_s": a.request_rate_per_s,
                    "serving_output_tokens_per_s": a.output_tokens_per_s,
                    "serving_ttft_p99_s": a.ttft_p99_s, "serving_tpot_p99_s": a.tpot_p99_s,
                    "serving_ttft_mean_s": a.ttft_mean_s, "serving_tpot_mean_s": a.tpot_mean_s,
                    "serving_requests_in_flight": a.requests_in_flight, "serving_utilization": a.utilization}
             return out | _economics_values(a.economics, a.prefill_economics)
-        s = _serve_impl(design.hardware, design.model, tr, design.parallelism, None, self.disaggregation,
+        s = _serve_impl(design.hardware, design.model, tr, design.parallelism, self.speculation, self.disaggregation,
                         design.technology,
                         self.ttft_limit_s, self.tpot_limit_s, True, tau, False, differentiable=True)
         rate = s.max_request_rate_per_s
@@ -152,12 +156,13 @@ def _economics_values(e, prefill=None) -> dict:
 
 
 def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, prefix_hit=0.0,
-                 max_sequences=math.inf, load="max_rate", disaggregation=None) -> ServingGoal:
+                 max_sequences=math.inf, load="max_rate", disaggregation=None, speculation=None) -> ServingGoal:
     """Build a `ServingGoal`, checking values: limits > 0 (``inf``: none), `input_cv` >= 0,
     `prefix_hit` in [0, 1), `max_sequences` >= 1, `load` "max_rate" or "batch";
     `disaggregation` (`diffhw.disaggregated`): the Prefill pool, whose hardware leaves a
     sizing can vary (``serving.disaggregation.prefill_hardware.*``, aliases
-    ``prefill_compute``, ``prefill_memory_bandwidth``, ...) beside the Decode pool's."""
+    ``prefill_compute``, ``prefill_memory_bandwidth``, ...) beside the Decode pool's;
+    `speculation` (`diffhw.speculative`): speculative decoding or MTP on the Decode pool."""
     if load not in ("max_rate", "batch"):
         raise InputError("load", load, "'max_rate' (the largest rate meeting the limits) or 'batch' (the "
                          "workload's batch as the sequences decoding)")
@@ -170,4 +175,7 @@ def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, pre
         raise InputError("prefix_hit", float(prefix_hit), "in [0, 1) (a fraction of each prompt)")
     if not float(max_sequences) >= 1.0:
         raise InputError("max_sequences", float(max_sequences), ">= 1 (inf for no cap)")
-    return ServingGoal(ttft_limit_s, tpot_limit_s, input_cv, prefix_hit, max_sequences, load, disaggregation)
+    if speculation is not None and not isinstance(speculation, Speculation):
+        raise InputError("speculation", type(speculation).__name__, "a Speculation (diffhw.speculative(...)) or None")
+    return ServingGoal(ttft_limit_s, tpot_limit_s, input_cv, prefix_hit, max_sequences, load, disaggregation,
+                       speculation)

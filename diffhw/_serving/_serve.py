@@ -506,7 +506,7 @@ class AtLoad(eqx.Module):
 
 
 def serve_at_load(hw, model, tr: Traffic, par, sequences, technology=None, tau=_smooth.DEFAULT_TAU,
-                  disaggregation: Disaggregation | None = None) -> AtLoad:
+                  disaggregation: Disaggregation | None = None, speculation: Speculation | None = None) -> AtLoad:
     """The serving model explicit in the load: `sequences` decoding per replica instead of
     a request rate, so no root is solved (one point: as cheap as a few `evaluate` steps).
     For sizing: minimising cost at this point under p99 limits and ``utilization < 1``
@@ -514,8 +514,9 @@ def serve_at_load(hw, model, tr: Traffic, par, sequences, technology=None, tau=_
     bisection. Finite and smooth everywhere (TTFT past the Prefill lane's saturation is
     kept finite), jit-safe, no value checks: the caller checks. With `disaggregation`
     the Prefill lane is its pool (`utilization` its ``rho``), the economics cover both
-    pools and `prefill_economics` holds the Prefill pool's own."""
-    p = _point(hw, model, tr, par, None, disaggregation, technology, sequences, tau, finite=True)
+    pools and `prefill_economics` holds the Prefill pool's own. With `speculation` each
+    Decode step verifies the drafted tokens (`serve`'s model)."""
+    p = _point(hw, model, tr, par, speculation, disaggregation, technology, sequences, tau, finite=True)
     util = _smooth.smooth_max(p.rho, sequences / _smooth.exact_max(p.n_cap, 1e-9))
     O = tr.output_tokens
     e2e = p.ttft[0] + (O - 1.0) * p.tpot[0]
