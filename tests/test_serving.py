@@ -459,3 +459,21 @@ def test_cli_size_with_speculation(_cli):
     assert sv["chosen"]["meets_slo"]
     bad = _cli("size", "--serving", "off", "--mtp")
     assert bad.returncode == 2 and "--mtp" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_size_the_prefill_pool_in_replicas(_cli):
+    """Long prompts at a rate one Prefill chip cannot take: sizing adds whole Prefill
+    replicas (`prefill_replicas`, the pool's dp) until the load meets the limits."""
+    v = diffhw.variable("prefill_replicas", 1, 6)
+    assert v.integer and v.paths == ("serving.disaggregation.prefill_parallelism.dp",)
+    p = _cli("size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--prefill-chips", "1",
+             "--input-tokens", "8192", "--output-tokens", "64", "--precision", "bf16", "--serving", "server",
+             "--vary", "prefill_replicas=1:6", "--vary", "batch=1:256", "--min-request-rate", "8",
+             "--starts", "2", "--steps", "40", "--outer", "4", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    chosen = {x["name"]: x["chosen"] for x in d["variables"]}
+    assert d["feasible"] and chosen["prefill_replicas"] >= 2 and chosen["prefill_replicas"] == int(chosen["prefill_replicas"])
+    sv = d["serving"]["chosen"]
+    assert sv["meets_slo"] and sv["max_request_rate_per_s"] >= 8.0 * (1 - 1e-3)
+    assert d["serving"]["baseline"]["max_request_rate_per_s"] < 8.0  # one replica could not

@@ -244,7 +244,7 @@ def add_serving_flags(p, default=None, off=False):
     p.add_argument("--serving-tpot-p99-ms", type=float, default=None, help="replace the scenario's p99 TPOT limit, ms")
     p.add_argument("--prefill-hardware", default=None,
                    help="with --serving: disaggregated, a Prefill pool of this hardware (default: --hardware); "
-                        "size varies it with prefill_compute, prefill_memory_bandwidth, ...")
+                        "size varies it with prefill_compute, prefill_memory_bandwidth, ..., prefill_replicas")
     p.add_argument("--prefill-chips", type=float, default=None,
                    help="with --serving: disaggregated, Prefill pool chips, one tensor-parallel replica "
                         "(default: the Decode pool's)")

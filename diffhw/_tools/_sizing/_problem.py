@@ -13,11 +13,11 @@ from ..._evaluation._design import get_value, metric_names
 HIGHER_IS_BETTER = frozenset({
     "output_tokens_per_s", "decode_tokens_per_s", "per_user_tokens_per_s", "tokens_per_s_per_watt",
     "tokens_per_s_per_usd", "tokens_per_kgco2e", "max_batch", "memory_margin", "tier_lifetime_margin",
-    "min_tier_lifetime_s", "die_yield",
+    "min_tier_lifetime_s", "die_yield", "thermal_margin_w", "near_memory_flop_per_s",
 })
 
 #: Metrics that may be negative (margins): constrained by difference, not by log ratio.
-SIGNED = frozenset({"memory_margin", "tier_lifetime_margin"})
+SIGNED = frozenset({"memory_margin", "tier_lifetime_margin", "thermal_margin_w"})
 #: Constraint limits beyond this magnitude (SI units) are typos: no metric comes near it,
 #: and in float32 a limit near 3.4e38 overflows.
 MAX_LIMIT = 1e30
@@ -52,9 +52,12 @@ ALIASES.update({
     "prefill_memory_capacity": ((_PREFILL + "memory_capacity_bytes",), False),
     "prefill_sram": ((_PREFILL + "sram_bytes",), False),
     "prefill_link_bandwidth": ((_PREFILL + "link_bandwidth_bytes_per_s",), False),
+    # The Prefill pool's size: its replicas (each of the pool's tp x pp chips, with its own
+    # KV-transfer NICs), so the pool's chips are this times the replica's.
+    "prefill_replicas": (("serving.disaggregation.prefill_parallelism.dp",), False),
 })
 
-_INTEGER_PREFIXES = ("parallelism.", "workload.batch")
+_INTEGER_PREFIXES = ("parallelism.", "workload.batch", "serving.disaggregation.prefill_parallelism.")
 _COUNTS = ("memory_stacks",)
 
 @dataclasses.dataclass(frozen=True)
