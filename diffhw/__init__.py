@@ -28,6 +28,7 @@ from ._serving._traffic import Disaggregation, Speculation, Traffic, disaggregat
 from ._smooth import DEFAULT_TAU, safe_div, safe_log, smooth_max, smooth_min, softplus
 from ._timing._latency import COMPONENTS, StepTime, Work
 from ._tools._calibrate import Calibration, CrossValidation, calibrate, cross_validate
+from ._tools._min_chips import MinChipsResult, min_chips
 from ._tools._sensitivity import (
     Sensitivity,
     crossovers,
@@ -74,6 +75,7 @@ __all__ = [
     "Measurement",
     "MemoryTier",
     "Metrics",
+    "MinChipsResult",
     "NearMemory",
     "OpCost",
     "Parallelism",
@@ -115,6 +117,7 @@ __all__ = [
     "max_request_rate",
     "metric_names",
     "metric_values",
+    "min_chips",
     "parallelism",
     "pareto_front",
     "placement_from_logits",
