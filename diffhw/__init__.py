@@ -1,6 +1,6 @@
 """diffhw: a differentiable cost model of LLM inference hardware, on JAX."""
 
-from . import presets, units
+from . import network, presets, units
 from ._economics._area import Area, chip_area
 from ._economics._cost import Economics, die_yield, dies_per_wafer
 from ._errors import InputError
@@ -14,6 +14,7 @@ from ._evaluation._design import (
     set_values,
 )
 from ._evaluation._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
+from ._hardware._collectives import NetworkOptions
 from ._hardware._hardware import Hardware
 from ._hardware._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, placement_from_logits
 from ._hardware._near_memory import NearMemory
@@ -77,6 +78,7 @@ __all__ = [
     "Metrics",
     "MinChipsResult",
     "NearMemory",
+    "NetworkOptions",
     "OpCost",
     "Parallelism",
     "Placement",
@@ -117,6 +119,7 @@ __all__ = [
     "max_request_rate",
     "metric_names",
     "metric_values",
+    "network",
     "min_chips",
     "parallelism",
     "pareto_front",

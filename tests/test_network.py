@@ -146,3 +146,49 @@ def test_per_sequence_overhead_adds_batch_times_cost_per_step():
         par = diffhw.parallelism(tp=1)
         d = float(diffhw.evaluate(seq, model, wl, par).tpot_s - diffhw.evaluate(base, model, wl, par).tpot_s)
         assert d == pytest.approx(batch * s, rel=1e-5)
+
+
+# --- diffhw.network: the interconnect model in public (issue 15, claims 12 and 13) ---
+
+def test_network_namespace_reexports_the_model():
+    from diffhw._hardware import _collective_algorithms, _endpoints, _topology
+
+    assert diffhw.network.allreduce_time is _collective_algorithms.allreduce_time
+    assert diffhw.network.average_hops is _topology.average_hops
+    assert diffhw.network.timeout_time is _endpoints.timeout_time
+    assert diffhw.NetworkOptions is diffhw.network.NetworkOptions
+    assert "network" in diffhw.__all__ and "NetworkOptions" in diffhw.__all__
+    assert all(hasattr(diffhw.network, n) for n in diffhw.network.__all__)
+
+
+def test_collective_time_golden_and_as_evaluate_charges_it():
+    """By hand: a fixed recursive-doubling all-reduce through one switch is
+    ``2 log2(p) (a + 2 h) + 2 (p-1)/p M/B`` plus the profile's per-call cost; and Decode's
+    communication of a dense model is 2 all-reduces per layer of ``batch d_model 2`` bytes."""
+    hw = presets.hardware("h100-sxm")
+    rd = dataclasses.replace(hw, network=dataclasses.replace(hw.network, algorithm="recursive_doubling"))
+    a, h = float(hw.message_latency_s), float(hw.link_latency_s)
+    bw = float(hw.link_bandwidth_bytes_per_s * hw.profile.network_efficiency)
+    m, p = 131072.0, 8.0
+    want = float(hw.profile.collective_latency_s) + 2 * 3 * (a + 2 * h) + 2 * (p - 1) / p * m / bw
+    assert float(diffhw.network.collective_time(rd, "allreduce", m, p)) == pytest.approx(want, rel=1e-5)
+    assert float(diffhw.network.collective_time(hw, "allreduce", m, 1.0)) == 0.0
+    model = presets.model("llama-3.1-70b")
+    batch = 8.0
+    comm, _ = _comm(hw, tp=8, batch=int(batch))
+    per = float(diffhw.network.collective_time(hw, "allreduce", batch * float(model.d_model) * 2.0, 8.0))
+    assert comm == pytest.approx(2 * model.n_layers * per, rel=1e-4)
+    t = diffhw.network.collective_time(hw, "allreduce", jnp.array([[1e3], [1e6]]), jnp.array([[8.0, 64.0]]))
+    assert t.shape == (2, 2) and bool(jnp.all(jnp.diff(t, axis=0) > 0)) and bool(jnp.all(jnp.diff(t, axis=1) > 0))
+    assert float(diffhw.network.collective_time(hw, "p2p", m)) > float(hw.profile.collective_latency_s)
+    assert float(diffhw.network.collective_time(hw, "alltoall", m, 8.0)) > 0.0
+    with pytest.raises(ValueError, match="collective='broadcast'"):
+        diffhw.network.collective_time(hw, "broadcast", m, 8.0)
+
+
+def test_collective_time_latency_floor_is_flat_in_message_size():
+    """At (nearly) infinite bandwidth an all-reduce costs the same for 1 KB and 1 MB: the
+    alpha term claim 12 plots."""
+    hw = presets.hardware("h100-sxm").replace(link_bandwidth_bytes_per_s=1e30)
+    t = np.asarray(diffhw.network.collective_time(hw, "allreduce", np.array([1e3, 1e6]), 8.0))
+    assert t[1] == pytest.approx(t[0], rel=1e-6)
