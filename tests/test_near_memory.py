@@ -284,3 +284,97 @@ def test_pim_preset_charges_no_logic_die():
     pim = presets.hardware("snapdragon-8-gen-3-pim")
     assert float(pim.near_memory.logic_die) == 0.0
     assert float(presets.hardware("b200-hbm4-pnm").near_memory.logic_die) == 1.0
+
+
+def test_thermal_floor_keeps_tpot_bounded_and_the_margin_flags_it(tmp_path, capsys):
+    """Below ~0.18 W/mm2 the 3D memory's own power exceeds b200-3d's thermal budget. The
+    capped logic keeps a floor of 0.1% of its peak FLOP/s (TPOT stays finite and within
+    1000x the uncapped compute), the `thermal_margin_w` metric goes negative, a sweep
+    marks the design infeasible, and the CLI refuses it in plain words."""
+    import json
+
+    from diffhw._cli import main
+    from diffhw._hardware._near_memory import THERMAL_FLOOR
+
+    hw = presets.hardware("b200-3d")
+    m = presets.model("llama-3.1-70b")
+    d = diffhw.Design(hw, m, diffhw.workload(4, 4096, 256), diffhw.parallelism(tp=8), None)
+    assert {"thermal_margin_w", "near_memory_flop_per_s"} <= set(diffhw.metric_names(d))
+    r = diffhw.sweep(d, {"hardware.near_memory.power_density_w_per_mm2": [1e3, 0.5, 0.1, 0.01]},
+                     metrics=["tpot_s", "thermal_margin_w", "near_memory_flop_per_s"], progress=False)
+    tpot, margin, flops = (np.asarray(r.metrics[k]) for k in ("tpot_s", "thermal_margin_w", "near_memory_flop_per_s"))
+    assert np.all(np.isfinite(tpot)) and list(r.feasible) == [True, True, False, False]
+    assert margin[1] > 0 > margin[2] > margin[3]
+    assert flops[3] == pytest.approx(THERMAL_FLOOR * float(hw.near_memory.flop_per_s), rel=0.05)
+    assert 5.0 * tpot[0] < tpot[3] < 1000.0 * tpot[0]  # slow (1 TFLOP/s logic), finite, bounded
+    # the floor: finite slopes where the memory eats the whole budget
+    nm = eqx.tree_at(lambda n: n.power_density_w_per_mm2, hw.near_memory, jnp.asarray(0.01))
+    bw = float(nm.bandwidth_multiple * hw.memory_bandwidth_bytes_per_s)
+    g = jax.grad(lambda x: thermal_flop_per_s(eqx.tree_at(lambda n: n.power_density_w_per_mm2, nm, x), bw))(
+        jnp.asarray(0.01))
+    assert np.isfinite(float(g)) and float(g) >= 0
+    f = tmp_path / "cold.toml"
+    f.write_text('based_on = "b200-3d"\nname = "cold"\n[near_memory]\npower_density_w_per_mm2 = 0.1\n')
+    assert main(["evaluate", "--hardware", str(f), "--model", "llama-3.1-8b", "--chips", "1"]) == 2
+    assert "thermally infeasible" in capsys.readouterr().err
+    assert main(["evaluate", "--json", "--hardware", "b200-3d", "--model", "llama-3.1-8b", "--chips", "1",
+                 "--batch", "1", "--input-tokens", "512", "--output-tokens", "16"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["thermal_margin_w"] == pytest.approx(float(thermal_margin_w(hw)), rel=1e-5) and out["thermal_margin_w"] > 0
+    assert 0 < out["near_memory_flop_per_s"] <= float(hw.near_memory.flop_per_s)
+    c = diffhw.constraint("thermal_margin_w>=0")
+    assert c.metric == "thermal_margin_w"
+
+
+def test_pim_shard_exchange_scales_with_shards_and_batch_and_costs_energy():
+    """Every shard returns a partial result per token: the host's extra traffic is
+    ``(shards - 1) x activation bytes``, linear in the batch and in ``1 / shard_bytes``.
+    That traffic crosses the memory interface, so it costs time and energy; with bank-sized
+    (32 MB) shards at datacenter batch PIM's Decode energy per token exceeds the same
+    design's with PNM-sized (32 GB) shards."""
+    from diffhw._hardware._near_memory import offload
+    from diffhw._workload._operators import shards_for, step_ops
+
+    pim = presets.hardware("b200-hbm4-pim")
+    m = presets.model("llama-3.1-70b")
+
+    def extra(shard, batch):
+        ops = step_ops(m, shards_for(m, 1.0, 1.0), float(batch), float(batch), 2048.0, 2.0, 2.0, 2.0, True)
+        ffn = next(op for name, _, op in ops if name == "ffn")
+        nm = eqx.tree_at(lambda n: n.shard_bytes, pim.near_memory, jnp.asarray(shard))
+        off = offload(pim.replace(near_memory=nm), ffn)
+        return float(off.host_extra_bytes), float(off.shards), float(ffn.weight_bytes)
+
+    e1, s1, w = extra(32e6, 64)
+    e2, s2, _ = extra(64e6, 64)
+    e3, _, _ = extra(32e6, 128)
+    assert s1 == pytest.approx(w / 32e6, rel=1e-3) and s2 == pytest.approx(w / 64e6, rel=1e-3)
+    assert e3 == pytest.approx(2.0 * e1, rel=1e-4)
+    assert e1 / e2 == pytest.approx((s1 - 1.0) / (s2 - 1.0), rel=1e-3)
+    assert extra(32e9, 64)[0] == pytest.approx(0.0, abs=1e-3 * e1)  # one shard holds the matrix
+    tech = presets.technology_for("b200-hbm4-pim")
+    wl, par = diffhw.workload(64, 1024, 64), diffhw.parallelism()
+    big = pim.replace(near_memory=eqx.tree_at(lambda n: n.shard_bytes, pim.near_memory, jnp.asarray(32e9)))
+    small_e, big_e = (float(diffhw.evaluate(h, m, wl, par, technology=tech).economics.decode_energy_per_token_j)
+                      for h in (pim, big))
+    assert small_e - big_e > 0.01 * big_e  # 0 before the exchange was charged (same TPOT: the logic binds)
+
+
+def test_datacenter_pim_loses_to_pnm_at_batch_but_not_at_batch_one():
+    """Table 4 from the presets: HBM4-PIM (bank-level FP16 units at ~1 FLOP per byte, 4x
+    internal bandwidth, 32 MB shards, -25% capacity, +50% $/GB) against HBM4 base-die PNM
+    (same bandwidth, 48 GB shards): at batch 1 PIM's internal bandwidth makes Decode
+    faster; at batch 256 its slow DRAM-process logic and shard traffic lose on perf/W and
+    perf/TCO."""
+    m = presets.model("llama-3.1-70b")
+    par = diffhw.parallelism()
+    out = {}
+    for name in ("b200-hbm4-pnm", "b200-hbm4-pim"):
+        hw, tech = presets.hardware(name), presets.technology_for(name)
+        for b in (1, 256):
+            e = diffhw.evaluate(hw, m, diffhw.workload(b, 1024, 128), par, technology=tech)
+            out[name, b] = (float(e.tpot_s), float(e.economics.tokens_per_s_per_watt),
+                            float(e.economics.tokens_per_s_per_usd))
+    assert out["b200-hbm4-pim", 1][0] < out["b200-hbm4-pnm", 1][0]
+    for k in (1, 2):
+        assert out["b200-hbm4-pim", 256][k] < 0.7 * out["b200-hbm4-pnm", 256][k]

@@ -128,6 +128,9 @@ def _table(d, command):
             ("embodied kgCO2e / operational per year", f"{d['embodied_kgco2e']:,.0f} / {d['operational_kgco2e_per_year']:,.0f}"),
             ("tokens/s per facility W / per $ of TCO/yr", f"{d['tokens_per_s_per_watt']:.3f} / {d['tokens_per_s_per_usd']:.2e}"),
         ]
+    if "thermal_margin_w" in d:
+        rows.append(("near-memory FLOP/s (thermal cap) / margin",
+                     f"{d['near_memory_flop_per_s'] / 1e12:,.1f} TFLOP/s / {d['thermal_margin_w']:,.0f} W"))
     w = max(len(r[0]) for r in rows)
     lines += [f"  {k:<{w}}  {v}" for k, v in rows]
     lines.append("")

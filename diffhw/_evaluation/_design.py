@@ -20,6 +20,7 @@ import numpy as np
 
 from .._errors import InputError
 from .._hardware._hardware import Hardware
+from .._hardware._near_memory import near_flop_per_s, thermal_margin_w
 from .._hardware._memory import DATA_CLASSES, Placement, fractions_of
 from .._hardware._technology import YEAR_S, Technology
 from .._jit import filter_jit
@@ -196,6 +197,11 @@ CORE_METRICS = (
     "max_batch", "chips", "batch", "tier_lifetime_margin", "min_tier_lifetime_s",
 )
 
+#: Extra metrics of designs with near-memory units (`Hardware.near_memory`): the thermal
+#: margin (W; < 0: the stacked memory alone exceeds the thermal budget, infeasible) and
+#: the units' FLOP/s under the thermal cap.
+NEAR_MEMORY_METRICS = ("thermal_margin_w", "near_memory_flop_per_s")
+
 #: Extra metrics that need a `Technology` (economics), beside `_report.ECONOMICS_KEYS`.
 SYSTEM_METRICS = ("system_area_mm2", "system_peak_power_w", "system_capex_usd_per_chip")
 
@@ -206,8 +212,9 @@ def metric_values(metrics, design: Design, tau=DEFAULT_TAU) -> dict:
     Adds `batch`, `chips`, `tier_lifetime_margin` (the tightest tier's ``lifetime /
     required - 1``, required = the technology's lifetime or 5 years),
     `min_tier_lifetime_s`, and with economics `system_area_mm2` (logic area of all
-    chips), `system_peak_power_w` and `system_capex_usd_per_chip`; with a serving goal
-    its ``serving_*`` metrics (at smoothing `tau`).
+    chips), `system_peak_power_w` and `system_capex_usd_per_chip`; with near-memory units
+    `thermal_margin_w` and `near_memory_flop_per_s` (`NEAR_MEMORY_METRICS`); with a
+    serving goal its ``serving_*`` metrics (at smoothing `tau`).
     """
     m = metrics
     required = design.technology.lifetime_s if design.technology is not None else 5.0 * YEAR_S
@@ -228,6 +235,9 @@ def metric_values(metrics, design: Design, tau=DEFAULT_TAU) -> dict:
         "tier_lifetime_margin": jnp.min(life_margin),
         "min_tier_lifetime_s": jnp.min(m.tiers.lifetime_s),
     }
+    if design.hardware.near_memory is not None:
+        out["thermal_margin_w"] = thermal_margin_w(design.hardware)
+        out["near_memory_flop_per_s"] = near_flop_per_s(design.hardware)
     e = m.economics
     if e is not None:
         for k in ECONOMICS_KEYS:
@@ -244,6 +254,8 @@ def metric_names(design: Design) -> tuple:
     """Names `metric_values` returns for `design` (depends on whether it has a
     technology)."""
     names = CORE_METRICS + ((*ECONOMICS_KEYS, *SYSTEM_METRICS) if design.technology is not None else ())
+    if design.hardware.near_memory is not None:
+        names = names + NEAR_MEMORY_METRICS
     if design.serving is not None:
         names = names + tuple(design.serving.metric_names(design.technology is not None))
     return names

@@ -113,7 +113,9 @@ _RULES = {**{p: "> 0 and finite" for p in _POSITIVE}, **{p: "in (0, 1] and finit
 _DEFAULT_RULE = ">= 0 and finite"
 #: A derived check: the near-memory thermal budget covers its memory's own power.
 _THERMAL = ("a thermal budget (power_density_w_per_mm2 x footprint_mm2) that covers the stacked memory's "
-            "own power at full internal bandwidth (the margin, W, is >= 0)")
+            "own power at full internal bandwidth (the margin, W, is >= 0): below it the near-memory logic "
+            "has no power left to compute, the design is thermally infeasible (raise power_density_w_per_mm2 "
+            "or footprint_mm2, or lower bandwidth_multiple or pj_per_bit)")
 #: What each kind of check lets through (NaN passes none); `xp` is jax.numpy or numpy.
 _PASSES = {
     "> 0 and finite": lambda v, xp=jnp: xp.isfinite(v) & (v > 0),

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 
+from .._hardware import _near_memory
 from ._evaluate import Metrics, bound_name
 
 
@@ -60,7 +61,15 @@ def metrics_dict(m: Metrics, hw, model, wl, par) -> dict:
         "total_params": f(model.total_params()),
         "active_params": f(model.active_params()),
         **(_economics_dict(m.economics) if m.economics is not None else {}),
+        **(_near_memory_dict(hw) if hw.near_memory is not None else {}),
     }
+
+
+def _near_memory_dict(hw) -> dict:
+    """Near-memory units: the thermal margin (W, < 0 is infeasible) and the FLOP/s they
+    sustain under the thermal cap."""
+    return {"thermal_margin_w": float(_near_memory.thermal_margin_w(hw)),
+            "near_memory_flop_per_s": float(_near_memory.near_flop_per_s(hw))}
 
 
 #: Economics fields reported by the CLI, with their JSON names (units in the names).

@@ -101,17 +101,33 @@ def thermal_margin_w(hw):
     return nm.power_density_w_per_mm2 * nm.footprint_mm2 - internal_bandwidth(hw) * nm.j_per_byte
 
 
+#: The smallest share of its peak FLOP/s the thermally capped logic is credited with.
+#: Below a zero budget (`thermal_margin_w` < 0) the logic would get ~0 FLOP/s and every
+#: offloaded step would take ~forever (a TPOT of 1e28 s in float32); the floor keeps
+#: times finite and bounded (at most 1000x the uncapped compute time) while the margin
+#: flags the design as thermally impossible. A numerical guard, not a physical rate.
+THERMAL_FLOOR = 1e-3
+
+
 def thermal_flop_per_s(nm: NearMemory, internal_bytes_per_s):
     """FLOP/s the stacked logic sustains under its thermal limit.
 
     The logic may dissipate ``P = density x footprint`` minus the power of its memory
     accesses; at full speed it would need ``flop_per_s x j_per_flop``. Under DVFS power
-    goes as ``f^3``, so the sustained rate is ``peak x smooth_min(1, (P / P_peak)^(1/3))``.
+    goes as ``f^3``, so the sustained rate is ``peak x smooth_min(1, (P / P_peak)^(1/3))``,
+    never below ``THERMAL_FLOOR x peak`` (smoothly: the floor's cube is added to the
+    power ratio). A budget the memory alone exceeds is flagged by `thermal_margin_w`.
     """
     budget = nm.power_density_w_per_mm2 * nm.footprint_mm2 - internal_bytes_per_s * nm.j_per_byte
     need = nm.flop_per_s * nm.j_per_flop
-    ratio = _smooth.softplus(budget / need, sharpness=1000.0)  # > 0 even when memory eats the budget
+    ratio = _smooth.softplus(budget / need, sharpness=1000.0) + THERMAL_FLOOR**3  # > 0 when memory eats the budget
     return nm.flop_per_s * _smooth.smooth_min(1.0, ratio ** (1.0 / 3.0))
+
+
+def near_flop_per_s(hw):
+    """FLOP/s the near-memory units of `hw` sustain: their peak under the thermal cap
+    at full internal bandwidth (`thermal_flop_per_s`), as `offload` uses it."""
+    return thermal_flop_per_s(hw.near_memory, internal_bandwidth(hw))
 
 
 class Offload(eqx.Module):
@@ -145,7 +161,7 @@ def offload(hw, op, tau=_smooth.DEFAULT_TAU) -> Offload:
     near_bytes = nm.offload_fraction * in_tier
     near_flops = share * op.flops
     internal_bw = internal_bandwidth(hw)
-    flops = thermal_flop_per_s(nm, internal_bw)
+    flops = near_flop_per_s(hw)
     shards = jnp.where(near_bytes > 0, _smooth.smooth_max(near_bytes / nm.shard_bytes, 1.0), 0.0)
     extra = (shards - 1.0) * op.act_bytes * share  # one shard's exchange is the op's own traffic
     near_time = _smooth.smooth_max(

@@ -252,6 +252,11 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
     if hw.near_memory is not None and offload:  # near-memory units serve Decode
         offs = jax.vmap(lambda op: _near_memory.offload(hw, op, tau))(stacked)
         near_flops, near_bytes = jnp.dot(counts, offs.near_flops), jnp.dot(counts, offs.near_bytes)
+        # the shards' inputs and partial results cross the memory interface: traffic
+        # (and energy) of the activation class, as the roofline already times them
+        exchange = jnp.dot(counts, offs.host_extra_bytes)
+        reads = reads.at[3].add(exchange)
+        traffic = traffic + exchange
     work = Work(flops, traffic, sent, reads, writes, near_flops, near_bytes)
     return StepTime(c, mem, comm, over * jnp.ones(())), work
 
