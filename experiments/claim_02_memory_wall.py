@@ -10,12 +10,13 @@ is the pure roofline.
 """
 
 import csv
+import itertools
 import pathlib
 import sys
 
+import _common
 import numpy as np
 
-import _common
 import diffhw
 
 CLAIM = 2
@@ -132,8 +133,8 @@ def run(quick, out):
     hw_frac = [r["frac_hw"] for r in res]
     cal_frac = [r["frac_cal"] for r in res]
     falls_overall = hw_frac[-1] < hw_frac[0]
-    monotone_hw = all(b <= a * 1.001 for a, b in zip(hw_frac, hw_frac[1:]))
-    monotone_cal = all(b <= a * 1.001 for a, b in zip(cal_frac, cal_frac[1:]))
+    monotone_hw = all(b <= a * 1.001 for a, b in itertools.pairwise(hw_frac))
+    monotone_cal = all(b <= a * 1.001 for a, b in itertools.pairwise(cal_frac))
     ours = (f"Datasheets give {k20x['flops']:.0f}x FP64 (tensor) FLOP/s and {k20x['bandwidth']:.1f}x bandwidth from "
             f"K20X to H100 SXM ({k20x['balance']:.1f}x balance; from K20: {k20['flops']:.0f}x, "
             f"{k20['bandwidth']:.1f}x, {k20['balance']:.1f}x). Decode on one chip reaches "

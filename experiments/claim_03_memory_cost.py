@@ -13,9 +13,9 @@ year.
 
 import sys
 
+import _common
 import numpy as np
 
-import _common
 import diffhw
 
 CLAIM = 3

@@ -8,9 +8,9 @@ constants (`diffhw.presets.memory_device`, the rows every hardware preset's tier
 
 import sys
 
+import _common
 import numpy as np
 
-import _common
 import diffhw
 
 CLAIM = 5
