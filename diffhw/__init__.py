@@ -44,6 +44,7 @@ from ._tools._sizing._problem import Constraint, Variable, constraint, variable
 from ._tools._sizing._size import SizingResult, size
 from ._tools._sweep import SweepResult, pareto_front, sweep
 from ._workload._costs import workload_costs
+from ._workload import _trends as trends
 from ._workload._operators import OpCost, expected_experts_touched
 from ._workload._precision import Precision, precision
 from ._workload._transformer import Transformer
@@ -143,6 +144,7 @@ __all__ = [
     "sweep",
     "tornado",
     "traffic",
+    "trends",
     "units",
     "validate_parallelism",
     "variable",

@@ -18,6 +18,7 @@ from .._hardware import _collectives, _memory, _near_memory
 from .._hardware._hardware import Hardware
 from .._workload._operators import (
     access_bytes,
+    encoder_op,
     kv_bytes_per_chip,
     rank_load_factor,
     shards_for,
@@ -171,9 +172,10 @@ class Work(eqx.Module):
         return jax.tree_util.tree_map(lambda x: x * factor, self)
 
 
-def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DEFAULT_TAU):
+def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DEFAULT_TAU, block=1.0):
     """Time and work of `tokens` tokens (of `sequences` sequences at `context`) passing
-    through every layer on one tensor-parallel rank per pipeline stage.
+    through every layer on one tensor-parallel rank per pipeline stage. `block`: Decode
+    tokens per sequence in the pass (`step_ops`; block diffusion).
 
     **Returns:** ``(StepTime, Work)``.
     """
@@ -181,7 +183,7 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     ops = step_ops(
         model, shards, tokens, sequences, context, wb, ab, kvb, decode=decode,
-        shared=wl.shared_context_tokens, skew=wl.routing_skew,
+        shared=wl.shared_context_tokens, skew=wl.routing_skew, block=block,
     )
     return ops_chain(hw, model, wl, par, ops, tokens, sequences, decode, tau)
 
@@ -267,9 +269,20 @@ def decode_step(hw, model, wl: Workload, par, context, tau=_smooth.DEFAULT_TAU):
     The chain of all layers runs on a micro-batch of ``batch / (dp * pp)`` sequences,
     one token each; with ``pp`` stages, ``pp`` micro-batches are in flight, so this
     chain time is also the time per output token.
+
+    Block diffusion (``wl.decode_block_tokens = B``, ``wl.denoising_steps = S``): a
+    pass runs ``B`` tokens of each sequence (``m B`` tokens, one KV read per sequence)
+    and a block of ``B`` output tokens takes ``S`` passes, so the time and work per
+    output token are those of one pass times ``S / B``. The block's K and V are written
+    on every pass (recomputed as the tokens change, as in Fast-dLLM's cache refresh),
+    and its queries attend to the cached context, not to each other (``B`` is small
+    beside the context). ``B = S = 1`` is autoregressive Decode.
     """
     m = wl.batch / (par.dp * par.pp)
-    return chain(hw, model, wl, par, m, m, context, True, tau)
+    block = wl.decode_block_tokens
+    t, work = chain(hw, model, wl, par, m * block, m, context, True, tau, block=block)
+    per_token = wl.denoising_steps / block
+    return t.scale(per_token), work.scale(per_token)
 
 
 def tpot(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
@@ -303,17 +316,40 @@ def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
     at most ``max_batched_tokens`` tokens. Chunks flow through the ``pp`` pipeline
     stages: ``time = chain(chunk) * (n + pp - 1) / pp``. Queries attend on average to
     half the prompt (causal mask).
+
+    A modality encoder (``wl.encoder_params > 0``) first encodes the replica's
+    ``b * encoder_tokens`` tokens on the first stage (its weights split over the
+    tensor-parallel group, read once): its roofline time and work are added, not
+    pipelined. Its tokens are part of ``input_tokens`` (`diffhw.trends.multimodal`).
     """
     b = wl.batch / par.dp
     n = prefill_chunks(hw, wl, par)
     t, work = chain(hw, model, wl, par, b * wl.input_tokens / n, b / n, (wl.input_tokens + 1.0) / 2.0,
                     False, tau)
-    return t.scale((n + par.pp - 1.0) / par.pp), work.scale(n)
+    t, work = t.scale((n + par.pp - 1.0) / par.pp), work.scale(n)
+    et, ework = _encoder(hw, model, wl, par, b * wl.encoder_tokens, tau)
+    return jax.tree_util.tree_map(jnp.add, t, et), jax.tree_util.tree_map(jnp.add, work, ework)
+
+
+def _encoder(hw, model, wl, par, tokens, tau):
+    """`StepTime` and `Work` of a modality encoder encoding `tokens` tokens on one
+    tensor-parallel rank (zero without an encoder)."""
+    wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
+    op = encoder_op(model, shards_for(model, par.tp, par.ep), wl.encoder_params, tokens, wb, ab)
+    has = wl.encoder_params > 0.0
+    op = jax.tree_util.tree_map(lambda x: _smooth.where(has, x, 0.0), op)
+    c, mem = roofline(hw, [("encoder", 1, op)], hw.peak_flop_per_s(wl.activation_precision),
+                      access_bytes(model, wb, ab, kvb), tau, offload=False)
+    c, mem = _smooth.where(has, c, 0.0), _smooth.where(has, mem, 0.0)
+    reads, writes = op.reads_writes()
+    zero = jnp.zeros(())
+    return StepTime(c, mem, zero, zero), Work(op.flops, op.bytes, zero, reads, writes)
 
 
 def memory_per_chip(hw, model, wl, par, batch=None):
     """Bytes one chip stores, by data class: ``(weights, kv_cache, context, activations)``.
 
+    Weights include a modality encoder's (``wl.encoder_params``, split like the model's).
     KV: every sequence of the replica at its full length ``input + output``. Activations:
     the working set of one Prefill chunk (residual stream, attention and FFN
     intermediates) plus fp32 logits of the Decode batch.
@@ -321,6 +357,7 @@ def memory_per_chip(hw, model, wl, par, batch=None):
     b = (wl.batch if batch is None else batch) / par.dp
     shards = shards_for(model, par.tp, par.ep)
     w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes)
+    w = w + wl.encoder_params / (par.tp * par.pp) * wl.weight_precision.bytes  # a modality encoder's
     kv = kv_bytes_per_chip(
         model, shards, par.pp, b, wl.input_tokens + wl.output_tokens, wl.kv_precision.bytes
     )

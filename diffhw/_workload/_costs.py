@@ -1,9 +1,10 @@
 """FLOPs and bytes of a workload by operator group, per layer and in total (plain Python)."""
 
-from ._operators import shards_for, step_ops
+from .._jit import filter_jit
+from ._operators import encoder_op, shards_for, step_ops
 from ._workload import parallelism as _par
 
-_COST_FIELDS = ("flops", "weight_bytes", "kv_read_bytes", "kv_write_bytes", "act_bytes")
+_COST_FIELDS = ("flops", "weight_bytes", "kv_read_bytes", "kv_write_bytes", "act_bytes", "context_bytes")
 
 
 def workload_costs(model, workload, parallelism=None):
@@ -13,27 +14,30 @@ def workload_costs(model, workload, parallelism=None):
     Prefill processes every prompt of the batch. ``"model"`` is the whole model on one
     chip (no sharding); ``"per_chip"`` is one chip's share under `parallelism` (for the
     chip's micro-batch: ``batch / (dp * pp)``; summed over all layers, i.e. over the
-    pipeline stages).
+    pipeline stages). The shared read-only context (``shared_context_tokens``) is
+    attended to by every query (FLOPs) and read once per step (``context_bytes``), as
+    `diffhw.evaluate` charges it. A block-diffusion Decode step
+    (``decode_block_tokens`` B, ``denoising_steps`` S) is one denoising pass over B
+    tokens of every sequence; a modality encoder (``encoder_params``) adds an
+    ``"encoder"`` row to the Prefill pass.
 
-    **Returns:** ``{"decode_step": {...}, "prefill_pass": {...}}``, each with
-    ``"model"`` and ``"per_chip"`` entries holding ``"ops"`` (one row per operator group:
-    name, layers, and per-layer flops / weight_bytes / kv_read_bytes / kv_write_bytes /
-    act_bytes) and ``"total"``.
+    **Returns:** ``{"decode_step": {...}, "prefill_pass": {...},
+    "decode_per_output_token": {...}}``; the first two each with ``"model"`` and
+    ``"per_chip"`` entries holding ``"ops"`` (one row per operator group: name, layers,
+    and per-layer flops / weight_bytes / kv_read_bytes / kv_write_bytes / act_bytes /
+    context_bytes) and ``"total"`` (the same fields summed, plus ``"bytes"``, all of
+    them). ``"decode_per_output_token"`` holds ``"model"`` and ``"per_chip"`` totals of
+    the Decode step divided by the output tokens it yields (``sequences * B / S``).
     """
     wl = workload
     par = parallelism if parallelism is not None else _par()
-    out = {}
+    block, passes = float(wl.decode_block_tokens), float(wl.denoising_steps)
+    out = {"decode_per_output_token": {}}
     for phase, decode in (("decode_step", True), ("prefill_pass", False)):
         entry = {}
         for scope, p in (("model", _par()), ("per_chip", par)):
             seqs = wl.batch / (p.dp * (p.pp if decode else 1.0))
-            tokens = seqs if decode else seqs * wl.input_tokens
-            ctx = wl.input_tokens + wl.output_tokens / 2 if decode else (wl.input_tokens + 1) / 2
-            ops = step_ops(
-                model, shards_for(model, p.tp, p.ep), tokens, seqs, ctx,
-                wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
-                decode=decode, skew=wl.routing_skew,
-            )
+            ops = _phase_ops(model, wl, p, decode, not decode and float(wl.encoder_params) > 0.0)
             rows, total = [], dict.fromkeys(_COST_FIELDS, 0.0)
             for name, count, op in ops:
                 row = {"name": name, "layers": int(count)}
@@ -44,5 +48,31 @@ def workload_costs(model, workload, parallelism=None):
                 rows.append(row)
             total["bytes"] = sum(total[f] for f in _COST_FIELDS[1:])
             entry[scope] = {"ops": rows, "total": total}
+            if decode:
+                yielded = float(seqs) * block / passes
+                out["decode_per_output_token"][scope] = {k: v / yielded for k, v in total.items()}
         out[phase] = entry
-    return out
+    return {"decode_step": out["decode_step"], "prefill_pass": out["prefill_pass"],
+            "decode_per_output_token": out["decode_per_output_token"]}
+
+
+@filter_jit
+def _phase_ops(model, wl, p, decode, encoder):
+    """`step_ops` of one Decode step (`decode`) or Prefill pass, with a modality
+    encoder's row first when `encoder` (one compiled program per model structure, not
+    one per JAX primitive as eager execution would)."""
+    seqs = wl.batch / (p.dp * (p.pp if decode else 1.0))
+    tokens = seqs * wl.decode_block_tokens if decode else seqs * wl.input_tokens
+    ctx = wl.input_tokens + wl.output_tokens / 2 if decode else (wl.input_tokens + 1) / 2
+    shards = shards_for(model, p.tp, p.ep)
+    ops = step_ops(
+        model, shards, tokens, seqs, ctx,
+        wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
+        decode=decode, shared=wl.shared_context_tokens, skew=wl.routing_skew,
+        block=wl.decode_block_tokens if decode else 1.0,
+    )
+    if encoder:
+        enc = encoder_op(model, shards, wl.encoder_params, seqs * wl.encoder_tokens,
+                         wl.weight_precision.bytes, wl.activation_precision.bytes)
+        ops = [("encoder", 1, enc), *ops]
+    return ops

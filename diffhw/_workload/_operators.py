@@ -132,7 +132,8 @@ def rank_load_factor(n_experts, k, tokens, ranks, skew=0.0):
     return _smooth.exact_min(f, cap)
 
 
-def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0, skew=0.0):
+def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0, skew=0.0,
+             block=1.0):
     """Per-chip FLOPs and bytes of one Decode step or one Prefill pass.
 
     **Arguments:**
@@ -153,6 +154,11 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
       uniform); with expert parallelism the most loaded rank sets the expert group's
       compute and activation traffic (`rank_load_factor`), and popular experts are
       touched more often (`expected_experts_touched`).
+    - `block`: Decode only, tokens each sequence runs through the model in this step
+      (1: autoregressive; a block-diffusion pass denoises a block of them,
+      ``tokens = sequences * block``). The block's queries share one read of the
+      sequence's KV history (more matrix rows for the attention core) and the head
+      scores every one of them.
 
     **Returns:** a list of ``(name, layer_count, OpCost)``; multiply each cost by its
     count and add to get the step's total.
@@ -177,13 +183,13 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
     if model.mla and decode:
         # Absorbed MLA: scores over (latent + rope), values over the latent.
         score_dim, value_dim = model.kv_lora_rank + model.qk_rope_dim, model.kv_lora_rank
-        core_rows = heads
+        core_rows = heads * block
     elif model.mla:
         score_dim, value_dim = model.qk_nope_dim + model.qk_rope_dim, model.v_head_dim
         core_rows = tokens
     else:
         score_dim = value_dim = model.head_dim
-        core_rows = (h / model.n_kv_heads) if decode else tokens
+        core_rows = (h / model.n_kv_heads * block) if decode else tokens
 
     for sliding, moe, count in model.layer_groups:
         ctx = _smooth.smooth_min(context, model.sliding_window) if sliding else context
@@ -202,17 +208,18 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
         ops.append((f"{'moe' if moe else 'ffn'}{'_sliding' if sliding else ''}", count, _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew)))
 
     vocab = model.vocab_size / tp
+    scored = sequences * block if decode else sequences  # rows the head scores
     ops.append(
         (
             "lm_head",
             1,
             OpCost(
-                flops=2.0 * d * vocab * sequences,
+                flops=2.0 * d * vocab * scored,
                 weight_bytes=d * vocab * wbytes,
                 kv_read_bytes=jnp.zeros(()),
                 kv_write_bytes=jnp.zeros(()),
-                act_bytes=(tokens * d + sequences * (d + vocab)) * abytes,
-                rows=sequences,
+                act_bytes=(tokens * d + scored * (d + vocab)) * abytes,
+                rows=scored * jnp.ones(()),
             ),
         )
     )
@@ -256,6 +263,22 @@ def _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew=0.0):
         act_bytes=tokens * (2.0 * d + load * (2.0 * d * k + 3.0 * k * model.expert_ffn_dim / tp)
                             + 3.0 * shared_width) * abytes,
         rows=rows,
+    )
+
+
+def encoder_op(model, shards, encoder_params, tokens, wbytes, abytes):
+    """Per-chip FLOPs and bytes of a modality encoder (e.g. a ViT) encoding `tokens`
+    tokens during Prefill: its `encoder_params` weights (elements) split over the
+    tensor-parallel group and read once, ``2 * params`` FLOPs per token, and the encoded
+    tokens written out as ``d_model``-wide embeddings for the decoder."""
+    w = encoder_params / shards.tp
+    return OpCost(
+        flops=2.0 * w * tokens,
+        weight_bytes=w * wbytes,
+        kv_read_bytes=jnp.zeros(()),
+        kv_write_bytes=jnp.zeros(()),
+        act_bytes=tokens * model.d_model * abytes * jnp.ones(()),
+        rows=tokens * jnp.ones(()),
     )
 
 

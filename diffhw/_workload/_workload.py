@@ -31,6 +31,16 @@ class Workload(eqx.Module):
       tokens each routed expert receives (0: uniform routing, the default). With expert
       parallelism the most loaded rank sets the experts' time and the all-to-all, even
       under uniform routing at small batches (`diffhw._workload._operators.rank_load_factor`).
+    - `decode_block_tokens`, `denoising_steps`: non-autoregressive (block diffusion)
+      Decode. Each Decode pass runs a block of `decode_block_tokens` tokens per sequence
+      through the model and a block takes `denoising_steps` passes, so per output token
+      the weights and KV history are read ``denoising_steps / decode_block_tokens`` times
+      and the FLOPs are ``denoising_steps`` times those of one token. 1 and 1 (the
+      defaults): autoregressive Decode, one token per step.
+    - `encoder_params`, `encoder_tokens`: a modality encoder (e.g. a ViT) in front of
+      the decoder: its weights (elements, stored at the weight precision beside the
+      model's) and the tokens per request it encodes during Prefill (its FLOPs are
+      ``2 * encoder_params * encoder_tokens`` per request). 0: text only.
     """
 
     batch: Scalar = eqx.field(converter=_f)
@@ -41,6 +51,10 @@ class Workload(eqx.Module):
     kv_precision: Precision
     shared_context_tokens: Scalar = eqx.field(converter=_f, default=0.0)
     routing_skew: Scalar = eqx.field(converter=_f, default=0.0)
+    decode_block_tokens: Scalar = eqx.field(converter=_f, default=1.0)
+    denoising_steps: Scalar = eqx.field(converter=_f, default=1.0)
+    encoder_params: Scalar = eqx.field(converter=_f, default=0.0)
+    encoder_tokens: Scalar = eqx.field(converter=_f, default=0.0)
 
 
 def workload(
@@ -53,12 +67,18 @@ def workload(
     activation_precision=None,
     shared_context_tokens=0.0,
     routing_skew=0.0,
+    decode_block_tokens=1.0,
+    denoising_steps=1.0,
+    encoder_params=0.0,
+    encoder_tokens=0.0,
 ) -> Workload:
     """Build a `Workload`, checking values (for use outside `jit`).
 
     `precision_` sets weights and activations; `weight_precision` and
     `activation_precision` override one of them; `kv_precision` defaults to the
-    activation precision.
+    activation precision. `decode_block_tokens` and `denoising_steps` (>= 1) describe
+    block-diffusion Decode, `encoder_params` and `encoder_tokens` (>= 0) a modality
+    encoder (see `Workload`; `diffhw.trends` sets them).
     """
     check_positive("batch", batch)
     check_positive("input_tokens", input_tokens)
@@ -68,7 +88,14 @@ def workload(
     w, a, kv = precisions(precision_, kv_precision, weight_precision, activation_precision)
     check_positive("shared_context_tokens", shared_context_tokens, allow_zero=True)
     check_routing_skew(routing_skew)
-    return Workload(batch, input_tokens, output_tokens, w, a, kv, shared_context_tokens, routing_skew)
+    for name, v in (("decode_block_tokens", decode_block_tokens), ("denoising_steps", denoising_steps)):
+        check_positive(name, v)
+        if not isinstance(v, jax.core.Tracer) and float(v) < 1:
+            raise InputError(name, v, ">= 1 (1: autoregressive Decode)")
+    check_positive("encoder_params", encoder_params, allow_zero=True)
+    check_positive("encoder_tokens", encoder_tokens, allow_zero=True)
+    return Workload(batch, input_tokens, output_tokens, w, a, kv, shared_context_tokens, routing_skew,
+                    decode_block_tokens, denoising_steps, encoder_params, encoder_tokens)
 
 
 def precisions(precision_="bf16", kv_precision=None, weight_precision=None, activation_precision=None):
