@@ -223,7 +223,7 @@ def _figure(base, res, out):
     bx.invert_yaxis()
     bx.set_xlabel("share of the Decode step time (on the chips needed)")
     bx.set_title("what binds Decode: only diffusion is compute-bound in the paper", fontsize=9)
-    bx.legend(fontsize=7, loc="lower right")
+    bx.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4)
     return _common.save(fig, out, "claim_14_trend_matrix.png")
 
 
