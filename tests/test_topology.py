@@ -605,3 +605,18 @@ def test_bad_names_raise():
         algo.allgather_time(MB, 8.0, BW, H, A, "ring", "tree")
     with pytest.raises(ValueError, match="topology"):
         algo.alltoall_time(MB, 8.0, BW, H, A, "bus")
+
+
+def test_timeout_without_a_tail_is_finite_with_finite_gradients():
+    """A zero straggler scale (allowed in a hardware file) means no wait and no timeout,
+    and no NaN in the gradient (issue 15, claim 13)."""
+    n, mean, timeout = _f([1.0, 8.0, 64.0, 8.0]), _f([0.0, 1e-6, 1e-6, 1e-6]), _f([1.0, 1.0, 1e-5, 5e-7])
+    scale = jnp.zeros_like(n)
+    e, frac = _timeout(n, mean, scale, timeout)
+    np.testing.assert_allclose(e, [0.0, 1e-6, 1e-6, 5e-7], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(frac, [0.0, 0.0, 0.0, 1.0])
+    grads = jax.jacrev(lambda *xs: ends.timeout_time(*xs)[0], argnums=(0, 1, 2, 3))(n, mean, scale, timeout)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
+    # the right derivative in the scale: H_n while the timeout is not hit, 0 when it is
+    h = [1.0, sum(1 / k for k in range(1, 9)), sum(1 / k for k in range(1, 65)), 0.0]
+    np.testing.assert_allclose(jnp.diagonal(grads[2]), h, rtol=1e-9)

@@ -148,7 +148,8 @@ def timeout_time(n, mean_s, tail_scale_s, timeout_s):
 
     - `n`: participants (dimensionless, continuous, ``>= 1``).
     - `mean_s`: deterministic part of each participant's time (s).
-    - `tail_scale_s`: mean of the exponential tail (s, ``> 0``).
+    - `tail_scale_s`: mean of the exponential tail (s, ``>= 0``; at 0 every participant
+      arrives at `mean_s`: ``min(mean_s, timeout_s)``, fraction 0 or 1).
     - `timeout_s`: the deadline, measured like `mean_s` from the step's start (s).
 
     **Returns:** ``(expected_s, timeout_fraction)``: expected time (s) and the fraction of
@@ -157,6 +158,11 @@ def timeout_time(n, mean_s, tail_scale_s, timeout_s):
     n, mean, scale, timeout = jnp.broadcast_arrays(_f(n), _f(mean_s), _f(tail_scale_s), _f(timeout_s))
     u = timeout - mean
     late = u > 0.0
+    # No tail (scale 0, e.g. a hardware file's ``straggler_scale_us = 0``): everyone
+    # arrives at `mean_s`. The double where keeps the quadrature's gradients finite there.
+    raw_scale = scale
+    tail_on = scale > 0.0
+    scale = jnp.where(tail_on, scale, 1.0)
     u_pos = jnp.where(late, u, 1.0)
     split = smooth_min(u_pos, scale * safe_log(n))
     head = _gl_integral(lambda t: _survival_of_max(t, n[..., None], scale[..., None]), 0.0 * split, split)
@@ -168,6 +174,9 @@ def timeout_time(n, mean_s, tail_scale_s, timeout_s):
         return _survival_of_max(t, n[..., None], scale[..., None]) / v
 
     tail = scale * _gl_integral(tail_integrand, v_lo, jnp.ones_like(v_lo))
-    expected = jnp.where(late, mean + head + tail, timeout)
-    fraction = jnp.where(late, _survival_of_max(u_pos, n, scale), 1.0)
+    # At scale 0 the wait is 0 with the right derivative in the scale, H_n (the limit of
+    # scale * H_n while the timeout is many scales away).
+    wait = jnp.where(tail_on, head + tail, raw_scale * harmonic_number(n))
+    expected = jnp.where(late, mean + wait, timeout)
+    fraction = jnp.where(late, jnp.where(tail_on, _survival_of_max(u_pos, n, scale), 0.0), 1.0)
     return expected, fraction
