@@ -141,7 +141,7 @@ def run(quick: bool, out):
             f"that to {(cap[-1] / base[-1] - 1):.0%}, at q = 0.9 to {(cap90[-1] / base[-1] - 1):.0%} (stale data in "
             f"{frac[int(np.flatnonzero(ns == tps[-1])[0]), 0]:.0%} of all-reduces). The model does not charge the "
             f"accuracy cost of stale data. A timeout that only 1% of steps hit (the slowest's 99th percentile) "
-            f"saves just {1 - e_step[i_big] / e_max[i_big]:.0%} of the expected wait at N = 10^4: it trims the tail, "
+            f"saves just {1 - e_step[i_big] / e_max[i_big]:.1%} of the expected wait at N = 10^4: it trims the tail, "
             f"not the mean.")
     if not ok:
         ours += (f" Checks failed: ln N growth {grows_like_log}, Monte Carlo {mc_ok}, capped {capped_ok}, "
