@@ -16,7 +16,17 @@ from ._evaluation._design import (
 from ._evaluation._evaluate import Metrics, ThroughputResult, bound_name, evaluate, max_throughput
 from ._hardware._collectives import NetworkOptions
 from ._hardware._hardware import Hardware
-from ._hardware._memory import DATA_CLASSES, MemoryTier, Placement, TierReport, placement_from_logits
+from ._hardware._memory import (
+    DATA_CLASSES,
+    MemoryTier,
+    Placement,
+    TierReport,
+    access_efficiency,
+    needed_buffer_bytes,
+    placement_from_logits,
+    sustained_bandwidth,
+    write_amplification,
+)
 from ._hardware._near_memory import NearMemory
 from ._hardware._profile import Profile
 from ._hardware._technology import Technology
@@ -96,6 +106,7 @@ __all__ = [
     "Variable",
     "Work",
     "Workload",
+    "access_efficiency",
     "bound_name",
     "calibrate",
     "chip_area",
@@ -120,8 +131,9 @@ __all__ = [
     "max_request_rate",
     "metric_names",
     "metric_values",
-    "network",
     "min_chips",
+    "needed_buffer_bytes",
+    "network",
     "parallelism",
     "pareto_front",
     "placement_from_logits",
@@ -141,6 +153,7 @@ __all__ = [
     "smooth_min",
     "speculative",
     "softplus",
+    "sustained_bandwidth",
     "sweep",
     "tornado",
     "traffic",
@@ -150,4 +163,5 @@ __all__ = [
     "variable",
     "workload",
     "workload_costs",
+    "write_amplification",
 ]

@@ -2,6 +2,7 @@
 binding resource and crossovers, tornado, second order, and the CLI."""
 
 import json
+import re
 
 import equinox as eqx
 import jax
@@ -177,7 +178,7 @@ def _random_designs(base, n, seed):
     leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
 
     def factor(path, shape):
-        rule = _RULES.get(_path_name(path), "")
+        rule = _RULES.get(re.sub(r"\[\d+\]", "[]", _path_name(path)), "")  # tiers[0] -> tiers[]
         if "1]" in rule:
             return rng.uniform(0.5, 1.0, shape)
         if rule.startswith(">= 1"):

@@ -103,7 +103,8 @@ _FRACTIONS = ("hardware.profile.bandwidth_efficiency", "hardware.profile.compute
               "technology.bond_yield")
 # (0/1 switches such as on_interposer stay under the default rule: finite differences and
 # sensitivities step them slightly past 1.)
-_UNIT = ("technology.static_fraction", "technology.network_capex_fraction")
+_UNIT = ("technology.static_fraction", "technology.network_capex_fraction",
+         "hardware.tiers[].buffered_append_fraction")
 # every memory tier (``hardware.tiers[i]``): sizes, rates, latency and wear are positive
 _POSITIVE += tuple(f"hardware.tiers[].{f}" for f in (
     "capacity_bytes", "read_bandwidth_bytes_per_s", "write_bandwidth_bytes_per_s", "read_latency_s",
@@ -310,10 +311,14 @@ def _metrics(hw: Hardware, model: Transformer, wl: Workload, par: Parallelism, t
     thru = wl.batch * wl.output_tokens / e2e
     # Per-chip traffic over a request's life: Prefill (its chain covers all pp stages,
     # one rank each) and output - 1 Decode steps (pp micro-batches per step on pp stages).
+    # Decode appends one token's KV at a time; Prefill writes each prompt's KV in one run
+    # (its write amplification on a paged tier is ~1 whatever the write path).
     reads = (pre_work.reads_by_class / par.pp + (wl.output_tokens - 1.0) * dec_work.reads_by_class) / e2e
-    writes = (pre_work.writes_by_class / par.pp + (wl.output_tokens - 1.0) * dec_work.writes_by_class) / e2e
+    appends = (wl.output_tokens - 1.0) * dec_work.writes_by_class / e2e
+    bulk = pre_work.writes_by_class / par.pp / e2e
     access = access_bytes(model, wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes)
-    tiers = _memory.tier_report(hw, stored, reads, writes, access)
+    bulk_access = _memory.written_in_runs(access, wl.input_tokens)[1]
+    tiers = _memory.tier_report(hw, stored, reads, appends, access, more_writes=((bulk, bulk_access),))
     econ = None
     if tech is not None:
         econ = economics(hw, tech, wl, par, t_tok, t_first, e2e, thru, dec_work, pre_work, tau)

@@ -257,7 +257,8 @@ def technology_for(hardware_name_or_path, overrides=None) -> Technology:
 
 def memory_device(memory: str) -> dict:
     """One device of a memory technology (stack, module, card) and the figures the
-    paper's Table 3 derives from it: GB/s per W, GB per W and pJ per bit read."""
+    paper's Table 3 derives from it: GB/s per W, GB per W and pJ per bit read; with its
+    read latency (ns), bytes per read (`granularity_bytes`) and endurance (P/E cycles)."""
     t = load_technology("N4", memory)
     d, where = read_toml(TECH / "memory.toml")[memory], f"memory.toml [{memory}]"
     cap = number(where, "device_capacity_gb", d.get("device_capacity_gb"), allow_zero=True)
@@ -267,6 +268,9 @@ def memory_device(memory: str) -> dict:
     return dict(
         capacity_gb=cap, bandwidth_gb_s=bw, power_w=watts, pj_per_bit=pj,
         gb_s_per_w=bw / watts if watts else float("inf"), gb_per_w=cap / watts if watts else float("inf"),
+        read_latency_ns=number(where, "read_latency_ns", d.get("read_latency_ns")),
+        granularity_bytes=number(where, "granularity_bytes", d.get("granularity_bytes")),
+        endurance_cycles=number(where, "endurance_cycles", d.get("endurance_cycles")),
     )
 
 
@@ -274,7 +278,10 @@ def tier_from_technology(name, technology, devices, prefetch_buffer_bytes=None, 
     """A `MemoryTier` of `devices` stacks/modules of a memory technology row of
     ``diffhw/data/technology/memory.toml`` (capacity, bandwidth, latency, granularity,
     energy, endurance, price, carbon and PHY area all scale from one device). The prefetch
-    buffer defaults to what sustains full bandwidth (`needed_buffer_bytes`)."""
+    buffer defaults to twice `needed_buffer_bytes` (``bandwidth x latency``, Little's law):
+    the full bandwidth, clear of the smooth knee at ``bandwidth x latency`` itself (where
+    `sustained_bandwidth` gives ``2**-tau`` = 98.6% of it). Appends are buffered into whole
+    units (``buffered_append_fraction = 1``), as a flash controller is built."""
     rows = read_toml(TECH / "memory.toml")
     row = _row(rows, "memory.toml", technology, f"{where}: technology")
     n = number(where, "devices", devices)

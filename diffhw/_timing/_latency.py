@@ -234,7 +234,10 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
     overheads for `sequences` sequences; near-memory units take work with `offload`."""
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     stacked, counts = stack_ops(ops)
+    # Decode appends one token per sequence; a Prefill pass writes each prompt's KV in one run.
     access = access_bytes(model, wb, ab, kvb)
+    if not offload:
+        access = _memory.written_in_runs(access, _smooth.safe_div(tokens, sequences))
     c, mem = roofline(hw, (stacked, counts), hw.peak_flop_per_s(wl.activation_precision), access, tau,
                       offload=offload)
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes, wl.routing_skew)
