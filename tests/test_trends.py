@@ -30,8 +30,8 @@ def test_value_trends_change_what_they_document(dense, wl):
     _, r, _ = trends.reasoning(dense, wl)
     assert float(r.output_tokens) == 128 + 10_000 and float(r.input_tokens) == 1024
     _, lc, _ = trends.long_context(dense, wl)
-    assert float(lc.input_tokens) == 131_072
-    assert float(trends.long_context(dense, lc, context_tokens=1000).workload.input_tokens) == 131_072  # kept
+    assert float(lc.input_tokens) == 131_072 - 128  # the window, less the output
+    assert float(trends.long_context(dense, lc, context_tokens=1000).workload.input_tokens) == 131_072 - 128  # kept
     _, rag, _ = trends.rag(dense, wl)
     assert float(rag.input_tokens) == 1024 + 10 * 512 and float(rag.shared_context_tokens) == 100_000
     _, mm, _ = trends.multimodal(dense, wl)
@@ -162,3 +162,45 @@ def test_workload_costs_count_the_shared_context_as_evaluate_does():
     chip = c1["per_chip"]["total"]
     assert chip["flops"] == pytest.approx(float(work.flops), rel=1e-6)
     assert chip["bytes"] == pytest.approx(float(work.memory_bytes), rel=1e-6)
+
+
+def test_long_context_fills_a_known_window(wl):
+    """A prompt grown past the model's window would be a request the model cannot take."""
+    m = presets.model("llama-3.1-8b")  # 131,072-token window
+    _, w, _ = trends.long_context(m, wl)
+    assert float(w.input_tokens) + float(w.output_tokens) == m.max_context
+    _, w, _ = trends.long_context(m, wl, context_tokens=50_000)
+    assert float(w.input_tokens) == 50_000
+
+
+@pytest.fixture
+def cli(capsys):
+    from diffhw._cli._main import main
+
+    def run(*args):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_cli_trend(cli):
+    import json
+
+    code, out, err = cli("evaluate", "--model", "llama-3.1-8b", "--chips", "1", "--batch", "4",
+                         "--trend", "reasoning:hidden_tokens=1000", "--trend", "rag:shared_tokens=2e4", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["trends"] == ["reasoning:hidden_tokens=1000", "rag:shared_tokens=2e4"]
+    assert d["output_tokens"] == 256 + 1000 and d["input_tokens"] == 2048 + 10 * 512
+    code, out, err = cli("serve", "--model", "llama-3.1-8b", "--chips", "1", "--request-rate", "0.5",
+                         "--trend", "rag", "--json")
+    assert code == 0, err
+    assert json.loads(out)["input_tokens"] == 2048 + 10 * 512  # serve's traffic carries the trend
+    for args, words in ((("evaluate", "--trend", "bogus"), "one of moe"),
+                        (("evaluate", "--trend", "rag:foo=1"), "passages"),
+                        (("evaluate", "--model", "llama-3.1-8b", "--trend", "rag:shared_tokens=1e6"), "window"),
+                        (("serve", "--request-rate", "1", "--trend", "diffusion"), "without --serving")):
+        code, out, err = cli(*args)
+        assert code == 2 and "--trend" in err and words in err and "Traceback" not in err, err

@@ -11,6 +11,9 @@ from .._evaluation._design import Design
 from .._serving._goal import serving_goal
 from .._serving._traffic import disaggregated, speculative
 from .._hardware._technology import KWH_J, YEAR_S
+from .._workload._trends import TRENDS
+from .._workload._trends import apply as apply_trends
+from .._workload._trends import parse as parse_trend
 from .._workload._workload import parallelism, validate_parallelism, workload
 
 DEFAULT_HARDWARE = "h100-sxm"
@@ -39,6 +42,9 @@ def add_design_flags(p):
     p.add_argument("--routing-skew", type=float, default=0.0,
                    help="MoE routing skew: coefficient of variation of the tokens each expert receives "
                         "(default 0, uniform routing)")
+    p.add_argument("--trend", action="append", default=None, metavar="NAME[:KEY=VALUE,...]",
+                   help="apply one of the paper's six trends to the workload (repeatable, in order): "
+                        + ", ".join(TRENDS) + "; e.g. rag:shared_tokens=1e6 (diffhw.trends)")
     p.add_argument("--electricity-usd-per-kwh", type=float, default=None, help="electricity price (default: 0.08, US industrial)")
     p.add_argument("--pue", type=float, default=None, help="datacenter power usage effectiveness, >= 1 (default: 1.10)")
     p.add_argument("--grid-gco2e-per-kwh", type=float, default=None, help="grid carbon intensity (default: 369, US 2023)")
@@ -185,7 +191,14 @@ def design_from_args(args, batch, ep_follows_tp=False):
         ep = tp if ep_follows_tp and model.n_experts and model.n_experts % tp == 0 else 1
     par = parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
     validate_parallelism(model, par)
-    check_context(model, args.input_tokens, args.output_tokens, args.shared_context_tokens)
+    specs = []
+    for t in getattr(args, "trend", None) or []:
+        try:
+            specs.append(parse_trend(t))
+        except InputError as e:
+            raise InputError("--trend", t, e.allowed) from None
+    if not specs:
+        check_context(model, args.input_tokens, args.output_tokens, args.shared_context_tokens)
     wl = workload(
         batch=batch,
         input_tokens=args.input_tokens,
@@ -196,7 +209,24 @@ def design_from_args(args, batch, ep_follows_tp=False):
         shared_context_tokens=args.shared_context_tokens,
         routing_skew=args.routing_skew,
     )
+    if specs:
+        model, wl, par = apply_trends(model, wl, specs, par)
+        validate_parallelism(model, par)
+        total = float(wl.input_tokens) + float(wl.output_tokens) + float(wl.shared_context_tokens)
+        if model.max_context and total > model.max_context:
+            raise InputError("--trend", " ".join(args.trend),
+                             f"a request within {model.name}'s context window of {model.max_context:,} tokens; "
+                             f"with the trends it is {total:,.0f} (prompt + output + shared context)")
     return hw, model, wl, par
+
+
+def refuse_serving_trends(args, wl):
+    """Serving under load (`serve`, `--serving`) models autoregressive Decode of text
+    prompts: refuse the diffusion and multimodal-encoder trends it would ignore."""
+    if float(wl.decode_block_tokens) != 1.0 or float(wl.denoising_steps) != 1.0 or float(wl.encoder_params) > 0:
+        raise InputError("--trend", " ".join(args.trend or []),
+                         "moe, reasoning, long_context or rag with serving (diffusion and a multimodal encoder "
+                         "are modelled by evaluate, size and sweep without --serving)")
 
 
 def check_context(model, input_tokens, output_tokens, shared_context_tokens=0.0):
@@ -325,7 +355,10 @@ def design_of_args(args, batch, ep_follows_tp=False, serving_load="max_rate"):
     """The `Design` the flags describe, with its technology (economics) and, with
     `--serving`, its serving goal (at `serving_load`)."""
     hw, model, wl, par = design_from_args(args, batch, ep_follows_tp)
-    return Design(hw, model, wl, par, technology_from_args(args), serving_of_args(args, serving_load, hw, model, par))
+    goal = serving_of_args(args, serving_load, hw, model, par)
+    if goal is not None:
+        refuse_serving_trends(args, wl)
+    return Design(hw, model, wl, par, technology_from_args(args), goal)
 
 
 def fmt_seconds(x):

@@ -76,6 +76,7 @@ def _cmd_max_throughput(args):
 
 
 def _emit(args, d, command):
+    d["trends"] = list(args.trend or [])
     if args.json:
         print(dumps_json(d))
         return
@@ -97,7 +98,7 @@ def _table(d, command):
         (
             f"  batch {d['batch']:g}, {d['input_tokens']:g} in / {d['output_tokens']:g} out tokens, "
             f"weights {d['weight_precision']}, activations {d['activation_precision']}, "
-            f"KV {d['kv_precision']}"
+            f"KV {d['kv_precision']}" + (f"; trends {', '.join(d['trends'])}" if d.get("trends") else "")
         ),
         "",
     ]

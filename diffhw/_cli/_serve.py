@@ -16,6 +16,7 @@ from ._common import (
     fmt_number,
     fmt_seconds,
     prefill_pool_of_args,
+    refuse_serving_trends,
     speculation_of_args,
     technology_from_args,
 )
@@ -88,11 +89,12 @@ def _cmd_serve(args):
     if args.decode_chips is not None:
         args.chips, args.tp = args.decode_chips, None
     hw, model, wl, par = design_from_args(args, 1.0)
+    refuse_serving_trends(args, wl)
     tech = technology_from_args(args)
-    tr = traffic(args.request_rate if args.request_rate is not None else 1.0, args.input_tokens,
-                 args.output_tokens, args.precision, args.kv_precision, args.weight_precision,
+    tr = traffic(args.request_rate if args.request_rate is not None else 1.0, float(wl.input_tokens),
+                 float(wl.output_tokens), args.precision, args.kv_precision, args.weight_precision,
                  input_cv=args.input_cv, prefix_hit=args.prefix_hit,
-                 shared_context_tokens=args.shared_context_tokens,
+                 shared_context_tokens=float(wl.shared_context_tokens),
                  max_sequences=args.max_sequences if args.max_sequences is not None else math.inf,
                  routing_skew=args.routing_skew)
     spec = speculation_of_args(args)
@@ -128,8 +130,9 @@ def max_rate_under_scenario(args, ttft_limit, tpot_limit):
         raise InputError("--output-tokens", args.output_tokens, ">= 2 (the first token comes from Prefill; "
                                                                   "serving needs a Decode phase)")
     hw, model, wl, par = design_from_args(args, 1.0)
-    tr = traffic(1.0, args.input_tokens, args.output_tokens, args.precision, args.kv_precision,
-                 args.weight_precision, shared_context_tokens=args.shared_context_tokens,
+    refuse_serving_trends(args, wl)
+    tr = traffic(1.0, float(wl.input_tokens), float(wl.output_tokens), args.precision, args.kv_precision,
+                 args.weight_precision, shared_context_tokens=float(wl.shared_context_tokens),
                  routing_skew=args.routing_skew)
     r = serve(hw, model, tr, par, ttft_limit_s=ttft_limit, tpot_limit_s=tpot_limit, at_max_rate=True,
               technology=technology_from_args(args))

@@ -143,12 +143,17 @@ def multimodal(model: Transformer, workload: Workload, parallelism: Parallelism 
 
 def long_context(model: Transformer, workload: Workload, parallelism: Parallelism | None = None, *,
                  context_tokens: float = 131_072.0) -> Trended:
-    """Long context: the prompt grows to `context_tokens` tokens (kept if already longer).
+    """Long context: the prompt grows to `context_tokens` tokens (kept if already longer),
+    or, for a model whose context window is known and shorter than that, to what the
+    window leaves beside the output and any shared context.
 
     Default: 128 K tokens, Llama 3.1's context window (Meta 2024, "The Llama 3 Herd of
     Models", arXiv 2407.21783).
     """
     c = _count("context_tokens", context_tokens, 1)
+    if model.max_context:
+        room = float(model.max_context) - float(workload.output_tokens) - float(workload.shared_context_tokens)
+        c = min(c, max(room, 1.0))
     wl = _replace(workload, input_tokens=max(float(workload.input_tokens), c))
     return Trended(model, wl, parallelism)
 
