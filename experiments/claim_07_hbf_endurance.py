@@ -120,12 +120,12 @@ def run(quick: bool, out: pathlib.Path) -> dict:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, 4.8))
     for (lo_name, lo, hi), color in zip(BANDS, ("#f4cccc", "#fce5cd", "#fff2cc", "#d9ead3")):
         ax1.axvspan(lo, hi, color=color, alpha=0.7, lw=0)
-        ax1.text(np.sqrt(lo * hi), 1.3e-2, lo_name, ha="center", va="bottom", fontsize=8)
+        ax1.text(np.sqrt(lo * hi), 3e3, lo_name, ha="center", va="top", fontsize=8)
     for (name, _), style in zip(POLICIES, ("-", "--", ":")):
         ax1.loglog(endurances, by_policy[name], style, lw=2, label=f"KV cache in HBF, {name}")
     ax1.axhline(SERVICE_YEARS, color="k", lw=1, label=f"{SERVICE_YEARS:.0f}-year service life")
     ax1.axvline(SANDISK_CYCLES, color="grey", ls="-.", lw=1, label="SanDisk HBF ~1e5 P/E (outside)")
-    ax1.annotate("weights + read-only context in HBF:\nno writes, unlimited", xy=(1.5e2, 1.2e3), fontsize=8)
+    ax1.annotate("weights + read-only context in HBF:\nno writes, unlimited", xy=(1.5e2, 1.5e2), fontsize=8)
     ax1.set_ylim(1e-2, 4e3)
     ax1.set_xlabel("flash endurance (P/E cycles per cell)")
     ax1.set_ylabel("HBF lifetime (years)")
