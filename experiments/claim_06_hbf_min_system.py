@@ -103,7 +103,8 @@ def run(quick: bool, out: pathlib.Path) -> dict:
             f"{r['tco_kusd_per_year']:.2f}x the TCO, {r['kgco2e_per_mtok']:.2f}x the CO2e per token, "
             f"{a[HBF]['hops_per_token']:.0f} network hops per token against {a[HBM]['hops_per_token']:.0f} and TPOT "
             f"{a[HBF]['tpot_ms']:.0f} vs {a[HBM]['tpot_ms']:.0f} ms (one chip streams the weights from its own 8 HBF "
-            "stacks beside HBM). ")
+            "stacks beside HBM). Hops count the links a Decode token crosses: pipeline hand-offs and per-layer "
+            "collectives, 2 links each through NVSwitch. ")
     if len(models) > 1:
         b, q = data[models[1]], ratios[models[1]]
         ours += (f"DeepSeek-V3 (256 experts): {b[HBM]['chips']:.0f} B200 ({b[HBM]['layout']}) vs "
