@@ -112,8 +112,9 @@ def run(quick: bool, out: pathlib.Path) -> dict:
             f"the peak-FLOPS ranking (top: {top['peak_bf16_tflops']}) correlates with the perf/TCO ranking at "
             f"Spearman {corr['tokens_per_s_per_kusd']['spearman']:.2f} (top: {top['tokens_per_s_per_kusd']}), "
             f"perf/W {corr['tokens_per_s_per_w']['spearman']:.2f} (top: {top['tokens_per_s_per_w']}) and perf/CO2e "
-            f"{corr['tokens_per_kgco2e']['spearman']:.2f} (top: {top['tokens_per_kgco2e']}); even raw tokens/s "
-            f"ranks them at {corr['tokens_per_s']['spearman']:.2f}: Decode follows memory bandwidth, not FLOPS.")
+            f"{corr['tokens_per_kgco2e']['spearman']:.2f} (top: {top['tokens_per_kgco2e']}); raw tokens/s follows "
+            f"peak FLOPS more closely (Spearman {corr['tokens_per_s']['spearman']:.2f}): newer, faster chips cost "
+            "and draw more per token than they gain in Decode, which memory bandwidth bounds.")
     if not differs:
         ours += " At least one of the three rankings is close to the peak-FLOPS one (rho >= 0.9)."
     return _common.result(

@@ -145,7 +145,7 @@ def run(quick: bool, out: pathlib.Path) -> dict:
         ours += (" The gain does not grow with context here: with a shared context of millions of tokens every "
                  "generated token attends over all of it (4 x heads x head_dim x context x layers = "
                  f"{attn_tflop:.0f} TFLOP per token at 10M for Llama-3.1-405B), so the large batch H3's capacity allows makes Decode "
-                 "compute-bound and adds no tokens/s; H3's 6.14x needs an attention cost that does not grow "
+                 "compute-bound and adds no tokens/s; H3's 6.14x would need an attention cost that does not grow "
                  "with the shared context (e.g. sparse or retrieval attention), which this model does not assume.")
     elif not h3_ok:
         ours += (" The gain grows with context, as H3's, but its size differs: it hinges on the GPU count and the "
