@@ -45,7 +45,7 @@ def ideal_profile(**overrides):
 #: worker at a time) finish together instead of one waiting on a long module that
 #: started last. A module missing here runs last; the numbers only order the modules.
 MODULE_SECONDS = {  # summed --durations=0 times per module
-    "test_sizing": 67, "test_near_memory": 66, "test_sensitivity": 60, "test_notebooks": 88,
+    "test_experiments": 120, "test_sizing": 67, "test_near_memory": 66, "test_sensitivity": 60, "test_notebooks": 88,
     "test_network": 52, "test_sweep": 34, "test_api": 33, "test_cli": 31, "test_topology": 28,
     "test_economics": 27, "test_memory": 25, "test_design": 23, "test_calibrate": 22, "test_fuzz": 20,
     "test_gradients": 20, "test_programs": 15, "test_serving": 60, "test_loader_input": 7, "test_jit": 3, "test_roofline": 3, "test_architecture": 2,
