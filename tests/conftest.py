@@ -40,16 +40,17 @@ def ideal_profile(**overrides):
     return diffhw.Profile(**values, name="ideal")
 
 
-#: Seconds each test module took on the 2-core machine (a clean-clone run at 36d4a45).
+#: Seconds each test module took on the 2-core machine (a full run on 2026-12-07, after issue 15).
 #: Modules run slowest first, so the two workers (`-n 2 --dist loadscope`, one module per
 #: worker at a time) finish together instead of one waiting on a long module that
 #: started last. A module missing here runs last; the numbers only order the modules.
 MODULE_SECONDS = {  # summed --durations=0 times per module
-    "test_experiments": 120, "test_sizing": 67, "test_near_memory": 66, "test_sensitivity": 60, "test_notebooks": 88,
-    "test_network": 52, "test_sweep": 34, "test_api": 33, "test_cli": 31, "test_topology": 28,
-    "test_economics": 27, "test_memory": 25, "test_design": 23, "test_calibrate": 22, "test_fuzz": 20,
-    "test_gradients": 20, "test_programs": 15, "test_serving": 60, "test_loader_input": 7, "test_jit": 3, "test_roofline": 3, "test_architecture": 2,
-    "test_model_input": 1, "test_model": 1,
+    "test_serving_goal": 60, "test_notebooks": 44, "test_serving": 45, "test_experiments": 50,
+    "test_sensitivity": 34, "test_sizing": 27, "test_network": 27, "test_memory": 25, "test_near_memory": 23,
+    "test_programs": 18, "test_api": 16, "test_sweep": 15, "test_gradients": 14, "test_cli": 14,
+    "test_topology": 13, "test_economics": 10, "test_fuzz": 10, "test_routing": 10, "test_design": 10,
+    "test_calibrate": 8, "test_trends": 5, "test_jit": 3, "test_min_chips": 3, "test_roofline": 1,
+    "test_loader_input": 1, "test_model": 1, "test_architecture": 1, "test_model_input": 1,
 }
 
 

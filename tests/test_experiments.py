@@ -170,7 +170,7 @@ def test_claim_13_stragglers(by_claim):
     harmonic = [sum(1.0 / k for k in range(1, int(n) + 1)) for n in d["n"]]
     assert d["expected_slowest_over_scale"] == pytest.approx(harmonic, rel=1e-4)
     assert d["timeout_over_scale"] == pytest.approx([2.303, 4.605, 6.908], rel=1e-3)
-    assert d["monte_carlo_rel_error"] < 0.03
+    assert max(d["monte_carlo_rel_error"]) < 0.03
 
 
 def test_claim_07_hbf_endurance(by_claim):
