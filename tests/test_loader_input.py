@@ -154,7 +154,7 @@ def _head(field):
         return "[physical]\n"
     if field == "default_chips":
         return ""
-    if field in ("devices", "prefetch_buffer_mb"):
+    if field in ("devices", "prefetch_buffer_mb", "buffered_append_fraction", "endurance_cycles"):
         return '[[tiers]]\nname = "hbf"\ntechnology = "HBF"\n' + ("" if field == "devices" else "devices = 8\n")
     if field.endswith("_us") or field in ("link_bandwidth_gb_s", "switch_radix", "torus_dims"):
         return "[network]\n"
@@ -447,3 +447,13 @@ def test_good_measurement_file_with_a_byte_order_mark(tmp_path):
     path = _write(tmp_path, ("\ufeff" + HEADER + ROW).encode("utf-8"), "points.csv", mode="wb")
     (p,) = load_points(path)
     assert p.value == pytest.approx(0.01) and p.tp == 1
+
+
+def test_tier_write_path_and_endurance_from_a_file(tmp_path):
+    """[[tiers]] may set the write path and the cells' endurance (e.g. TLC-class HBF)."""
+    path = _write(tmp_path, 'based_on = "b200-hbf"\n[[tiers]]\nname = "hbf"\ntechnology = "HBF"\ndevices = 8\n'
+                            'buffered_append_fraction = 0.25\nendurance_cycles = 3000\n')
+    t = load_hardware(path).tiers[0]
+    assert float(t.buffered_append_fraction) == 0.25 and float(t.endurance_cycles) == 3000.0
+    base = load_hardware("b200-hbf").tiers[0]
+    assert float(base.buffered_append_fraction) == 1.0 and float(base.endurance_cycles) == 1e5

@@ -6,6 +6,8 @@ here, once. Every loader checks what it reads and raises `InputError` naming the
 the field, the value and what is allowed.
 """
 
+import dataclasses
+
 from .. import units
 from .._errors import InputError
 from .._hardware._collective_algorithms import ALLREDUCE_ALGORITHMS
@@ -23,7 +25,7 @@ _HW_TOP = {"name", "description", "vendor", "default_chips", "profile", "compute
 _NEAR_KEYS = {"tier", "flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb",
               "offload_fraction", "power_density_w_per_mm2", "footprint_mm2", "name",
               "bandwidth_density_gb_s_per_mm2", "capacity_penalty", "price_multiplier", "logic_die"}
-_TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb"}
+_TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb", "buffered_append_fraction", "endurance_cycles"}
 _HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"}
 _HW_MEMORY = {"capacity_gb", "bandwidth_tb_s", "type", "sram_mb"}
 _HW_NETWORK = {"link_bandwidth_gb_s", "topology", "link_latency_us", "message_latency_us", "algorithm",
@@ -79,6 +81,11 @@ BOUNDS = {
     "devices": (1e-3, 1e6, "devices"),
     # shipped 40 MB; up to 1 TB
     "prefetch_buffer_mb": (0.0, 1e6, "MB"),
+    # the write path: 0 (every KV append programmed alone) .. 1 (appends gathered into pages; default)
+    "buffered_append_fraction": (0.0, 1.0, "fraction"),
+    # P/E cycles per cell, overriding the technology's: QLC ~1e2 .. SLC 1e5 (memory.toml's HBF row
+    # cites the range); DRAM-like 1e15 (unlimited)
+    "endurance_cycles": (1.0, 1e15, "P/E cycles"),
     # [near_memory]: shipped 0.3 .. 1 pJ/FLOP and 0.8 .. 1.22 pJ/bit; 1e-4 (beyond any device) .. 1e4 (over 100x an old CPU)
     "pj_per_flop": (1e-4, 1e4, "pJ/FLOP"),
     "pj_per_bit": (1e-4, 1e4, "pJ/bit"),
@@ -296,7 +303,10 @@ def _tiers(where, d):
         devices = _num(w, t, "devices")
         buf = t.get("prefetch_buffer_mb")
         buf = None if buf is None else _num(w, t, "prefetch_buffer_mb", allow_zero=True) * units.MB
-        tiers.append(tier_from_technology(name, technology, devices, buf, w))
+        tier = tier_from_technology(name, technology, devices, buf, w)
+        overrides = {k: _num(w, t, k, allow_zero=k == "buffered_append_fraction")
+                     for k in ("buffered_append_fraction", "endurance_cycles") if k in t}
+        tiers.append(dataclasses.replace(tier, **overrides) if overrides else tier)
         names.append(name)
     access = _choice(where, "tier_access", d.get("tier_access", "parallel"), ("parallel", "serial"))
     pl = d.get("placement")
