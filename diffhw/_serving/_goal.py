@@ -58,7 +58,10 @@ class ServingGoal(eqx.Module):
     the ``serving_*`` metrics of `diffhw.serve` at the largest request rate that meets
     them (`at_max_rate`), with the workload's prompt and output lengths, precisions,
     shared context and routing skew, its hardware, parallelism and technology. Its batch
-    plays no part: the engine's load follows from the rate.
+    plays no part: the engine's load follows from the rate. Serving models autoregressive
+    Decode of text prompts: a workload's block-diffusion and modality-encoder fields
+    (`diffhw.trends.diffusion`, `multimodal`) play no part here either (the CLI refuses
+    them with `--serving`).
 
     - `ttft_limit_s`, `tpot_limit_s`: p99 limits (``inf``: none); MLPerf Server for
       Llama-2-70B: 2 s and 0.2 s; Interactive: 0.45 s and 0.04 s.
