@@ -23,6 +23,27 @@ def llama70b():
     return diffhw.presets.model("llama-3.1-70b")
 
 
+class CliRun:
+    """What one in-process `diffhw` command did: exit status and captured output."""
+
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+@pytest.fixture
+def _cli(capsys):
+    """Run ``diffhw ARGS...`` in this process (programs compiled by earlier tests are
+    reused): ``_cli("serve", "--json")`` -> `CliRun`."""
+    from diffhw._cli._main import main
+
+    def run(*args):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return CliRun(code, out.out, out.err)
+
+    return run
+
+
 def ideal_profile(**overrides):
     """A profile with no losses: peaks reached, no overheads (for hand-checked rooflines)."""
     values = dict(

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import diffhw
-from diffhw._cli._main import main
 
 
 @pytest.fixture(scope="module")
@@ -210,19 +209,6 @@ def test_traffic_checks():
         diffhw.speculative(4, 1.5)
 
 
-class _Done:
-    def __init__(self, code, out, err):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
-@pytest.fixture
-def _cli(capsys):
-    def run(*args):
-        code = main(list(args))
-        out = capsys.readouterr()
-        return _Done(code, out.out, out.err)
-
-    return run
 
 
 def test_cli_serve_json_contract(_cli):

@@ -10,24 +10,10 @@ import jax
 import pytest
 
 import diffhw
-from diffhw._cli._main import main
 
 TR = dict(input_tokens=1024, output_tokens=128)
 
 
-class _Done:
-    def __init__(self, code, out, err):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
-@pytest.fixture
-def _cli(capsys):
-    def run(*args):
-        code = main(list(args))
-        out = capsys.readouterr()
-        return _Done(code, out.out, out.err)
-
-    return run
 
 
 def test_serving_goal_metrics_are_serve_at_the_max_rate():

@@ -158,7 +158,7 @@ def test_workload_costs_count_the_shared_context_as_evaluate_does():
     assert c1["model"]["total"]["context_bytes"] == pytest.approx(ctx, rel=1e-6)
     assert c0["model"]["total"]["context_bytes"] == 0.0
     hw = presets.hardware("b200")
-    t, work = _latency.decode_step(hw, ds, shared, par, 1000 + 200 / 2)
+    _, work = _latency.decode_step(hw, ds, shared, par, 1000 + 200 / 2)
     chip = c1["per_chip"]["total"]
     assert chip["flops"] == pytest.approx(float(work.flops), rel=1e-6)
     assert chip["bytes"] == pytest.approx(float(work.memory_bytes), rel=1e-6)
@@ -173,28 +173,21 @@ def test_long_context_fills_a_known_window(wl):
     assert float(w.input_tokens) == 50_000
 
 
-@pytest.fixture
-def cli(capsys):
-    from diffhw._cli._main import main
-
-    def run(*args):
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+def _run(cli, *args):
+    r = cli(*args)
+    return r.returncode, r.stdout, r.stderr
 
 
-def test_cli_trend(cli):
+def test_cli_trend(_cli):
     import json
 
-    code, out, err = cli("evaluate", "--model", "llama-3.1-8b", "--chips", "1", "--batch", "4",
+    code, out, err = _run(_cli, "evaluate", "--model", "llama-3.1-8b", "--chips", "1", "--batch", "4",
                          "--trend", "reasoning:hidden_tokens=1000", "--trend", "rag:shared_tokens=2e4", "--json")
     assert code == 0, err
     d = json.loads(out)
     assert d["trends"] == ["reasoning:hidden_tokens=1000", "rag:shared_tokens=2e4"]
     assert d["output_tokens"] == 256 + 1000 and d["input_tokens"] == 2048 + 10 * 512
-    code, out, err = cli("serve", "--model", "llama-3.1-8b", "--chips", "1", "--request-rate", "0.5",
+    code, out, err = _run(_cli, "serve", "--model", "llama-3.1-8b", "--chips", "1", "--request-rate", "0.5",
                          "--trend", "rag", "--json")
     assert code == 0, err
     assert json.loads(out)["input_tokens"] == 2048 + 10 * 512  # serve's traffic carries the trend
@@ -202,5 +195,5 @@ def test_cli_trend(cli):
                         (("evaluate", "--trend", "rag:foo=1"), "passages"),
                         (("evaluate", "--model", "llama-3.1-8b", "--trend", "rag:shared_tokens=1e6"), "window"),
                         (("serve", "--request-rate", "1", "--trend", "diffusion"), "without --serving")):
-        code, out, err = cli(*args)
+        code, out, err = _run(_cli, *args)
         assert code == 2 and "--trend" in err and words in err and "Traceback" not in err, err
