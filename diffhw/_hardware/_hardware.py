@@ -87,6 +87,22 @@ class Hardware(eqx.Module):
         ys = jnp.stack([jnp.log(getattr(self, f"flop_per_s_{c}")) for c, _ in FLOAT_COLUMNS])
         return jnp.exp(jnp.interp(jnp.log2(p.bits), xs, ys))
 
+    def matmul_flop_per_s(self, p: Precision):
+        """Peak FLOP/s per chip for matrix work in format `p`, scaled by the profile's
+        share for that format relative to bf16 (`Profile.precision_ratio`): the peak
+        the roofline divides by, before ``compute_efficiency`` and the rows' factor.
+
+        A custom bit width interpolates ``peak * ratio`` of the float columns linearly
+        in ``log2(bits)``, as `peak_flop_per_s` does the peaks.
+        """
+        prof = self.profile
+        if p.column != "interp":
+            return self.peak_flop_per_s(p) * prof.precision_ratio(p.column)
+        xs = jnp.log2(jnp.asarray([b for _, b in FLOAT_COLUMNS]))
+        ys = jnp.stack([jnp.log(getattr(self, f"flop_per_s_{c}") * prof.precision_ratio(c))
+                        for c, _ in FLOAT_COLUMNS])
+        return jnp.exp(jnp.interp(jnp.log2(p.bits), xs, ys))
+
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""
         names = list(changes)

@@ -4,6 +4,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._smooth import exact_min
+
 
 def _f(x):
     return jnp.asarray(x, dtype=float)
@@ -46,6 +48,18 @@ class Profile(eqx.Module):
     - `sequence_overhead_s`: host time per sequence in a Decode step or Prefill pass
       (sampling, logits processing, stop checks and bookkeeping done per request), >= 0,
       default 0 (a stack that does these batched on the accelerator).
+    - `fp8_compute_ratio`, `fp4_compute_ratio`, `int8_compute_ratio`: the share of its
+      peak a format's matrix work reaches, relative to bf16/fp16's: matrix work in that
+      format runs at ``peak_format * compute_efficiency * ratio`` (and the same
+      ``M / (M + compute_half_rows)`` in the rows). > 0, default 1 (every format reaches
+      the same share). Low-precision GEMMs reach a smaller share of their (doubled) peak:
+      block-scale handling, operand conversion and the unchanged epilogue and memory
+      system take a larger part of each tile (`precision_ratio`).
+    - `max_batch_size`: most sequences one engine instance (one data-parallel replica)
+      schedules in a step (vLLM ``max_num_seqs``, TensorRT-LLM ``max_batch_size``), > 0,
+      default 1e9 (no limit). `max_throughput` searches batches up to
+      ``dp * min(max_batch_size, max_batched_tokens)``: a Decode step schedules at least
+      one token per sequence within the step's token budget.
     """
 
     bandwidth_efficiency: Scalar = eqx.field(converter=_f)
@@ -59,4 +73,21 @@ class Profile(eqx.Module):
     max_batched_tokens: Scalar = eqx.field(converter=_f)
     collective_step_latency_s: Scalar = eqx.field(converter=_f, default=0.0)
     sequence_overhead_s: Scalar = eqx.field(converter=_f, default=0.0)
+    fp8_compute_ratio: Scalar = eqx.field(converter=_f, default=1.0)
+    fp4_compute_ratio: Scalar = eqx.field(converter=_f, default=1.0)
+    int8_compute_ratio: Scalar = eqx.field(converter=_f, default=1.0)
+    max_batch_size: Scalar = eqx.field(converter=_f, default=1e9)
     name: str = eqx.field(static=True, default="custom")
+
+    def precision_ratio(self, column):
+        """The compute-efficiency multiplier of a `Hardware` peak column
+        (``"fp32" | "bf16" | "fp8" | "int8" | "fp4"``): 1 for fp32 and bf16, the
+        profile's ratio for the others (dimensionless)."""
+        if column in ("fp8", "fp4", "int8"):
+            return getattr(self, f"{column}_compute_ratio")
+        return jnp.ones(())
+
+    def engine_batch_limit(self):
+        """Most sequences one engine instance runs in a Decode step:
+        ``min(max_batch_size, max_batched_tokens)`` (exact: an engine limit is a hard cap)."""
+        return exact_min(self.max_batch_size, self.max_batched_tokens)

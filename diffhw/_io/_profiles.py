@@ -24,6 +24,13 @@ _PROFILE_KEYS = {
     "max_batched_tokens": (False, False, 1.0, 1e12, "tokens"),
     "collective_step_latency_s": (True, False, 0.0, 10.0, "s"),
     "sequence_overhead_s": (True, False, 0.0, 10.0, "s"),
+    # share of a format's peak relative to bf16's: shipped 0.55 .. 1; a kernel that reaches
+    # more than 2x bf16's share of its own peak is a typo
+    "fp8_compute_ratio": (False, False, 0.01, 2.0, ""),
+    "fp4_compute_ratio": (False, False, 0.01, 2.0, ""),
+    "int8_compute_ratio": (False, False, 0.01, 2.0, ""),
+    # sequences per engine instance: shipped 256 .. 2048 (1e9: no limit); at least one
+    "max_batch_size": (False, False, 1.0, 1e12, "sequences"),
 }
 #: Profile keys a TOML file may leave out: those with a default in `Profile`.
 _PROFILE_OPTIONAL = {f.name: f.default for f in dataclasses.fields(Profile)
