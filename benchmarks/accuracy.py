@@ -19,12 +19,22 @@ Groups:
 - ``MLPerf server|interactive latency (serve) ttft p99|tpot p99|ttft mean|tpot mean``:
   ``diffhw.serve`` at the measured request rate against the measured latencies; a rate
   the model calls unstable (overloaded) is a miss, predicted None and counted apart.
+- ``max-throughput (TensorRT-LLM)``: trtllm-bench and TensorRT-LLM blog maximum
+  throughput at fixed prompt/output lengths (``max_throughput``, no latency limit).
+- ``batch-1 prefill (llama.cpp pp512)``: llama-bench's 512-token prompt rate as a TTFT.
+- ``theme: ...``: cross-cutting views in which a point counts besides its scenario group
+  (issue 16's misses): FP4 Blackwell max-throughput, FP8 max-throughput, AMD, 4-bit
+  weight-only batch 1, Apple/mobile, MoE at scale (an MoE model on 8 chips or more).
 - ``splitwise <hw> tp<N> ttft|tpot``: SplitwiseSim's 2023 stack, by hardware and TP.
+
+Chip, model and precision texts map to presets by rule (`match_preset`,
+`match_precision` in ``diffhw._io._names``); a format diffhw has no precision for
+(AWQ, GPTQ, MXFP4) runs as the nearest shipped one and the point records the format.
 
 Serving points are not fitted (``diffhw.calibrate`` has no serving metric): their
 cross-validated columns use the profile of the fold that left their chip out.
 
-Usage: ``python benchmarks/accuracy.py [--profile NAME] [--json] [--rows]``.
+Usage: ``python benchmarks/accuracy.py [--profile NAME] [--json] [--rows] [--fit-all]``.
 Rows that cannot be expressed (ambiguous units, no latency split) are listed as skipped
 with the reason.
 """
@@ -44,73 +54,44 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import diffhw
+from diffhw._io._names import match_precision, match_preset
 from diffhw._tools._calibrate import DEFAULT_FIT, _weights_fit
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-HARDWARE = {
-    "NVIDIA H100-SXM-80GB (DGX H100)": "h100-sxm",
-    "NVIDIA H100 SXM 80GB": "h100-sxm",
-    "NVIDIA H100 80GB": "h100-sxm",
-    "NVIDIA H100 SXM5 80GB": "h100-sxm",
-    "NVIDIA H100 PCIe 80GB": "h100-pcie",
-    "NVIDIA A100 SXM 80GB": "a100-sxm-80gb",
-    "NVIDIA A100 80GB (SXM/PCIe not stated)": "a100-sxm-80gb",
-    "NVIDIA A100 80GB": "a100-sxm-80gb",
-    "NVIDIA A100 (variant not stated)": "a100-sxm-80gb",
-    "NVIDIA L40S": "l40s",
-    "NVIDIA L4 24GB": "l4",
-    "NVIDIA RTX 4090 24GB": "rtx-4090",
-    "Apple M2 Ultra 76-core GPU 192GB": "apple-m2-ultra",
-    "Apple M3 Max 40-core GPU 48GB": "apple-m3-max",
-    "Apple M1 Max 24-core GPU 32GB": "apple-m1-max",
-    "Google TPU v5e": "tpu-v5e",
-    # SplitwiseSim names; the power-capped H100 is modelled as an H100 (no power model yet)
-    "a100-80gb": "a100-sxm-80gb",
-    "h100-80gb": "h100-sxm",
-    "h100-80gb-pcap": "h100-sxm",
+# Chip and model names as published map to presets by rule
+# (`diffhw._io._names.match_preset`: every token of the preset's name in the text;
+# an unstated board is the SXM one, an unstated A100 capacity 80 GB). SplitwiseSim's
+# power-capped H100 ("h100-80gb-pcap") is an H100 to that rule (no power model yet).
+# Rows predicted before issue 16 (the chips and models then mapped by exact name): the
+# cross-validated fits keep to them unless --fit-all, and the goal lines without "(all
+# rows)" count only their points, so those numbers stay comparable.
+ORIGINAL_ROWS = frozenset({
+    "M001", "M003", "M004", "M005", "M008", "M009", "M011", "M012", "M014", "M018", "M020", "M022", "M024",
+    "M028", "M030", "M034", "M035", "M037", "M038", "M048", "M049", "M051", "M053", "M078", "M079", "M080",
+    "M081", "M083", "M084", "M085", "M086", "M087", "M088", "M097", "M098", "M099", "M100", "M101", "M102",
+    "M103", "M104", "M109", "M111", "M113", "M114", "M115", "M116", "M118",
+})
+# Of those, the rows whose TPOT / throughput points made the goal (MLPerf Server rows
+# reached only through the serving-only maps were kept out of it).
+ORIGINAL_GOAL_ROWS = frozenset({
+    "M001", "M003", "M004", "M005", "M009", "M012", "M078", "M079", "M080", "M081", "M097", "M098", "M099",
+    "M100", "M101", "M102", "M103", "M104", "M109", "M111", "M113", "M114", "M115", "M116", "M118",
+})
+BLACKWELL = ("b200", "gb200", "b300", "gb300")
+AMD = ("mi300x", "mi325x", "mi355x")
+FOUR_BIT_WEIGHT_ONLY = ("q4_0", "q4_k", "nf4", "int4", "awq", "gptq")
+# Rows diffhw cannot express yet, and why (by a word of the scenario).
+NOT_EXPRESSIBLE = {
+    "prefill-only": "prefill-only nodes of a disaggregated MoE deployment with attention data parallel and "
+                    "32-way expert parallel over 4 nodes: diffhw has no attention-DP + wide-EP layout and "
+                    "treats all chips as one switch domain (issue 16, parallel layouts)",
+    "decode-only": "decode-only nodes of a disaggregated MoE deployment with attention data parallel and wide "
+                   "expert parallel (48-72 GPUs, several nodes): not expressible (issue 16, parallel layouts)",
+    "single-stream": "chip count (hundreds of LPUs) and precision not stated",
+    "on-device": "model not specified ('Llama 2 class up to 10B'), precision only 'likely INT4': an upper-"
+                 "bound vendor claim",
 }
-MODELS = {
-    "GPT-J-6B": "gpt-j-6b",
-    "Llama-2-70B-chat": "llama-2-70b",
-    "LLaMA(-2)-7B": "llama-2-7b",
-    "LLaMA(-2)-70B": "llama-2-70b",
-    "Llama-2-7B": "llama-2-7b",
-    "Qwen-2.5-7B": "qwen2.5-7b",
-    "Llama-3-8B": "llama-3-8b",
-    "llama2-70b": "llama-2-70b",
-    "bloom-176b": "bloom-176b",
-}
-# Chips and models with a preset that only the MLPerf Server / Interactive rows use
-# (the serving groups and their static-batch "before"); the other scenarios keep the
-# maps above, so their groups and the goal's points stay as they were.
-SERVING_HARDWARE = {
-    "NVIDIA B200-SXM-180GB (air-cooled, 1000 W TGP)": "b200",
-    "NVIDIA B200-SXM-180GB (DGX B200)": "b200",
-    "NVIDIA H200-SXM-141GB": "h200-sxm",
-    "NVIDIA GB200 NVL72 (GB200-186GB)": "gb200",
-    "AMD Instinct MI300X (192 GB HBM3, 750 W)": "mi300x",
-    "AMD Instinct MI325X (256 GB HBM3E)": "mi325x",
-}
-SERVING_MODELS = {
-    "Mixtral-8x7B-Instruct": "mixtral-8x7b",
-    "Llama-3.1-405B-Instruct": "llama-3.1-405b",
-    "Llama-3.1-8B-Instruct": "llama-3.1-8b",
-    "DeepSeek-R1 (671B MoE, 37B active)": "deepseek-r1",
-    "DeepSeek-R1 (671B MoE)": "deepseek-r1",
-}
-# (weight precision, activation precision) by the CSV's precision text
-PRECISIONS = [
-    ("Q4_0", ("q4_0", "fp16")),
-    ("NF4", ("nf4", "fp16")),
-    ("INT4", ("int4", "fp16")),
-    # NVFP4 (Blackwell MLPerf submissions): FP4 weights and activations; the KV cache
-    # stays FP8 (`KV_PRECISION`)
-    ("FP4", ("fp4", "fp4")),
-    ("FP8", ("fp8", "fp8")),
-    ("FP16", ("fp16", "fp16")),
-    ("BF16", ("bf16", "bf16")),
-]
 # MLPerf datasets: mean input tokens (assumed, documented in the README): GPT-J on
 # CNN-DailyMail ~ 800; Llama-2-70B on the OpenOrca subset ~ 300. Mixtral-8x7B's set is
 # 5,000 samples each of OpenOrca, GSM8K and MBXP (mlcommons/inference,
@@ -124,6 +105,10 @@ MLPERF_ISL = {"gpt-j-6b": 800.0, "llama-2-70b": 300.0, "mixtral-8x7b": 300.0, "l
 # tokens_per_sample, mlcommons/inference language/mixtral-8x7b/README.md); Llama-3.1-405B
 # 656 (its v5.0 Offline logs: 655.8 and 656.9 per sample).
 MLPERF_OSL = {"llama-2-70b": 291.9, "mixtral-8x7b": 144.84, "llama-3.1-405b": 656.0}
+# Beam search: MLPerf's GPT-J benchmark generates with 4 beams ("only beam_size 4 is
+# allowed for official submission": mlcommons/inference, language/gpt-j/backend_PyTorch.py,
+# gen_kwargs num_beams); the other models decode greedily (1).
+MLPERF_BEAMS = {"gpt-j-6b": 4.0}
 # Spread of prompt lengths (`diffhw.traffic`'s input_cv): no published coefficient of
 # variation for these datasets, so 0 (all prompts at the mean). OpenOrca's prompts vary
 # widely (a few tokens up to the 1,024 cap), so this understates the TTFT tail.
@@ -145,8 +130,8 @@ MLPERF_LIMITS = {
 }
 # MLPerf Server / Interactive rows with a preset that are not predicted, and why.
 MLPERF_SKIP = {
-    "gpt-j-6b": "GPT-J Server has only an end-to-end bound (20 s per query), no TTFT/TPOT limits, and uses "
-                "beam search (4 beams), which diffhw does not model",
+    "gpt-j-6b": "GPT-J Server has only an end-to-end bound (20 s per query), no TTFT/TPOT limits, and runs "
+                "4-beam search, which diffhw's serving model does not take (evaluate and max_throughput do)",
     "llama-3.1-8b": "precision not stated (FP4 or FP8), no samples/s to derive the output length from, "
                     "and its CNN-DailyMail prompt length under the Llama-3 tokenizer is not known here",
     "deepseek-r1": "the DeepSeek-R1 set's mean prompt length is not known here, its expert/tensor layout "
@@ -161,7 +146,11 @@ STACKS = [
     ("TensorRT-LLM", "tensorrt-llm"),
     ("Saxml", "saxml-jax"),
     ("llama.cpp", "llama.cpp"),
+    # AMD's MLPerf harness and vLLM on ROCm: their own stack (kernels, not CUDA's)
+    ("ROCm", "vllm-rocm"),
+    ("AMD MLPerf", "vllm-rocm"),
     ("vLLM", "vllm"),
+    ("SGLang", "sglang"),
     ("PyTorch/HF", "hf-transformers"),
     ("bnb", "hf-transformers"),
     ("AutoAWQ", "hf-transformers"),
@@ -191,11 +180,55 @@ def _f(x):
         return None
 
 
-def _precision(text):
-    for key, pair in PRECISIONS:
-        if key in (text or ""):
-            return pair
-    return ("bf16", "bf16")
+def _row_precision(r):
+    """The row's precisions (`match_precision`) as point fields, or (None, reason).
+
+    A text that states no precision gets BF16 (the rows' previous rule; one MLPerf
+    Offline row, TPU v5e GPT-J) unless it names candidates ("likely FP4/FP8"): then the
+    row is skipped. FP4 (NVFP4) rows keep an FP8 KV cache (`KV_PRECISION`)."""
+    text = r["precision"]
+    m = match_precision(text)
+    if m is None:
+        if "likely" in text.lower():
+            return None, f"precision not stated ({text})"
+        m = dict(format="BF16 (not stated)", weight_precision="bf16", activation_precision="bf16",
+                 kv_precision=None, nearest=False, assumed=True)
+    kv = m["kv_precision"] or KV_PRECISION.get(m["weight_precision"])
+    return dict(weight_precision=m["weight_precision"], activation_precision=m["activation_precision"],
+                format=m["format"] + (" (as the nearest shipped precision)" if m["nearest"] else ""),
+                **({"kv_precision": kv} if kv else {})), None
+
+
+def _themes(p, spec):
+    """Cross-cutting groups a point also counts in (issue 16's misses), besides its
+    scenario group: FP4 on Blackwell and FP8 max-throughput, AMD, 4-bit weight-only at
+    batch 1, Apple/mobile parts, MoE on 8 chips or more."""
+    if p["metric"] in SERVE_METRICS:
+        return []
+    out = []
+    offline = p["metric"] == "max_throughput" and math.isinf(p.get("tpot_limit_s", math.inf))
+    if offline and p["weight_precision"] == "fp4" and p["hardware"] in BLACKWELL:
+        out.append("theme: FP4 Blackwell max-throughput")
+    if offline and p["weight_precision"] == "fp8":
+        out.append("theme: FP8 max-throughput")
+    if p["hardware"] in AMD:
+        out.append("theme: AMD")
+    if p["metric"] == "tpot_s" and p["batch"] == 1.0 and (
+            p["weight_precision"] in FOUR_BIT_WEIGHT_ONLY or p.get("format", "").startswith(("AWQ", "GPTQ"))):
+        out.append("theme: 4-bit weight-only batch 1")
+    if p["hardware"].startswith(("apple-", "snapdragon")):
+        out.append("theme: Apple/mobile")
+    if spec.n_experts and p["tp"] * p["dp"] >= 8:
+        out.append("theme: MoE at scale")
+    return out
+
+
+def _fit_chips(hw, model, chips, tp, weight_precision):
+    """Tensor parallelism doubled from `tp` while the weights do not fit on the chips it
+    spans (a row that states no layout: the smallest TP group that holds the model)."""
+    while not _holds_weights(hw, model, tp, weight_precision) and tp * 2 <= chips:
+        tp *= 2
+    return tp
 
 
 def published_points():
@@ -204,60 +237,84 @@ def published_points():
     with open(DATA / "published_measurements.csv") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
-        hw, model = HARDWARE.get(r["hardware"]), MODELS.get(r["model"])
-        serving = r["scenario"].startswith(("MLPerf Server", "MLPerf Interactive"))
-        if serving:
-            hw = hw or SERVING_HARDWARE.get(r["hardware"])
-            model = model or SERVING_MODELS.get(r["model"])
-        if hw is None or model is None:
-            why = f"no preset for {r['hardware']!r} / {r['model']!r}"
-            if (SERVING_HARDWARE.get(r["hardware"]) or HARDWARE.get(r["hardware"])) and (
-                    SERVING_MODELS.get(r["model"]) or MODELS.get(r["model"])):
-                why = "chip/model mapped for MLPerf Server/Interactive rows only (SERVING_HARDWARE/_MODELS)"
+        new, why = _row_points(r)
+        if why:
             skipped.append((r["id"], why))
-            continue
-        chips = int(_f(r["num_chips"]) or 1)
-        tp = int(_f(r["tp"]) or 1)
-        w, a = _precision(r["precision"])
-        scen = r["scenario"]
-        p = dict(id=r["id"], hardware=hw, model=model, tp=tp, pp=1, dp=max(chips // tp, 1),
-                 weight_precision=w, activation_precision=a, source=r["source_url"],
-                 stack=stack_of(r["software"]))
-        batch, isl, osl = _f(r["batch_or_concurrency"]), _f(r["isl_tokens"]), _f(r["osl_tokens"])
-        if scen.startswith(("batch-1 decode", "light load")):
-            tpot = _f(r["tpot_ms_mean"])
-            if tpot is None:
-                skipped.append((r["id"], "no step time reported (only a ratio)"))
-                continue
-            # llama.cpp's tg benchmark generates from a near-empty context; the L4 study
-            # and vLLM post decode at a moderate context (2048 / 512 assumed).
-            ctx = 2048.0 if "Qwen" in r["model"] else (512.0 if "vLLM" in r["software"] else 1.0)
-            points.append(dict(p, group="batch-1 decode", metric="tpot_s", measured=tpot / 1e3,
-                               batch=1.0, input_tokens=ctx, output_tokens=128.0))
-        elif scen.startswith("static batch throughput"):
-            total = _f(r["output_tok_s_total"])
-            if total is None:
-                skipped.append((r["id"], "ambiguous total vs per-GPU tokens/s"))
-                continue
-            points.append(dict(p, group="known-batch throughput", metric="output_tokens_per_s",
-                               measured=total, batch=batch, input_tokens=isl, output_tokens=osl))
-        elif scen.startswith("batch-1 first-token"):
-            points.append(dict(p, group="first-token latency", metric="ttft_s",
-                               measured=_f(r["ttft_ms_mean"]) / 1e3, batch=1.0,
-                               input_tokens=isl, output_tokens=1.0))
-        elif scen.startswith("MLPerf Offline"):
-            total = _f(r["output_tok_s_total"])
-            points.append(dict(p, group="MLPerf offline", metric="max_throughput", measured=total,
-                               batch=1.0, input_tokens=MLPERF_ISL[model], output_tokens=osl))
-        elif serving:
-            original = r["hardware"] in HARDWARE and r["model"] in MODELS
-            new, why = mlperf_serving_points(r, p, model, original)
-            points += new
-            if why:
-                skipped.append((r["id"], why))
-        else:
-            skipped.append((r["id"], f"scenario {scen!r} has no TTFT/TPOT split or token rate"))
+        for p in new:
+            p.setdefault("new", r["id"] not in ORIGINAL_ROWS)
+            p.setdefault("goal", r["id"] in ORIGINAL_GOAL_ROWS)
+            p["themes"] = _themes(p, _CACHE.setdefault(p["model"], diffhw.presets.model(p["model"])))
+        points += new
     return points, skipped
+
+
+def _row_points(r):
+    """One published row as prediction tasks: (points, reason skipped or None)."""
+    scen = r["scenario"]
+    for key, why in NOT_EXPRESSIBLE.items():
+        if scen.startswith(key):
+            return [], why
+    hw, model = match_preset("hardware", r["hardware"]), match_preset("models", r["model"])
+    if hw is None or model is None:
+        return [], f"no preset matches {r['hardware']!r} / {r['model']!r}"
+    prec, why = _row_precision(r)
+    if prec is None:
+        return [], why
+    chips = int(_f(r["num_chips"]) or 1)
+    tp = int(_f(r["tp"]) or 1)
+    p = dict(id=r["id"], hardware=hw, model=model, tp=tp, pp=1, dp=max(chips // tp, 1), **prec,
+             source=r["source_url"], stack=stack_of(r["software"]))
+    batch, isl, osl = _f(r["batch_or_concurrency"]), _f(r["isl_tokens"]), _f(r["osl_tokens"])
+    serving = scen.startswith(("MLPerf Server", "MLPerf Interactive"))
+    if scen.startswith(("batch-1 decode", "light load")):
+        tpot = _f(r["tpot_ms_mean"])
+        if tpot is None:
+            return [], "no step time reported (only a ratio)"
+        # llama.cpp's tg benchmark generates from a near-empty context; the L4 study
+        # and vLLM post decode at a moderate context (2048 / 512 assumed).
+        ctx = 2048.0 if "Qwen" in r["model"] else (512.0 if "vLLM" in r["software"] else 1.0)
+        out = [dict(p, group="batch-1 decode", metric="tpot_s", measured=tpot / 1e3,
+                    batch=1.0, input_tokens=ctx, output_tokens=128.0)]
+        pre = _f(r["prefill_tok_s"])
+        if pre and isl:
+            # llama-bench pp512: a 512-token prompt processed at batch 1 (TTFT = 512 / rate)
+            out.append(dict(p, id=r["id"] + "/pp", group="batch-1 prefill (llama.cpp pp512)", metric="ttft_s",
+                            measured=isl / pre, batch=1.0, input_tokens=isl, output_tokens=1.0, goal=False,
+                            new=True))
+        return out, None
+    if scen.startswith("static batch throughput"):
+        total = _f(r["output_tok_s_total"])
+        if total is None:
+            return [], "ambiguous total vs per-GPU tokens/s"
+        return [dict(p, group="known-batch throughput", metric="output_tokens_per_s",
+                     measured=total, batch=batch, input_tokens=isl, output_tokens=osl)], None
+    if scen.startswith("batch-1 first-token"):
+        return [dict(p, group="first-token latency", metric="ttft_s", measured=_f(r["ttft_ms_mean"]) / 1e3,
+                     batch=1.0, input_tokens=isl, output_tokens=1.0)], None
+    if scen.startswith("max-throughput"):
+        # trtllm-bench / TensorRT-LLM blog maximum throughput at fixed ISL/OSL: the best
+        # batch diffhw finds. MoE rows ran attention data parallel with expert parallel
+        # inside the TP group; diffhw has no attention DP, so they are TP with the
+        # experts spread over it (ep = tp, where the experts divide).
+        total = _f(r["output_tok_s_total"])
+        tp = _fit_chips(hw, model, chips, tp, p["weight_precision"])
+        spec = _CACHE.setdefault(model, diffhw.presets.model(model))
+        ep = tp if "attention DP" in r["software"] and spec.n_experts and spec.n_experts % tp == 0 else 1
+        return [dict(p, tp=tp, dp=max(chips // tp, 1), ep=ep, group="max-throughput (TensorRT-LLM)",
+                     metric="max_throughput", measured=total, batch=1.0, input_tokens=isl,
+                     output_tokens=osl)], None
+    if scen.startswith("MLPerf Offline"):
+        if model not in MLPERF_ISL:
+            return [], MLPERF_SKIP.get(model, f"no MLPerf mean prompt length known here for {model}")
+        total = _f(r["output_tok_s_total"])
+        osl = osl or MLPERF_OSL.get(model)
+        tp = _fit_chips(hw, model, chips, tp, p["weight_precision"])
+        return [dict(p, tp=tp, dp=max(chips // tp, 1), group="MLPerf offline", metric="max_throughput",
+                     measured=total, batch=1.0, input_tokens=MLPERF_ISL[model], output_tokens=osl,
+                     beam_width=MLPERF_BEAMS.get(model, 1.0))], None
+    if serving:
+        return mlperf_serving_points(r, p, model)
+    return [], f"scenario {scen!r} has no TTFT/TPOT split or token rate"
 
 
 def _holds_weights(hw, model, tp, weight_precision):
@@ -272,7 +329,7 @@ def _holds_weights(hw, model, tp, weight_precision):
     return _CACHE[key]
 
 
-def mlperf_serving_points(r, p, model, original=True):
+def mlperf_serving_points(r, p, model):
     """An MLPerf Server / Interactive row as prediction tasks: the static-batch search
     under the limits (``max_throughput``, the "before"), the serving model's maximum
     rate under the limits and, where the log gives latencies, its TTFT and TPOT at the
@@ -283,8 +340,6 @@ def mlperf_serving_points(r, p, model, original=True):
     limits = MLPERF_LIMITS.get((model, scen))
     if limits is None:
         return [], f"no TTFT/TPOT limits known for {model} {scen}"
-    if "not stated" in r["precision"]:
-        return [], "precision not stated"
     tok, sps = _f(r["output_tok_s_total"]), _f(r["samples_per_s"])
     if tok is None and sps is None:
         return [], "no throughput (tokens/s or samples/s) reported"
@@ -293,19 +348,15 @@ def mlperf_serving_points(r, p, model, original=True):
     isl = MLPERF_ISL[model]
     # parallelism: the rows' rule (tp as given, else 1, the rest data parallel), with tp
     # doubled while the weights do not fit on one chip (Llama-3.1-405B: FP4 needs 2)
-    chips, tp = p["tp"] * p["dp"], p["tp"]
-    while not _holds_weights(p["hardware"], model, tp, p["weight_precision"]) and tp * 2 <= chips:
-        tp *= 2
-    kv = KV_PRECISION.get(p["weight_precision"])
+    chips = p["tp"] * p["dp"]
+    tp = _fit_chips(p["hardware"], model, chips, p["tp"], p["weight_precision"])
     ttft_l, tpot_l = limits
     base = dict(p, tp=tp, dp=max(chips // tp, 1), batch=1.0, input_tokens=isl, output_tokens=osl,
-                ttft_limit_s=ttft_l, tpot_limit_s=tpot_l, **({"kv_precision": kv} if kv else {}))
+                ttft_limit_s=ttft_l, tpot_limit_s=tpot_l)
     points = []
     if tok is not None:
-        # the previous prediction: the best static batch under the limits; rows reached only
-        # through SERVING_HARDWARE/_MODELS stay out of the goal (its points unchanged)
-        points.append(dict(base, group=f"MLPerf {scen}", metric="max_throughput", measured=tok,
-                           goal=original))
+        # the previous prediction: the best static batch under the limits
+        points.append(dict(base, group=f"MLPerf {scen}", metric="max_throughput", measured=tok))
     # the serving model at its largest rate under the limits
     rate = sps if sps else tok / osl
     serve = dict(base, request_rate=rate, input_cv=MLPERF_INPUT_CV, max_sequences=math.inf)
@@ -335,7 +386,7 @@ def splitwise_points():
             groups[key].append((float(r["prompt_time"]), float(r["token_time"])))
     points = []
     for (model, hw, tp, b, isl, osl), vals in sorted(groups.items()):
-        base = dict(hardware=HARDWARE[hw], model=MODELS[model], tp=tp, pp=1, dp=1, batch=float(b),
+        base = dict(hardware=match_preset("hardware", hw), model=match_preset("models", model), tp=tp, pp=1, dp=1, batch=float(b),
                     input_tokens=float(isl), output_tokens=float(osl), weight_precision="fp16",
                     activation_precision="fp16", source="splitwise_perf_model.csv", stack="splitwise-2023")
         tag = f"splitwise {hw} tp{tp}"
@@ -353,10 +404,11 @@ def measurement(p):
     return diffhw.Measurement(
         hardware=p["hardware"], model=p["model"], metric=metric, value=p["measured"], batch=p["batch"],
         input_tokens=p["input_tokens"], output_tokens=p["output_tokens"], tp=p["tp"], pp=p["pp"], dp=p["dp"],
-        weight_precision=p["weight_precision"], activation_precision=p["activation_precision"],
+        ep=p.get("ep", 1), weight_precision=p["weight_precision"], activation_precision=p["activation_precision"],
         kv_precision=p.get("kv_precision"),
         tpot_limit_s=p.get("tpot_limit_s", math.inf), ttft_limit_s=p.get("ttft_limit_s", math.inf),
         id=p["id"], group=p["group"], source=p["source"], stack=p.get("stack", ""),
+        beam_width=p.get("beam_width", 1.0),
     )
 
 
@@ -372,8 +424,9 @@ def _design(p, profile, hw=None):
     model = _CACHE.setdefault(p["model"], diffhw.presets.model(p["model"]))
     wl = diffhw.workload(p["batch"], p["input_tokens"], p["output_tokens"],
                          weight_precision=p["weight_precision"],
-                         activation_precision=p["activation_precision"], kv_precision=p.get("kv_precision"))
-    par = diffhw.parallelism(tp=p["tp"], pp=p["pp"], dp=p["dp"])
+                         activation_precision=p["activation_precision"], kv_precision=p.get("kv_precision"),
+                         beam_width=p.get("beam_width", 1.0))
+    par = diffhw.parallelism(tp=p["tp"], pp=p["pp"], dp=p["dp"], ep=p.get("ep", 1))
     return hw, model, wl, par
 
 
@@ -382,7 +435,7 @@ def _serving(p, hw, model, par, rate=None, at_max=None):
     call; calls that differ only in float values reuse one compiled program)."""
     at_max = p["metric"] in SERVE_RATE_METRICS if at_max is None else at_max
     rate = p["request_rate"] if rate is None else rate
-    key = ("serve", id(hw), p["model"], p["tp"], p["dp"], p["weight_precision"], p["activation_precision"],
+    key = ("serve", id(hw), p["model"], p["tp"], p["dp"], p.get("ep", 1), p["weight_precision"], p["activation_precision"],
            p.get("kv_precision"), p["input_tokens"], p["output_tokens"], p["input_cv"], p["max_sequences"],
            rate, p["ttft_limit_s"], p["tpot_limit_s"], at_max)
     if key not in _CACHE:
@@ -524,10 +577,12 @@ def summarise(points, preds):
     """Per group: count, median and mean |predicted / measured - 1| (None predictions skipped)."""
     by = defaultdict(list)
     for p, y in zip(points, preds):
-        by[p["group"]]
-        if y is not None and math.isfinite(y):
-            by[p["group"]].append(abs(y / p["measured"] - 1.0))
-    return {g: _stats(e) for g, e in by.items()}
+        for g in (p["group"], *p.get("themes", ())):  # a point also counts in its themes
+            by[g]
+            if y is not None and math.isfinite(y):
+                by[g].append(abs(y / p["measured"] - 1.0))
+    groups = [g for g in by if not g.startswith("theme: ")] + [g for g in by if g.startswith("theme: ")]
+    return {g: _stats(by[g]) for g in groups}
 
 
 # Decode TPOT and throughput: the points the issue's 15% goal is about.
@@ -559,10 +614,11 @@ SPLITWISE_FIT = ("compute_efficiency", "collective_latency_s", "collective_step_
                  "layer_overhead_s", "sequence_overhead_s")
 
 
-def goal_check(points, columns, cv="cv", label="diffhw cross-validated"):
+def goal_check(points, columns, cv="cv", label="diffhw cross-validated", every_row=False):
     """Mean |error| of a cross-validated column on held-out TPOT and throughput points,
-    and next to each peer on the points that peer expresses."""
-    sel = [i for i, p in enumerate(points) if p["metric"] in GOAL_METRICS and p.get("goal", True)]
+    and next to each peer on the points that peer expresses. `every_row`: every
+    published row's points, not only the rows the goal was first stated on."""
+    sel = [i for i, p in enumerate(points) if p["metric"] in GOAL_METRICS and (every_row or p.get("goal", True))]
     err = lambda col, i: abs(columns[col][i] / points[i]["measured"] - 1.0)
     ok = lambda col, i: columns[col][i] is not None and math.isfinite(columns[col][i])
     out = {label: _stats([err(cv, i) for i in sel if ok(cv, i)])}
@@ -584,9 +640,9 @@ def _cross_validated(points, by, within=None, base="default", fit=DEFAULT_FIT):
 
 
 def _fold_predictions(points, cv, name, within=None, base="default"):
-    """Serving points predicted with the profile of the fold that left their chip out
-    (``cv.groups[label]["profile"]``; their static-batch twin is in that fold), NaN where
-    no fold covers them."""
+    """Points not fitted (serving points, rows added after the fits were set up) predicted
+    with the profile of the fold that left their chip out (``cv.groups[label]["profile"]``),
+    NaN where no fold covers their chip."""
     out = []
     for p in points:
         label = p[cv.by] if within is None else f"{p[within]}/{p[cv.by]}"
@@ -636,6 +692,9 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rows", action="store_true", help="print every point")
     ap.add_argument("--no-splitwise", action="store_true")
+    ap.add_argument("--fit-all", action="store_true",
+                    help="let the cross-validated fits see every published row (default: the rows predicted "
+                         "before issue 16; later rows are predicted with the fold that left their chip out)")
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validated fits")
     ap.add_argument("--no-peers", action="store_true", help="skip genz-llm and llm-analysis")
     ap.add_argument("--splitwise-by-hardware", action="store_true",
@@ -643,8 +702,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     pub, skipped = published_points()
     # serving points after the others (they are predicted, never fitted)
-    pub_serve = [p for p in pub if p["metric"] in SERVE_METRICS]
-    pub = [p for p in pub if p["metric"] not in SERVE_METRICS]
+    # serving points, and rows added after the fits were set up (unless --fit-all), are
+    # predicted, never fitted: their cross-validated columns use the profile of the fold
+    # that left their chip out
+    fitted = lambda p: p["metric"] not in SERVE_METRICS and (args.fit_all or not p["new"])
+    pub_serve = [p for p in pub if not fitted(p)]
+    pub = [p for p in pub if fitted(p)]
     sw = [] if args.no_splitwise else splitwise_points()
     points = pub + pub_serve + sw
     columns = {"default": [predict(p, args.profile) for p in points]}
@@ -680,6 +743,8 @@ def main(argv=None):
     if "cv" in columns:
         goal.update(goal_check(points, columns))
         goal.update(goal_check(points, columns, "cv_stack", "diffhw cross-validated per stack"))
+        goal.update(goal_check(points, columns, label="diffhw cross-validated (all rows)", every_row=True))
+    goal.update(goal_check(points, columns, "default", f"diffhw '{args.profile}' (all rows)", every_row=True))
     over = {col: overloaded(points, preds) for col, preds in columns.items() if col not in PEERS}
     if args.json:
         serving = [dict(id=p["id"], group=p["group"], metric=p["metric"], measured=p["measured"],
@@ -688,7 +753,13 @@ def main(argv=None):
                         ttft_limit_s=p["ttft_limit_s"], tpot_limit_s=p["tpot_limit_s"],
                         predicted={c: columns[c][i] for c in columns})
                    for i, p in enumerate(points) if p["metric"] in SERVE_METRICS]
-        out = dict(profile=args.profile, columns=table, goal=goal, goal_threshold=GOAL,
+        published = [dict(id=p["id"], group=p["group"], themes=p["themes"], metric=p["metric"], hardware=p["hardware"],
+                          model=p["model"], tp=p["tp"], dp=p["dp"], ep=p.get("ep", 1), format=p["format"],
+                          weight_precision=p["weight_precision"], activation_precision=p["activation_precision"],
+                          kv_precision=p.get("kv_precision"), fitted=fitted(p), measured=p["measured"],
+                          predicted={c: columns[c][i] for c in columns})
+                     for i, p in enumerate(points) if "themes" in p]
+        out = dict(profile=args.profile, columns=table, goal=goal, goal_threshold=GOAL, published_points=published,
                    cross_validation_folds=cv_groups, serving_points=serving, overloaded=over,
                    skipped=skipped)
         print(json.dumps(_finite(out), indent=2, default=float, allow_nan=False))
@@ -726,7 +797,9 @@ def main(argv=None):
             lat = p["metric"] in SERVE_LATENCY_METRICS
             vals = "  ".join(f"{c} {columns[c][i]:.4g}" if columns[c][i] is not None
                              else f"{c} {'overloaded' if lat and c not in PEERS else 'n/a'}" for c in columns)
-            print(f"{p['id']:<40} {p['metric']:<29} measured {p['measured']:.4g}  {vals}")
+            fmt = f"  [{p['hardware']} {p['model']} tp{p['tp']} dp{p['dp']} ep{p.get('ep', 1)} {p['format']}]" \
+                if "format" in p else ""
+            print(f"{p['id']:<40} {p['metric']:<29} measured {p['measured']:.4g}  {vals}{fmt}")
     print("\nskipped rows:")
     for i, why in skipped:
         print(f"  {i}: {why}")

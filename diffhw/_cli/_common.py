@@ -34,14 +34,20 @@ def add_design_flags(p):
     p.add_argument("--ep", type=float, default=None, help="expert-parallel degree (default: 1)")
     p.add_argument("--input-tokens", type=float, default=DEFAULT_INPUT, help="prompt tokens per request (default: %(default)s)")
     p.add_argument("--output-tokens", type=float, default=DEFAULT_OUTPUT, help="generated tokens per request (default: %(default)s)")
-    p.add_argument("--precision", default="bf16", help="weights and activations: fp32, bf16, fp16, fp8, int8, fp4, int4, or bits (default: %(default)s)")
-    p.add_argument("--weight-precision", default=None, help="weights only (e.g. int4 for W4A16); default: --precision")
+    p.add_argument("--precision", default="bf16", help="weights and activations: fp32, bf16, fp16, fp8, int8, fp4, int4, mxfp4, nvfp4, or bits; a "
+                   "weight-only format (q4_0, q4_k, nf4, awq, gptq, fp8_weight_only) sets the weights and 16-bit "
+                   "activations (default: %(default)s)")
+    p.add_argument("--weight-precision", default=None, help="weights only (e.g. awq, gptq, nf4, q4_0 for W4A16: bits with their scales and the "
+                   "dequantising kernel's cost); default: --precision")
     p.add_argument("--kv-precision", default=None, help="KV cache (default: --precision)")
     p.add_argument("--shared-context-tokens", type=float, default=0.0,
                    help="read-only context every request attends to, stored once (a shared prompt, a RAG corpus)")
     p.add_argument("--routing-skew", type=float, default=0.0,
                    help="MoE routing skew: coefficient of variation of the tokens each expert receives "
                         "(default 0, uniform routing)")
+    p.add_argument("--beam-width", type=float, default=1.0,
+                   help="beam search: sequences each request decodes, sharing its prompt's KV; throughput "
+                        "counts one returned sequence per request (default 1: no beam search; MLPerf GPT-J: 4)")
     p.add_argument("--trend", action="append", default=None, metavar="NAME[:KEY=VALUE,...]",
                    help="apply one of the paper's six trends to the workload (repeatable, in order): "
                         + ", ".join(TRENDS) + "; e.g. rag:shared_tokens=1e6 (diffhw.trends)")
@@ -90,6 +96,8 @@ NUMERIC_FLAGS = {
     "output_tokens": (1, 1e8, True, "tokens"),
     "shared_context_tokens": (0, 1e8, True, "tokens"),
     "routing_skew": (0, 10, False, ""),
+    # beam search: widths in use are 2-10 (MLPerf GPT-J: 4); 1,024 leaves headroom
+    "beam_width": (1, 1024, True, "beams"),
     "chips": (1, 1e6, True, "chips"),
     "tp": (1, 1e6, True, ""), "pp": (1, 1e6, True, ""), "dp": (1, 1e6, True, ""), "ep": (1, 1e6, True, ""),
     # electricity: US industrial ~0.08 $/kWh, the dearest retail ~0.6 $/kWh
@@ -208,6 +216,7 @@ def design_from_args(args, batch, ep_follows_tp=False):
         weight_precision=args.weight_precision,
         shared_context_tokens=args.shared_context_tokens,
         routing_skew=args.routing_skew,
+        beam_width=getattr(args, "beam_width", 1.0),
     )
     if specs:
         model, wl, par = apply_trends(model, wl, specs, par)
@@ -227,6 +236,10 @@ def refuse_serving_trends(args, wl):
         raise InputError("--trend", " ".join(args.trend or []),
                          "moe, reasoning, long_context or rag with serving (diffusion and a multimodal encoder "
                          "are modelled by evaluate, size and sweep without --serving)")
+    if float(wl.beam_width) != 1.0:
+        raise InputError("--beam-width", getattr(args, "beam_width", float(wl.beam_width)),
+                         "1 with serving (beam search is modelled by evaluate, max-throughput, size and sweep "
+                         "without --serving)")
 
 
 def check_context(model, input_tokens, output_tokens, shared_context_tokens=0.0):

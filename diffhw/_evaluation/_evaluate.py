@@ -90,7 +90,9 @@ class Metrics(eqx.Module):
 _POSITIVE = ("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.flop_per_s_fp8",
              "hardware.flop_per_s_int8", "hardware.flop_per_s_fp4", "hardware.memory_capacity_bytes",
              "hardware.memory_bandwidth_bytes_per_s", "hardware.link_bandwidth_bytes_per_s",
-             "hardware.profile.max_batched_tokens", "workload.batch", "workload.input_tokens",
+             "hardware.profile.max_batched_tokens", "hardware.profile.max_batch_size",
+             "hardware.profile.fp8_compute_ratio", "hardware.profile.fp4_compute_ratio",
+             "hardware.profile.int8_compute_ratio", "workload.batch", "workload.input_tokens",
              "workload.output_tokens", "parallelism.tp", "parallelism.pp", "parallelism.dp", "parallelism.ep",
              "workload.weight_precision.bits", "workload.activation_precision.bits", "workload.kv_precision.bits",
              "technology.lifetime_s", "technology.facility_lifetime_s", "technology.reticle_mm2",
@@ -98,7 +100,8 @@ _POSITIVE = ("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.f
              "technology.server_capex_multiplier", "technology.server_power_ratio",
              "technology.chip_price_multiplier", "technology.compute_mm2_per_flop_per_s",
              "technology.sram_mm2_per_byte", "technology.wafer_usd")
-_FRACTIONS = ("hardware.profile.bandwidth_efficiency", "hardware.profile.compute_efficiency",
+_FRACTIONS = ("workload.weight_precision.read_efficiency",
+              "hardware.profile.bandwidth_efficiency", "hardware.profile.compute_efficiency",
               "hardware.profile.network_efficiency", "hardware.profile.memory_utilization",
               "technology.bond_yield")
 # (0/1 switches such as on_interposer stay under the default rule: finite differences and
@@ -110,7 +113,8 @@ _POSITIVE += tuple(f"hardware.tiers[].{f}" for f in (
     "capacity_bytes", "read_bandwidth_bytes_per_s", "write_bandwidth_bytes_per_s", "read_latency_s",
     "granularity_bytes", "prefetch_buffer_bytes", "endurance_cycles"))
 _RULES = {**{p: "> 0 and finite" for p in _POSITIVE}, **{p: "in (0, 1] and finite" for p in _FRACTIONS},
-          **{p: "in [0, 1] and finite" for p in _UNIT}, "technology.pue": ">= 1 and finite"}
+          **{p: "in [0, 1] and finite" for p in _UNIT}, "technology.pue": ">= 1 and finite",
+          "workload.beam_width": ">= 1 and finite"}
 _DEFAULT_RULE = ">= 0 and finite"
 #: A derived check: the near-memory thermal budget covers its memory's own power.
 _THERMAL = ("a thermal budget (power_density_w_per_mm2 x footprint_mm2) that covers the stacked memory's "
@@ -282,7 +286,7 @@ def _max_batch(hw, model, wl, par):
     weights do not fit.
     """
     w, kv1, ctx, _ = memory_per_chip(hw, model, wl, par, batch=par.dp)  # kv1: one sequence per replica
-    logits1 = par.dp / par.pp * model.vocab_size / par.tp * 4.0 / par.dp  # per replica sequence
+    logits1 = par.dp * wl.beam_width / par.pp * model.vocab_size / par.tp * 4.0 / par.dp  # per replica request
     chunk = activation_bytes_per_chip(hw, model, wl, par, 1e9) - logits1 * 1e9
     zero = jnp.zeros(())
     b = _memory.items_that_fit(hw, jnp.stack([w, zero, ctx, chunk]),
@@ -450,7 +454,10 @@ def max_throughput(
     As in MLPerf's Server and Interactive scenarios, a design is judged by the
     throughput it reaches while every request meets the latency limits. The batch of
     `workload` is ignored. The search is continuous (a log-spaced scan of the batch
-    between 1 and the memory limit, then a finer scan around the best point), then
+    between 1 and the smaller of the memory limit and the engine's limit, ``dp`` x
+    `Profile.engine_batch_limit`: no engine schedules more sequences per replica than
+    its maximum batch size or its token budget per step; then a finer scan around the
+    best point), then
     rounded: the neighbouring whole batches are re-evaluated and the best feasible
     one is kept.
 
@@ -497,7 +504,8 @@ def _max_throughput_jit(
         n = batches.shape[0]
         return scores(jnp.concatenate([batches, jnp.repeat(batches[-1:], width - n)]))[:n]
 
-    upper = _smooth.exact_max(_max_batch(hw, model, wl, par), 1.0)
+    engine = jax.lax.stop_gradient(par.dp * hw.profile.engine_batch_limit())
+    upper = _smooth.exact_max(_smooth.exact_min(_max_batch(hw, model, wl, par), jnp.floor(engine)), 1.0)
     grid = jnp.exp(jnp.linspace(0.0, 1.0, width) * jnp.log(upper))
     s = scan(grid)
     i = jnp.argmax(s)

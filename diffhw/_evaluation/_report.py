@@ -57,6 +57,7 @@ def metrics_dict(m: Metrics, hw, model, wl, par) -> dict:
         "prefill_time_breakdown_s": steps(m.prefill),
         "shared_context_tokens": f(wl.shared_context_tokens),
         "routing_skew": f(wl.routing_skew),
+        "beam_width": f(wl.beam_width),
         "tiers": _tiers_list(m.tiers),
         "total_params": f(model.total_params()),
         "active_params": f(model.active_params()),

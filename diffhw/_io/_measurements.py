@@ -71,7 +71,8 @@ class Measurement:
     `hardware` and `model` are preset names or file paths; `metric` is a canonical name
     (`METRICS` values: ``tpot_s``, ``ttft_s``, ``e2e_latency_s``,
     ``output_tokens_per_s``, ``decode_tokens_per_s``, ``max_output_tokens_per_s``) and
-    `value` is in SI units (seconds, tokens/s).
+    `value` is in SI units (seconds, tokens/s). `beam_width`: beam search's beams per
+    request (`diffhw.Workload`; MLPerf GPT-J runs 4).
     """
 
     hardware: str
@@ -94,6 +95,7 @@ class Measurement:
     group: str = ""
     source: str = ""
     stack: str = ""
+    beam_width: float = 1.0
 
 
 def _cell(row, key):
@@ -227,3 +229,4 @@ def write_points(points, path):
             for k in ("batch", "input_tokens", "output_tokens"):
                 d[k] = f"{d[k]:g}"
             w.writerow([d[c] for c in cols])
+

@@ -178,12 +178,12 @@ def _kv_capacity(hw, model, wl, par, length, draft=None):
     shared context and a full Prefill chunk's activations, in the tightest tier; with a
     `draft` model, its weights and its KV of each sequence (and shared context) too."""
     shards = shards_for(model, par.tp, par.ep)
-    w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes)
+    w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes, wl.weight_precision.head_bytes)
     kv1 = kv_bytes_per_chip(model, shards, par.pp, 1.0, length, wl.kv_precision.bytes)
     ctx = kv_bytes_per_chip(model, shards, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
     if draft is not None:
         ds = shards_for(draft, par.tp, par.ep)
-        w = w + weight_bytes_per_chip(draft, ds, par.pp, wl.weight_precision.bytes)
+        w = w + weight_bytes_per_chip(draft, ds, par.pp, wl.weight_precision.bytes, wl.weight_precision.head_bytes)
         kv1 = kv1 + kv_bytes_per_chip(draft, ds, par.pp, 1.0, length, wl.kv_precision.bytes)
         ctx = ctx + kv_bytes_per_chip(draft, ds, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
     logits1 = model.vocab_size / (par.tp * par.pp) * 4.0

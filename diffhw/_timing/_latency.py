@@ -58,7 +58,8 @@ class StepTime(eqx.Module):
 def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU, offload=True):
     """Sum over operator groups of ``smooth_max(compute, memory)``, split by binding side.
 
-    Compute time of a group is ``flops / (peak * eff(rows))`` with
+    Compute time of a group is ``flops / (peak * eff(rows))`` (``peak``: the format's
+    `Hardware.matmul_flop_per_s`, its share relative to bf16 included) with
     ``eff(M) = compute_efficiency * M / (M + compute_half_rows)``; memory time is
     ``bytes / (bandwidth * bandwidth_efficiency)``, over the memory tiers when the
     hardware has several (`diffhw._hardware._memory.memory_time`; `access` holds each data class's
@@ -172,10 +173,13 @@ class Work(eqx.Module):
         return jax.tree_util.tree_map(lambda x: x * factor, self)
 
 
-def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DEFAULT_TAU, block=1.0):
+def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DEFAULT_TAU, block=1.0, beams=1.0,
+          prompt=0.0):
     """Time and work of `tokens` tokens (of `sequences` sequences at `context`) passing
     through every layer on one tensor-parallel rank per pipeline stage. `block`: Decode
-    tokens per sequence in the pass (`step_ops`; block diffusion).
+    tokens per sequence in the pass (`step_ops`; block diffusion); `beams`, `prompt`:
+    beam search, `sequences` counting every beam and the beams sharing the prompt's KV
+    (`step_ops`).
 
     **Returns:** ``(StepTime, Work)``.
     """
@@ -183,7 +187,8 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     ops = step_ops(
         model, shards, tokens, sequences, context, wb, ab, kvb, decode=decode,
-        shared=wl.shared_context_tokens, skew=wl.routing_skew, block=block,
+        shared=wl.shared_context_tokens, skew=wl.routing_skew, block=block, beams=beams, prompt=prompt,
+        head_wbytes=wl.weight_precision.head_bytes,
     )
     return ops_chain(hw, model, wl, par, ops, tokens, sequences, decode, tau)
 
@@ -211,7 +216,7 @@ def mixed_chain(hw, model, wl, par, decode_tokens, decode_sequences, decode_cont
     shared, skew = wl.shared_context_tokens, wl.routing_skew
     tokens = decode_tokens + prefill_tokens
     both = step_ops(model, shards, tokens, decode_tokens + prefill_sequences, decode_context, wb, ab, kvb,
-                    decode=True, shared=shared, skew=skew)
+                    decode=True, shared=shared, skew=skew, head_wbytes=wl.weight_precision.head_bytes)
     dec = step_ops(model, shards, decode_tokens, decode_sequences, decode_context, wb, ab, kvb, decode=True,
                    shared=shared, skew=skew)
     pre = step_ops(model, shards, prefill_tokens, prefill_sequences, prefill_context, wb, ab, kvb, decode=False,
@@ -238,7 +243,13 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
     access = access_bytes(model, wb, ab, kvb)
     if not offload:
         access = _memory.written_in_runs(access, _smooth.safe_div(tokens, sequences))
-    c, mem = roofline(hw, (stacked, counts), hw.peak_flop_per_s(wl.activation_precision), access, tau,
+    # a dequantising kernel streams its weights below the achievable bandwidth
+    # (`Precision.read_efficiency`): more time, the same bytes (traffic and energy below);
+    # the LM head keeps its 16-bit kernel (`Precision.head_bits`)
+    quantised = np.asarray([name != "lm_head" for name, _, _ in ops])
+    timed = eqx.tree_at(lambda o: o.weight_bytes, stacked,
+                        stacked.weight_bytes / jnp.where(quantised, wl.weight_precision.read_efficiency, 1.0))
+    c, mem = roofline(hw, (timed, counts), hw.matmul_flop_per_s(wl.activation_precision), access, tau,
                       offload=offload)
     comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes, wl.routing_skew)
     over = (hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
@@ -280,10 +291,17 @@ def decode_step(hw, model, wl: Workload, par, context, tau=_smooth.DEFAULT_TAU):
     on every pass (recomputed as the tokens change, as in Fast-dLLM's cache refresh),
     and its queries attend to the cached context, not to each other (``B`` is small
     beside the context). ``B = S = 1`` is autoregressive Decode.
+
+    Beam search (``wl.beam_width = W``): each of the ``m`` requests decodes ``W``
+    sequences, so the step runs ``m W`` rows (FLOPs, activations, the head, per-sequence
+    overheads such as sampling) and every beam reads its own generated KV, while the
+    prompt's KV is read once per request where the kernel shares it (grouped-query
+    models; `step_ops`). A request still yields one output token per step.
     """
-    m = wl.batch / (par.dp * par.pp)
+    m = wl.batch / (par.dp * par.pp) * wl.beam_width
     block = wl.decode_block_tokens
-    t, work = chain(hw, model, wl, par, m * block, m, context, True, tau, block=block)
+    t, work = chain(hw, model, wl, par, m * block, m, context, True, tau, block=block, beams=wl.beam_width,
+                    prompt=wl.input_tokens)
     per_token = wl.denoising_steps / block
     return t.scale(per_token), work.scale(per_token)
 
@@ -341,7 +359,7 @@ def _encoder(hw, model, wl, par, tokens, tau):
     op = encoder_op(model, shards_for(model, par.tp, par.ep), wl.encoder_params, tokens, wb, ab)
     has = wl.encoder_params > 0.0
     op = jax.tree_util.tree_map(lambda x: _smooth.where(has, x, 0.0), op)
-    c, mem = roofline(hw, [("encoder", 1, op)], hw.peak_flop_per_s(wl.activation_precision),
+    c, mem = roofline(hw, [("encoder", 1, op)], hw.matmul_flop_per_s(wl.activation_precision),
                       access_bytes(model, wb, ab, kvb), tau, offload=False)
     c, mem = _smooth.where(has, c, 0.0), _smooth.where(has, mem, 0.0)
     reads, writes = op.reads_writes()
@@ -353,16 +371,18 @@ def memory_per_chip(hw, model, wl, par, batch=None):
     """Bytes one chip stores, by data class: ``(weights, kv_cache, context, activations)``.
 
     Weights include a modality encoder's (``wl.encoder_params``, split like the model's).
-    KV: every sequence of the replica at its full length ``input + output``. Activations:
-    the working set of one Prefill chunk (residual stream, attention and FFN
-    intermediates) plus fp32 logits of the Decode batch.
+    KV: every sequence of the replica at its full length ``input + output``; with beam
+    search the prompt's once and the output's once per beam. Activations: the working
+    set of one Prefill chunk (residual stream, attention and FFN intermediates) plus
+    fp32 logits of the Decode batch (every beam's row).
     """
     b = (wl.batch if batch is None else batch) / par.dp
     shards = shards_for(model, par.tp, par.ep)
-    w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes)
+    w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes, wl.weight_precision.head_bytes)
     w = w + wl.encoder_params / (par.tp * par.pp) * wl.weight_precision.bytes  # a modality encoder's
     kv = kv_bytes_per_chip(
-        model, shards, par.pp, b, wl.input_tokens + wl.output_tokens, wl.kv_precision.bytes
+        model, shards, par.pp, b, wl.input_tokens + wl.output_tokens, wl.kv_precision.bytes, wl.beam_width,
+        wl.output_tokens,
     )
     ctx = kv_bytes_per_chip(model, shards, par.pp, 1.0, wl.shared_context_tokens, wl.kv_precision.bytes)
     return w, kv, ctx, activation_bytes_per_chip(hw, model, wl, par, b)
@@ -374,5 +394,5 @@ def activation_bytes_per_chip(hw, model, wl, par, replica_batch):
         model.ffn_dim, model.experts_per_token * model.expert_ffn_dim + 1.0
     )
     per_token = (4.0 * model.d_model + 2.0 * ffn_width / par.tp) * wl.activation_precision.bytes
-    logits = replica_batch / par.pp * model.vocab_size / par.tp * 4.0
+    logits = replica_batch * wl.beam_width / par.pp * model.vocab_size / par.tp * 4.0
     return chunk * per_token + logits

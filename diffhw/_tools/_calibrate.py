@@ -54,6 +54,12 @@ SCALES = {
     "max_batched_tokens": 8192.0,
     "collective_step_latency_s": 1e-6,
     "sequence_overhead_s": 1e-4,
+    # per-format shares of peak relative to bf16 (> 0) and the engine's batch cap: carried
+    # into a fitted profile's file; a ratio is fitted only on rows in its format
+    "fp8_compute_ratio": 1.0,
+    "fp4_compute_ratio": 1.0,
+    "int8_compute_ratio": 1.0,
+    "max_batch_size": 1024.0,
 }
 LEAVES = FRACTIONS + tuple(SCALES)
 #: What `calibrate` fits unless told otherwise: the terms every measured stack differs in.
@@ -172,7 +178,8 @@ class _Problem:
 
 def _predict_max_throughput(p: Measurement, hw, model, profile):
     wl = workload(1.0, p.input_tokens, p.output_tokens, weight_precision=p.weight_precision,
-                  activation_precision=p.activation_precision, kv_precision=p.kv_precision)
+                  activation_precision=p.activation_precision, kv_precision=p.kv_precision,
+                  beam_width=p.beam_width)
     par = parallelism(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep)
     r = max_throughput(hw.replace(profile=profile), model, wl, par, tpot_limit_s=p.tpot_limit_s,
                        ttft_limit_s=p.ttft_limit_s)
@@ -190,7 +197,8 @@ def _check_base_profile(profile, prob):
 def _weights_fit(p: Measurement, hw, model):
     """(weight bytes per chip, usable bytes per chip) of a point, in Python floats."""
     shards = shards_for(model, float(p.tp), float(p.ep))
-    need = weight_bytes_per_chip(model, shards, float(p.pp), precision(p.weight_precision).bytes)
+    w = precision(p.weight_precision)
+    need = weight_bytes_per_chip(model, shards, float(p.pp), w.bytes, w.head_bytes)
     return float(need), float(jnp.sum(capacities(hw)))
 
 
@@ -200,11 +208,11 @@ def _design(p: Measurement, hw, model):
     structure."""
     def prec(name):
         q = precision(name)
-        return Precision(q.bits, column=q.column)
+        return Precision(q.bits, column=q.column, head_bits=q.head_bits, read_efficiency=q.read_efficiency)
 
     kv = prec(p.kv_precision) if p.kv_precision else None
     wl = workload(p.batch, p.input_tokens, p.output_tokens, weight_precision=prec(p.weight_precision),
-                  activation_precision=prec(p.activation_precision), kv_precision=kv)
+                  activation_precision=prec(p.activation_precision), kv_precision=kv, beam_width=p.beam_width)
     par = parallelism(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep)
     validate_parallelism(model, par)
     hw, model, _ = _anonymous(hw, model)

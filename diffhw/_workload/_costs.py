@@ -19,7 +19,9 @@ def workload_costs(model, workload, parallelism=None):
     `diffhw.evaluate` charges it. A block-diffusion Decode step
     (``decode_block_tokens`` B, ``denoising_steps`` S) is one denoising pass over B
     tokens of every sequence; a modality encoder (``encoder_params``) adds an
-    ``"encoder"`` row to the Prefill pass.
+    ``"encoder"`` row to the Prefill pass. Beam search (``beam_width`` W): the Decode
+    step runs W sequences per request, the beams sharing the prompt's KV (`step_ops`),
+    and a request yields one output token per step.
 
     **Returns:** ``{"decode_step": {...}, "prefill_pass": {...},
     "decode_per_output_token": {...}}``; the first two each with ``"model"`` and
@@ -27,7 +29,7 @@ def workload_costs(model, workload, parallelism=None):
     and per-layer flops / weight_bytes / kv_read_bytes / kv_write_bytes / act_bytes /
     context_bytes) and ``"total"`` (the same fields summed, plus ``"bytes"``, all of
     them). ``"decode_per_output_token"`` holds ``"model"`` and ``"per_chip"`` totals of
-    the Decode step divided by the output tokens it yields (``sequences * B / S``).
+    the Decode step divided by the output tokens it yields (``requests * B / S``).
     """
     wl = workload
     par = parallelism if parallelism is not None else _par()
@@ -36,7 +38,7 @@ def workload_costs(model, workload, parallelism=None):
     for phase, decode in (("decode_step", True), ("prefill_pass", False)):
         entry = {}
         for scope, p in (("model", _par()), ("per_chip", par)):
-            seqs = wl.batch / (p.dp * (p.pp if decode else 1.0))
+            requests = wl.batch / (p.dp * (p.pp if decode else 1.0))
             ops = _phase_ops(model, wl, p, decode, not decode and float(wl.encoder_params) > 0.0)
             rows, total = [], dict.fromkeys(_COST_FIELDS, 0.0)
             for name, count, op in ops:
@@ -49,7 +51,7 @@ def workload_costs(model, workload, parallelism=None):
             total["bytes"] = sum(total[f] for f in _COST_FIELDS[1:])
             entry[scope] = {"ops": rows, "total": total}
             if decode:
-                yielded = float(seqs) * block / passes
+                yielded = float(requests) * block / passes
                 out["decode_per_output_token"][scope] = {k: v / yielded for k, v in total.items()}
         out[phase] = entry
     return {"decode_step": out["decode_step"], "prefill_pass": out["prefill_pass"],
@@ -62,6 +64,8 @@ def _phase_ops(model, wl, p, decode, encoder):
     encoder's row first when `encoder` (one compiled program per model structure, not
     one per JAX primitive as eager execution would)."""
     seqs = wl.batch / (p.dp * (p.pp if decode else 1.0))
+    if decode:  # every beam is a sequence of the Decode step
+        seqs = seqs * wl.beam_width
     tokens = seqs * wl.decode_block_tokens if decode else seqs * wl.input_tokens
     ctx = wl.input_tokens + wl.output_tokens / 2 if decode else (wl.input_tokens + 1) / 2
     shards = shards_for(model, p.tp, p.ep)
@@ -70,6 +74,8 @@ def _phase_ops(model, wl, p, decode, encoder):
         wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes,
         decode=decode, shared=wl.shared_context_tokens, skew=wl.routing_skew,
         block=wl.decode_block_tokens if decode else 1.0,
+        beams=wl.beam_width if decode else 1.0, prompt=wl.input_tokens if decode else 0.0,
+        head_wbytes=wl.weight_precision.head_bytes,
     )
     if encoder:
         enc = encoder_op(model, shards, wl.encoder_params, seqs * wl.encoder_tokens,

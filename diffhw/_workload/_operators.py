@@ -133,7 +133,7 @@ def rank_load_factor(n_experts, k, tokens, ranks, skew=0.0):
 
 
 def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0, skew=0.0,
-             block=1.0):
+             block=1.0, beams=1.0, prompt=0.0, head_wbytes=None):
     """Per-chip FLOPs and bytes of one Decode step or one Prefill pass.
 
     **Arguments:**
@@ -146,6 +146,8 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
     - `context`: tokens each query attends to (Decode: the current context length;
       Prefill: the causal average, about half the prompt).
     - `wbytes`, `abytes`, `kvbytes`: bytes per weight, activation and KV element.
+    - `head_wbytes`: bytes per weight of the LM head (`Precision.head_bytes`: quantised
+      formats keep it wider); None: `wbytes`.
     - `decode`: static; Decode uses MLA's absorbed (latent) attention.
     - `shared`: tokens of a read-only context every sequence also attends to (a shared
       prefix), stored once and read once per step (as cascade-attention kernels do);
@@ -159,6 +161,19 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
       ``tokens = sequences * block``). The block's queries share one read of the
       sequence's KV history (more matrix rows for the attention core) and the head
       scores every one of them.
+    - `beams`, `prompt`: Decode only, beam search: `sequences` counts every beam
+      (``requests * beams``) and the first `prompt` tokens of each context are the
+      request's prompt, whose KV the beams share. The shared part is read once per
+      request and step by grouped-query kernels, the generated part once per beam:
+      TensorRT-LLM shares the prompt's KV blocks among a request's beams
+      (`share_across_beam`, tensorrt_llm/runtime/kv_cache_manager.py) and its XQA decode
+      kernel, which serves MQA/GQA models, loads those "converged" tiles once for all
+      beams, whose queries it stacks as extra matrix rows (cpp/kernels/xqa/mha.cu,
+      `isConvergedTile`; github.com/NVIDIA/TensorRT-LLM). Multi-head models (as many KV
+      heads as query heads, e.g. GPT-J) decode with its masked-MHA kernel, one sequence
+      at a time, so every beam reads the whole context (as do vLLM's copy-on-write beams,
+      Kwon et al., SOSP 2023, sec. 4.4); the blocks are still stored once. 1: no beam
+      search.
 
     **Returns:** a list of ``(name, layer_count, OpCost)``; multiply each cost by its
     count and add to get the step's total.
@@ -180,24 +195,31 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
 
     kv_elems = model.kv_elements_per_token_per_layer(shards.kv_shard)
     heads = h / tp
+    # beams sharing one read of the prompt's KV: grouped-query kernels (XQA) only
+    share = beams if (model.mla or model.n_kv_heads < h) else 1.0
     if model.mla and decode:
         # Absorbed MLA: scores over (latent + rope), values over the latent.
         score_dim, value_dim = model.kv_lora_rank + model.qk_rope_dim, model.kv_lora_rank
-        core_rows = heads * block
+        core_rows = heads * block * share
     elif model.mla:
         score_dim, value_dim = model.qk_nope_dim + model.qk_rope_dim, model.v_head_dim
         core_rows = tokens
     else:
         score_dim = value_dim = model.head_dim
-        core_rows = (h / model.n_kv_heads * block) if decode else tokens
+        core_rows = (h / model.n_kv_heads * block * share) if decode else tokens
+    # beam search: the share of the sequences whose prompt KV another beam already read
+    reread = sequences * (1.0 - 1.0 / share)
 
     for sliding, moe, count in model.layer_groups:
         ctx = _smooth.smooth_min(context, model.sliding_window) if sliding else context
         shared_ctx = 0.0 if sliding else shared
+        # prompt tokens still in reach (a sliding window slides off them as beams grow)
+        beam_shared = ctx - (_smooth.smooth_min(context - prompt, ctx) if sliding else context - prompt)
         core = OpCost(
             flops=2.0 * heads * (score_dim + value_dim) * (ctx + shared_ctx) * tokens,
             weight_bytes=jnp.zeros(()),
-            kv_read_bytes=(sequences * ctx * kv_elems * kvbytes) if decode else jnp.zeros(()),
+            kv_read_bytes=((sequences * ctx - reread * beam_shared) * kv_elems * kvbytes) if decode
+            else jnp.zeros(()),
             kv_write_bytes=tokens * kv_elems * kvbytes,
             act_bytes=2.0 * tokens * q_width * abytes,
             rows=core_rows * jnp.ones(()),
@@ -215,7 +237,7 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
             1,
             OpCost(
                 flops=2.0 * d * vocab * scored,
-                weight_bytes=d * vocab * wbytes,
+                weight_bytes=d * vocab * (wbytes if head_wbytes is None else head_wbytes),
                 kv_read_bytes=jnp.zeros(()),
                 kv_write_bytes=jnp.zeros(()),
                 act_bytes=(tokens * d + scored * (d + vocab)) * abytes,
@@ -282,8 +304,9 @@ def encoder_op(model, shards, encoder_params, tokens, wbytes, abytes):
     )
 
 
-def weight_bytes_per_chip(model, shards, pp, wbytes):
-    """Bytes of weights one chip stores: its share of every expert, head and table."""
+def weight_bytes_per_chip(model, shards, pp, wbytes, head_wbytes=None):
+    """Bytes of weights one chip stores: its share of every expert, head and table
+    (the embedding and head tables at `head_wbytes`, default `wbytes`)."""
     attn = sum(model._attention_parts(shards.tp, shards.kv_shard).values())
     moe = (
         model.n_experts * model.expert_params() / shards.expert_group
@@ -293,16 +316,25 @@ def weight_bytes_per_chip(model, shards, pp, wbytes):
     layers = model.n_layers * attn + model.n_dense_layers * model.ffn_params() / shards.tp
     layers = layers + model.n_moe_layers * moe + 2 * model.d_model * model.n_layers
     # Embedding and head sit on the first and last pipeline stage; spread evenly here.
-    return (layers + model.embedding_params() / shards.tp) / pp * wbytes
+    tables = model.embedding_params() / shards.tp
+    if head_wbytes is not None:  # a ratio of exactly 1 keeps same-width results bit for bit
+        tables = tables * (head_wbytes / wbytes)
+    return (layers + tables) / pp * wbytes
 
 
-def kv_bytes_per_chip(model, shards, pp, sequences, context, kvbytes):
-    """Bytes of KV cache one chip stores for `sequences` sequences of `context` tokens."""
+def kv_bytes_per_chip(model, shards, pp, sequences, context, kvbytes, beams=1.0, generated=0.0):
+    """Bytes of KV cache one chip stores for `sequences` sequences of `context` tokens.
+
+    Beam search (`beams` > 1): each sequence is a request whose last `generated` tokens
+    are held once per beam and whose prompt once (the beams share its blocks, as
+    TensorRT-LLM's KV cache manager does; `step_ops`); a sliding window holds at most
+    its window per beam."""
     per_layer = model.kv_elements_per_token_per_layer(shards.kv_shard) * kvbytes
     total = 0.0
     for sliding, _, count in model.layer_groups:
         ctx = _smooth.smooth_min(context, model.sliding_window) if sliding else context
-        total = total + count * per_layer * ctx
+        own = _smooth.smooth_min(generated, ctx) if sliding else generated
+        total = total + count * per_layer * (ctx + (beams - 1.0) * own)
     return total * sequences / pp
 
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._errors import InputError, check_positive
-from ._precision import Precision, precision
+from ._precision import Precision, precision, weight_only_activations
 
 Scalar = Float[Array, ""]
 
@@ -41,6 +41,14 @@ class Workload(eqx.Module):
       the decoder: its weights (elements, stored at the weight precision beside the
       model's) and the tokens per request it encodes during Prefill (its FLOPs are
       ``2 * encoder_params * encoder_tokens`` per request). 0: text only.
+    - `beam_width`: beam search, sequences each request decodes (1, the default: one
+      sequence, greedy or sampled). Every Decode step runs ``batch * beam_width`` rows
+      (FLOPs, activations, the head's scoring, sampling), each beam writes and stores
+      its own generated KV while the prompt's KV is stored once per request (and read
+      once per request and step by grouped-query models' kernels, once per beam by
+      multi-head ones: `diffhw._workload._operators.step_ops`); Prefill runs
+      once per request and a request returns one sequence, so throughput counts
+      ``output_tokens`` per request, not per beam.
     """
 
     batch: Scalar = eqx.field(converter=_f)
@@ -55,6 +63,7 @@ class Workload(eqx.Module):
     denoising_steps: Scalar = eqx.field(converter=_f, default=1.0)
     encoder_params: Scalar = eqx.field(converter=_f, default=0.0)
     encoder_tokens: Scalar = eqx.field(converter=_f, default=0.0)
+    beam_width: Scalar = eqx.field(converter=_f, default=1.0)
 
 
 def workload(
@@ -71,6 +80,7 @@ def workload(
     denoising_steps=1.0,
     encoder_params=0.0,
     encoder_tokens=0.0,
+    beam_width=1.0,
 ) -> Workload:
     """Build a `Workload`, checking values (for use outside `jit`).
 
@@ -78,7 +88,8 @@ def workload(
     `activation_precision` override one of them; `kv_precision` defaults to the
     activation precision. `decode_block_tokens` and `denoising_steps` (>= 1) describe
     block-diffusion Decode, `encoder_params` and `encoder_tokens` (>= 0) a modality
-    encoder (see `Workload`; `diffhw.trends` sets them).
+    encoder (see `Workload`; `diffhw.trends` sets them). `beam_width` (>= 1): beam
+    search's beams per request (see `Workload`).
     """
     check_positive("batch", batch)
     check_positive("input_tokens", input_tokens)
@@ -94,16 +105,23 @@ def workload(
             raise InputError(name, v, ">= 1 (1: autoregressive Decode)")
     check_positive("encoder_params", encoder_params, allow_zero=True)
     check_positive("encoder_tokens", encoder_tokens, allow_zero=True)
+    check_positive("beam_width", beam_width)
+    if not isinstance(beam_width, jax.core.Tracer) and float(beam_width) < 1:
+        raise InputError("beam_width", beam_width, ">= 1 (1: no beam search)")
     return Workload(batch, input_tokens, output_tokens, w, a, kv, shared_context_tokens, routing_skew,
-                    decode_block_tokens, denoising_steps, encoder_params, encoder_tokens)
+                    decode_block_tokens, denoising_steps, encoder_params, encoder_tokens, beam_width)
 
 
 def precisions(precision_="bf16", kv_precision=None, weight_precision=None, activation_precision=None):
     """``(weights, activations, KV)`` `Precision`s: `precision_` sets weights and
     activations, `weight_precision` / `activation_precision` override one, the KV cache
-    defaults to the activations'."""
+    defaults to the activations'. A weight-only format as `precision_` (``"awq"``,
+    ``"q4_0"``, ...) sets the weights; the activations default to the 16-bit format its
+    kernels compute in (`weight_only_activations`)."""
     w = precision(weight_precision if weight_precision is not None else precision_)
-    a = precision(activation_precision if activation_precision is not None else precision_)
+    if activation_precision is None:
+        activation_precision = weight_only_activations(precision_) or precision_
+    a = precision(activation_precision)
     return w, a, (precision(kv_precision) if kv_precision is not None else a)
 
 

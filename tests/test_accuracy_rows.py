@@ -1,0 +1,46 @@
+"""benchmarks/accuracy.py's reading of ../shared/data/published_measurements.csv: every
+row diffhw can express becomes a prediction task, the rest are skipped with a reason."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+import diffhw
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "published_measurements.csv"
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    if not DATA.exists():
+        pytest.skip("shared/data not present")
+    spec = importlib.util.spec_from_file_location("accuracy_bench", ROOT / "benchmarks" / "accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_accuracy_reads_every_expressible_row(accuracy):
+    points, skipped = accuracy.published_points()
+    reasons = dict(skipped)
+    assert not [i for i, why in skipped if why.startswith("no preset")], reasons
+    ids = {p["id"].split("/")[0] for p in points}
+    assert not ids & set(reasons)
+    assert accuracy.ORIGINAL_ROWS <= ids  # every row predicted before still is
+    assert len(ids) + len(reasons) == 122
+    by = {p["id"]: p for p in points}
+    # a trtllm-bench FP4 Blackwell row: the FP8 KV cache TensorRT-LLM keeps, in its theme
+    m055 = by["M055"]
+    assert (m055["hardware"], m055["model"], m055["weight_precision"], m055["kv_precision"]) == (
+        "b200", "llama-3.3-70b", "fp4", "fp8")
+    assert "theme: FP4 Blackwell max-throughput" in m055["themes"]
+    # an AWQ row runs as AWQ where diffhw has that precision, else as int4, and says so
+    assert by["M115"]["format"].startswith("AWQ") and by["M115"]["weight_precision"] in ("awq", "int4")
+    # Llama-3.1-405B FP8 on 8 H200s without a stated layout: the smallest TP that holds it
+    assert (by["M089"]["tp"], by["M089"]["dp"]) == (4, 2)
+    for p in points:
+        assert p["measured"] > 0 and math.isfinite(p["measured"]), p["id"]
+        diffhw.parallelism(tp=p["tp"], dp=p["dp"], ep=p.get("ep", 1))
