@@ -136,11 +136,15 @@ def test_serving_goal_with_speculation():
             assert float(v["serving_max_request_rate_per_s"]) == pytest.approx(float(s.max_request_rate_per_s),
                                                                                 rel=1e-5)
         else:
-            a = diffhw.serve_at_load(d.hardware, d.model, tr, d.parallelism, 8.0, d.technology, speculation=spec)
-            assert float(v["serving_tpot_mean_s"]) == pytest.approx(float(a.tpot_mean_s), rel=1e-6)
-            g = jax.grad(lambda x: diffhw.design_values(x)["serving_tpot_mean_s"])(d)
-            dt = float(g.serving.speculation.acceptance)
+            def tpot(acceptance):  # serve_at_load's point at 8 sequences (no economics: a small program)
+                s = diffhw.Speculation(3.0, acceptance)
+                return diffhw.serve_at_load(d.hardware, d.model, tr, d.parallelism, 8.0, speculation=s).tpot_mean_s
+
+            assert float(v["serving_tpot_mean_s"]) == pytest.approx(float(eqx.filter_jit(tpot)(0.8)), rel=1e-6)
+            dt = float(jax.jit(jax.grad(tpot))(0.8))
             assert math.isfinite(dt) and dt < 0  # better drafts, faster tokens
+            better = diffhw.design_values(diffhw.set_values(d, {"serving.speculation.acceptance": 0.9}))
+            assert float(better["serving_tpot_mean_s"]) < float(v["serving_tpot_mean_s"])  # the path a sizing sets
     with pytest.raises(diffhw.InputError, match="speculation"):
         diffhw.serving_goal(2.0, 0.2, speculation=0.7)
 
