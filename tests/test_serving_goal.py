@@ -66,13 +66,17 @@ def test_cli_serving_flags_refuse_bad_input(_cli, args, field):
 
 def test_cli_size_serves_at_the_largest_rate(_cli):
     """diffhw size sizes for serving by default: the p99 limits and the load are
-    constraints, and serve's exact max rate at the chosen design is reported."""
+    constraints, and serve's exact max rate at the chosen design is reported (here with
+    MTP speculative decoding, which the exact check uses too; without it:
+    test_size_both_disaggregated_pools)."""
     p = _cli("size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--input-tokens", "1024",
-             "--output-tokens", "128", "--precision", "bf16", "--serving", "interactive",
+             "--output-tokens", "128", "--precision", "bf16", "--serving", "interactive", "--mtp",
+             "--draft-tokens", "2", "--acceptance", "0.8",
              "--vary", "memory_bandwidth=1e12:1e13", "--vary", "batch=1:256", "--starts", "2", "--steps", "40",
              "--outer", "4", "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
+    assert d["serving"]["speculative"] == {"draft_model": "mtp", "draft_tokens": 2.0, "acceptance": 0.8}
     assert d["objective"]["terms"][0]["metric"] == "serving_usd_per_million_tokens" and d["feasible"]
     assert {c["constraint"] for c in d["constraints"]} >= {"serving_utilization <= 1", "serving_ttft_p99_s <= 0.45",
                                                             "serving_tpot_p99_s <= 0.04"}
@@ -149,15 +153,7 @@ def test_serving_goal_with_speculation():
         diffhw.serving_goal(2.0, 0.2, speculation=0.7)
 
 
-def test_cli_size_with_speculation(_cli):
-    p = _cli("size", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--chips", "1", "--input-tokens", "1024",
-             "--output-tokens", "128", "--precision", "bf16", "--serving", "interactive", "--mtp",
-             "--draft-tokens", "2", "--acceptance", "0.8", "--vary", "memory_bandwidth=1e12:1e13",
-             "--vary", "batch=1:256", "--starts", "1", "--steps", "30", "--outer", "3", "--json")
-    assert p.returncode == 0, p.stderr
-    sv = json.loads(p.stdout)["serving"]
-    assert sv["speculative"] == {"draft_model": "mtp", "draft_tokens": 2.0, "acceptance": 0.8}
-    assert sv["chosen"]["meets_slo"]
+def test_cli_speculation_needs_serving(_cli):
     bad = _cli("size", "--serving", "off", "--mtp")
     assert bad.returncode == 2 and "--mtp" in bad.stderr and "Traceback" not in bad.stderr
 
