@@ -232,7 +232,7 @@ def design_from_args(args, batch, ep_follows_tp=False):
 def refuse_serving_trends(args, wl):
     """Serving under load (`serve`, `--serving`) models autoregressive Decode of text
     prompts: refuse the diffusion and multimodal-encoder trends it would ignore."""
-    if float(wl.decode_block_tokens) != 1.0 or float(wl.denoising_steps) != 1.0 or float(wl.encoder_params) > 0:
+    if float(wl.decode_block_tokens) != 1.0 or float(wl.denoising_steps) != 1.0 or wl.encoder_params is not None:
         raise InputError("--trend", " ".join(args.trend or []),
                          "moe, reasoning, long_context or rag with serving (diffusion and a multimodal encoder "
                          "are modelled by evaluate, size and sweep without --serving)")

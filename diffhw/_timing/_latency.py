@@ -348,6 +348,8 @@ def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
     t, work = chain(hw, model, wl, par, b * wl.input_tokens / n, b / n, (wl.input_tokens + 1.0) / 2.0,
                     False, tau)
     t, work = t.scale((n + par.pp - 1.0) / par.pp), work.scale(n)
+    if wl.encoder_params is None:  # text only: no encoder in the program (static)
+        return t, work
     et, ework = _encoder(hw, model, wl, par, b * wl.encoder_tokens, tau)
     return jax.tree_util.tree_map(jnp.add, t, et), jax.tree_util.tree_map(jnp.add, work, ework)
 
@@ -379,7 +381,8 @@ def memory_per_chip(hw, model, wl, par, batch=None):
     b = (wl.batch if batch is None else batch) / par.dp
     shards = shards_for(model, par.tp, par.ep)
     w = weight_bytes_per_chip(model, shards, par.pp, wl.weight_precision.bytes, wl.weight_precision.head_bytes)
-    w = w + wl.encoder_params / (par.tp * par.pp) * wl.weight_precision.bytes  # a modality encoder's
+    if wl.encoder_params is not None:  # a modality encoder's
+        w = w + wl.encoder_params / (par.tp * par.pp) * wl.weight_precision.bytes
     kv = kv_bytes_per_chip(
         model, shards, par.pp, b, wl.input_tokens + wl.output_tokens, wl.kv_precision.bytes, wl.beam_width,
         wl.output_tokens,

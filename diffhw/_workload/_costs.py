@@ -39,7 +39,7 @@ def workload_costs(model, workload, parallelism=None):
         entry = {}
         for scope, p in (("model", _par()), ("per_chip", par)):
             requests = wl.batch / (p.dp * (p.pp if decode else 1.0))
-            ops = _phase_ops(model, wl, p, decode, not decode and float(wl.encoder_params) > 0.0)
+            ops = _phase_ops(model, wl, p, decode, not decode and wl.encoder_params is not None)
             rows, total = [], dict.fromkeys(_COST_FIELDS, 0.0)
             for name, count, op in ops:
                 row = {"name": name, "layers": int(count)}

@@ -136,7 +136,7 @@ def multimodal(model: Transformer, workload: Workload, parallelism: Parallelism 
     t = _count("tokens_per_image", tokens_per_image)
     p = _count("encoder_params", encoder_params)
     wl = _replace(workload, input_tokens=workload.input_tokens + n * t,
-                  encoder_tokens=workload.encoder_tokens + n * t,
+                  encoder_tokens=(0.0 if workload.encoder_tokens is None else workload.encoder_tokens) + n * t,
                   encoder_params=p)
     return Trended(model, wl, parallelism)
 

@@ -15,6 +15,10 @@ def _f(x):
     return jnp.asarray(x, dtype=float)
 
 
+def _f_or_none(x):
+    return None if x is None else jnp.asarray(x, dtype=float)
+
+
 class Workload(eqx.Module):
     """A serving workload. Counts are float leaves (relaxed), so they can be swept and
     differentiated without retracing.
@@ -40,7 +44,9 @@ class Workload(eqx.Module):
     - `encoder_params`, `encoder_tokens`: a modality encoder (e.g. a ViT) in front of
       the decoder: its weights (elements, stored at the weight precision beside the
       model's) and the tokens per request it encodes during Prefill (its FLOPs are
-      ``2 * encoder_params * encoder_tokens`` per request). 0: text only.
+      ``2 * encoder_params * encoder_tokens`` per request). None (the default): text
+      only, and no encoder in the traced program (its roofline costs every compile ~8%
+      of `evaluate`'s operations); the two are set together.
     - `beam_width`: beam search, sequences each request decodes (1, the default: one
       sequence, greedy or sampled). Every Decode step runs ``batch * beam_width`` rows
       (FLOPs, activations, the head's scoring, sampling), each beam writes and stores
@@ -61,8 +67,8 @@ class Workload(eqx.Module):
     routing_skew: Scalar = eqx.field(converter=_f, default=0.0)
     decode_block_tokens: Scalar = eqx.field(converter=_f, default=1.0)
     denoising_steps: Scalar = eqx.field(converter=_f, default=1.0)
-    encoder_params: Scalar = eqx.field(converter=_f, default=0.0)
-    encoder_tokens: Scalar = eqx.field(converter=_f, default=0.0)
+    encoder_params: Scalar | None = eqx.field(converter=_f_or_none, default=None)
+    encoder_tokens: Scalar | None = eqx.field(converter=_f_or_none, default=None)
     beam_width: Scalar = eqx.field(converter=_f, default=1.0)
 
 
@@ -78,8 +84,8 @@ def workload(
     routing_skew=0.0,
     decode_block_tokens=1.0,
     denoising_steps=1.0,
-    encoder_params=0.0,
-    encoder_tokens=0.0,
+    encoder_params=None,
+    encoder_tokens=None,
     beam_width=1.0,
 ) -> Workload:
     """Build a `Workload`, checking values (for use outside `jit`).
@@ -87,8 +93,8 @@ def workload(
     `precision_` sets weights and activations; `weight_precision` and
     `activation_precision` override one of them; `kv_precision` defaults to the
     activation precision. `decode_block_tokens` and `denoising_steps` (>= 1) describe
-    block-diffusion Decode, `encoder_params` and `encoder_tokens` (>= 0) a modality
-    encoder (see `Workload`; `diffhw.trends` sets them). `beam_width` (>= 1): beam
+    block-diffusion Decode, `encoder_params` and `encoder_tokens` (>= 0; None: none) a
+    modality encoder (see `Workload`; `diffhw.trends` sets them). `beam_width` (>= 1): beam
     search's beams per request (see `Workload`).
     """
     check_positive("batch", batch)
@@ -103,8 +109,11 @@ def workload(
         check_positive(name, v)
         if not isinstance(v, jax.core.Tracer) and float(v) < 1:
             raise InputError(name, v, ">= 1 (1: autoregressive Decode)")
-    check_positive("encoder_params", encoder_params, allow_zero=True)
-    check_positive("encoder_tokens", encoder_tokens, allow_zero=True)
+    if encoder_params is not None or encoder_tokens is not None:  # an encoder: both leaves exist
+        encoder_params = 0.0 if encoder_params is None else encoder_params
+        encoder_tokens = 0.0 if encoder_tokens is None else encoder_tokens
+        check_positive("encoder_params", encoder_params, allow_zero=True)
+        check_positive("encoder_tokens", encoder_tokens, allow_zero=True)
     check_positive("beam_width", beam_width)
     if not isinstance(beam_width, jax.core.Tracer) and float(beam_width) < 1:
         raise InputError("beam_width", beam_width, ">= 1 (1: no beam search)")
