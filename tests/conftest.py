@@ -44,6 +44,17 @@ def _cli(capsys):
     return run
 
 
+def tiny_model():
+    """A 2-layer dense model small enough to check rooflines by hand."""
+    return diffhw.Transformer(
+        d_model=1024, head_dim=128, ffn_dim=4096, vocab_size=1000, expert_ffn_dim=0,
+        shared_expert_ffn_dim=0, sliding_window=1e12, q_lora_rank=0, kv_lora_rank=0,
+        qk_nope_dim=0, qk_rope_dim=0, v_head_dim=0, n_layers=2, n_heads=8, n_kv_heads=8,
+        n_experts=0, experts_per_token=0, n_shared_experts=0, gated_ffn=False,
+        tied_embeddings=True, mla=False, layer_groups=((False, False, 2),),
+    )
+
+
 def ideal_profile(**overrides):
     """A profile with no losses: peaks reached, no overheads (for hand-checked rooflines)."""
     values = dict(

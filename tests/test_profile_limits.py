@@ -4,20 +4,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import ideal_profile
+from conftest import ideal_profile, tiny_model
 
 import diffhw
 from diffhw._errors import InputError
-
-
-def tiny_model():
-    return diffhw.Transformer(
-        d_model=1024, head_dim=128, ffn_dim=4096, vocab_size=1000, expert_ffn_dim=0,
-        shared_expert_ffn_dim=0, sliding_window=1e12, q_lora_rank=0, kv_lora_rank=0,
-        qk_nope_dim=0, qk_rope_dim=0, v_head_dim=0, n_layers=2, n_heads=8, n_kv_heads=8,
-        n_experts=0, experts_per_token=0, n_shared_experts=0, gated_ffn=False,
-        tied_embeddings=True, mla=False, layer_groups=((False, False, 2),),
-    )
 
 
 @pytest.fixture(scope="module")

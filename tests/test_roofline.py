@@ -4,7 +4,7 @@ import itertools
 
 import jax.numpy as jnp
 import pytest
-from conftest import ideal_profile
+from conftest import ideal_profile, tiny_model
 
 import diffhw
 
@@ -12,16 +12,6 @@ import diffhw
 def _no_network(hw):
     return hw.replace(
         link_bandwidth_bytes_per_s=1e30, link_latency_s=0.0, message_latency_s=0.0, profile=ideal_profile()
-    )
-
-
-def tiny_model():
-    return diffhw.Transformer(
-        d_model=1024, head_dim=128, ffn_dim=4096, vocab_size=1000, expert_ffn_dim=0,
-        shared_expert_ffn_dim=0, sliding_window=1e12, q_lora_rank=0, kv_lora_rank=0,
-        qk_nope_dim=0, qk_rope_dim=0, v_head_dim=0, n_layers=2, n_heads=8, n_kv_heads=8,
-        n_experts=0, experts_per_token=0, n_shared_experts=0, gated_ffn=False,
-        tied_embeddings=True, mla=False, layer_groups=((False, False, 2),),
     )
 
 
