@@ -53,8 +53,9 @@ def sandisk(model):
     par = diffhw.parallelism()
     hbf = diffhw.evaluate(hw, model, wl, par, technology=tech)
     ideal_tier = eqx.tree_at(lambda t: (t.read_latency_s, t.granularity_bytes, t.capacity_bytes), hw.tiers[0],
-                             (jnp.asarray(HBM_LATENCY_S), jnp.asarray(HBM_ACCESS_BYTES),
+                             (jnp.asarray(HBM_LATENCY_S, dtype=jnp.float32), jnp.asarray(HBM_ACCESS_BYTES, dtype=jnp.float32),
                               hw.tiers[0].capacity_bytes * 100.0))
+    # (float32 leaves, not weakly typed ones, as the preset's: the same compiled program)
     ideal = diffhw.evaluate(hw.replace(tiers=(ideal_tier,)), model, wl, par, technology=tech)
     # the same HBF chip with a tenth of H3's 40 MB latency buffer: what the buffer hides
     small_tier = eqx.tree_at(lambda t: t.prefetch_buffer_bytes, hw.tiers[0], hw.tiers[0].prefetch_buffer_bytes / 10.0)
