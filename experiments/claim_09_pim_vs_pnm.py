@@ -87,6 +87,7 @@ def evaluate_all(designs):
     runs the value checks)."""
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *designs)
 
+    @eqx.filter_jit  # the metrics compiled with the design (not dispatched one by one under vmap)
     def one(d):
         m = diffhw.evaluate_design(d, checked=False)
         vals = diffhw.metric_values(m, d)
