@@ -34,6 +34,9 @@ def _add_serve(sub, common):
                     help="p99 latency limits: " + SCENARIO_HELP)
     sv.add_argument("--prefix-hit", type=float, default=0.0, help="fraction of each prompt in the prefix cache, [0, 1)")
     sv.add_argument("--input-cv", type=float, default=0.0, help="coefficient of variation of prompt lengths (default 0)")
+    sv.add_argument("--output-cv", type=float, default=0.0,
+                    help="coefficient of variation of output lengths (default 0: all at the mean); widens TPOT "
+                         "percentiles and lengthens the contexts in flight")
     sv.add_argument("--max-sequences", type=float, default=None,
                     help="engine cap on decoding sequences per replica (vLLM max_num_seqs; default: memory decides)")
     add_speculation_flags(sv)
@@ -61,6 +64,8 @@ def _check_args(args):
         raise InputError("--prefix-hit", args.prefix_hit, "in [0, 1) (a fraction of each prompt)")
     if args.input_cv is not None and not (math.isfinite(args.input_cv) and 0.0 <= args.input_cv <= 100.0):
         raise InputError("--input-cv", args.input_cv, "between 0 and 100")
+    if not (math.isfinite(args.output_cv) and 0.0 <= args.output_cv <= 100.0):
+        raise InputError("--output-cv", args.output_cv, "between 0 and 100")
     if args.output_tokens < 2:
         raise InputError("--output-tokens", args.output_tokens, ">= 2 (the first token comes from Prefill; "
                                                                   "serving needs a Decode phase)")
@@ -96,7 +101,7 @@ def _cmd_serve(args):
                  input_cv=args.input_cv, prefix_hit=args.prefix_hit,
                  shared_context_tokens=float(wl.shared_context_tokens),
                  max_sequences=args.max_sequences if args.max_sequences is not None else math.inf,
-                 routing_skew=args.routing_skew)
+                 routing_skew=args.routing_skew, output_cv=args.output_cv)
     spec = speculation_of_args(args)
     dis = None
     pool = None
@@ -161,6 +166,7 @@ def _serving_dict(r, hw, model, par, tr, args, ttft_limit, tpot_limit, spec, poo
         "input_tokens": f(tr.input_tokens), "output_tokens": f(tr.output_tokens),
         "weight_precision": tr.weight_precision.name, "activation_precision": tr.activation_precision.name,
         "kv_precision": tr.kv_precision.name, "prefix_hit": f(tr.prefix_hit), "input_cv": f(tr.input_cv),
+        "output_cv": f(tr.output_cv),
         "shared_context_tokens": f(tr.shared_context_tokens), "routing_skew": f(tr.routing_skew),
         "max_batched_tokens": f(hw.profile.max_batched_tokens),
     }

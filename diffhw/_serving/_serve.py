@@ -19,6 +19,24 @@ The model (per data-parallel replica; the system's rate splits evenly over repli
   life), from the Prefill tokens each step carries (compound Poisson per step, averaged
   over the ``m`` steps) and from the accepted tokens per step; percentiles from a
   lognormal of that mean and variance.
+- Output-length spread (`Traffic.output_cv`, ``c``): the number of sequences decoding
+  is Poisson whatever the length distribution (M/G/infinity insensitivity; Takacs 1962,
+  Kleinrock, *Queueing Systems* I, 1975, §5.2), so ``n`` and Little's law stand; but a
+  sequence in flight is sampled by length (the inspection paradox): it has decoded
+  ``E[L^2] / (2 E[L]) = O (1 + c^2) / 2`` tokens on average, the context of the other
+  decoders in every step and of the KV cache. A request decoding ``m_i`` steps averages
+  its per-step noise (Prefill riding, accepted drafts) over ``m_i`` steps: across
+  requests ``E[1 / m_i] = (1 + c_m^2) / m`` for lognormal lengths (``c_m`` the
+  coefficient of variation of the Decode steps), capped at one step. The other
+  decoders' count is a sum of sequences with random residual lives: its covariance at
+  lag ``t`` is ``n P(residual > t)`` (M/G/infinity), approximated by
+  ``n exp(-t / theta)`` with ``theta = m (1 + c_m^2) / 2`` the mean residual life, so
+  its average over a request's ``m_i`` steps has variance ``n h(m_i / theta)``, ``h(x)
+  = 2 (x - 1 + e^-x) / x^2`` (the variance of a time average; e.g. Papoulis,
+  *Probability, Random Variables and Stochastic Processes*, the variance of an
+  integral of a stationary process); the persistent term above is scaled by
+  ``E[h(m_i / theta)] / h(2)`` (3-point Gauss-Hermite over lognormal ``m_i``), 1 at
+  ``c = 0``: long residual lives make the batch a request sees more persistent.
 - TTFT: the wait for the step in progress (``busy * tau / 2``), the queue of the Prefill
   lane and the request's own Prefill. The lane serves prompt tokens at ``(B - decode
   tokens) / tau_full`` (a step filled to the budget), so a prompt occupies it for
@@ -193,10 +211,61 @@ def _kv_capacity(hw, model, wl, par, length, draft=None):
     return n, kv1
 
 
+def _in_flight_output(tr: Traffic):
+    """Mean tokens a sequence in flight has decoded: ``O (1 + c^2) / 2``. A sequence found
+    decoding is sampled by its length (``L f(L) / E[L]``, the inspection paradox) at a
+    uniform point of its life, so ``E[L^2] / (2 E[L])`` (renewal theory's mean residual
+    life; Kleinrock, *Queueing Systems* I, 1975, eq. 5.11). ``O / 2`` at ``c = 0``."""
+    return tr.output_tokens * (1.0 + tr.output_cv**2) / 2.0
+
+
+#: Probabilists' Gauss-Hermite nodes and weights (3 points: exact for polynomials of
+#: degree 5 in a standard normal), for expectations over lognormal output lengths.
+_GH_Z = (0.0, -math.sqrt(3.0), math.sqrt(3.0))
+_GH_W = (2.0 / 3.0, 1.0 / 6.0, 1.0 / 6.0)
+
+
+def _time_average_var(x):
+    """``h(x) = 2 (x - 1 + e^-x) / x^2``: variance of the average over a window ``x``
+    correlation times long of a process with unit variance and correlation ``e^-|t|``
+    (1 as ``x -> 0``, ``2 / x`` for large ``x``); `x` > 0. Below ``x = 0.1`` its
+    Taylor series ``2 sum_j (-x)^j / (j + 2)!`` to ``j = 5`` (error < 1e-10; the closed
+    form cancels there)."""
+    small = x < 0.1
+    xs = jnp.where(small, 1.0, x)  # double-where: no 0/0 in the branch not taken
+    series = 1.0 + x * (-1.0 / 3.0 + x * (1.0 / 12.0 + x * (-1.0 / 60.0 + x * (1.0 / 360.0 - x / 2520.0))))
+    return jnp.where(small, series, 2.0 * (xs + jnp.expm1(-xs)) / xs**2)
+
+
+def _length_spread(cv_out2, m):
+    """Factors by which the output-length spread widens a request's TPOT variance, both
+    exactly 1 at ``cv_out2 = 0`` (see the module docstring):
+
+    - per-step noise, averaged over a request's own ``m_i`` Decode steps:
+      ``m E[1 / m_i] = 1 + c_m^2`` (lognormal: ``E[X^-1] = e^(s^2) / E[X]``), with
+      ``c_m^2`` softly capped at ``m`` (a request has at least one step);
+    - the other decoders' count, its variance ``n h(m_i / theta)`` averaged over
+      requests, relative to ``h(2)`` (equal lengths: ``theta = m / 2``).
+
+    **Arguments:** `cv_out2`: squared coefficient of variation of the Decode steps per
+    request; `m`: their mean. **Returns:** (per-step factor, persistent factor)."""
+    cvm2 = cv_out2 * m / (m + cv_out2)
+    per_step = 1.0 + cvm2
+    s2 = jnp.log1p(cv_out2)
+    s = _smooth.safe_sqrt(s2)
+    # m_i / theta at the nodes, then h(2) last: the nodes are exactly 2 at cv = 0, so
+    # every difference below is 0 (one vector of 4, a few ops in the trace)
+    z = jnp.asarray(_GH_Z + (0.0,), dtype=m.dtype)
+    x = 2.0 * jnp.exp(z * s - s2 / 2.0) / (1.0 + cv_out2)
+    h = _time_average_var(x.at[3].set(2.0))
+    dh = jnp.dot(jnp.asarray(_GH_W, dtype=m.dtype), h[:3] - h[3])
+    return per_step, 1.0 + dh / h[3]
+
+
 def _n_cap(hw, model, tr: Traffic, par, spec):
     """Most sequences decoding per replica: the KV cache's room at the mean length, or the
     engine's `max_sequences`."""
-    n_kv, _ = _kv_capacity(hw, model, tr.workload(), par, tr.new_prompt_tokens + tr.output_tokens / 2.0,
+    n_kv, _ = _kv_capacity(hw, model, tr.workload(), par, tr.new_prompt_tokens + _in_flight_output(tr),
                            spec.draft if spec is not None else None)
     return jnp.minimum(n_kv, tr.max_sequences)
 
@@ -231,7 +300,7 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     agg = dis is None
     p_bar = n * P / m if agg else jnp.zeros(())  # Prefill tokens per step
     tag = 1.0 + n  # decoding sequences a tagged request sees
-    ctx_avg = P + O / 2.0
+    ctx_avg = P + _in_flight_output(tr)
     ctx_pre = (P + 1.0) / 2.0
     c = _smooth.smooth_max(B - n * (k + 1.0), 1.0)  # Prefill budget per step
     chunks = _smooth.smooth_max(P / c, 1.0)
@@ -248,7 +317,8 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
         return jnp.stack([dec / pp, dec * (k + 1.0) / pp, ctx * one, pre / pp, pre / (pp * P), ctx_pre * one,
                           chunk_rows])
 
-    ctx_q = P + jnp.asarray(_GL_X, dtype=P.dtype) * O
+    # the request's own context over its life; the n others' in flight are length-biased
+    ctx_q = P + jnp.asarray(_GL_X, dtype=P.dtype) * O + n / tag * (_in_flight_output(tr) - O / 2.0)
     rows = [row(tag, ctx_q[i], p_bar) for i in range(4)]
     rows += [row(tag, ctx_avg, p_bar), row(tag + _smooth.safe_sqrt(n), ctx_avg, p_bar),
              row(tag, ctx_avg, p_bar + sig_p), row(n_busy, ctx_avg, 0.0)]
@@ -286,8 +356,10 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     sig_n = t[5] - t[4]
     sig_pt = (t[6] - t[4]) / _smooth.safe_sqrt(m)
     var_a = spec.tokens_variance() if spec is not None else jnp.zeros(())
+    # output-length spread: in Decode steps, (O - 1) / E per request has cv c O / (O - 1)
+    per_step, persistent = _length_spread((tr.output_cv * O / (O - 1.0)) ** 2, m)
     tpot_mean = tau_req / E
-    cv2_tpot = (sig_n**2 + sig_pt**2) / tau_req**2 + var_a / (E**2 * m)
+    cv2_tpot = (persistent * sig_n**2 + per_step * sig_pt**2) / tau_req**2 + per_step * var_a / (E**2 * m)
     tpot = jnp.concatenate([tpot_mean[None], _lognormal(tpot_mean, cv2_tpot)])
 
     # TTFT

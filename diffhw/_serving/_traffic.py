@@ -41,6 +41,10 @@ class Traffic(eqx.Module):
       the token budget set the cap. The per-step token budget is the profile's
       ``max_batched_tokens`` (vLLM's ``max_num_batched_tokens``).
     - `routing_skew`: MoE routing skew (`Workload.routing_skew`; 0: uniform).
+    - `output_cv`: coefficient of variation of output lengths (0: all equal, the mean;
+      1: about exponential). The sequences in flight are then length-biased (longer
+      contexts in every Decode step and in the KV cache) and short requests average
+      their TPOT over few steps, which widens the TPOT percentiles (see `diffhw.serve`).
     """
 
     request_rate_per_s: Scalar = eqx.field(converter=_f)
@@ -54,6 +58,7 @@ class Traffic(eqx.Module):
     shared_context_tokens: Scalar = eqx.field(converter=_f, default=0.0)
     max_sequences: Scalar = eqx.field(converter=_f, default=math.inf)
     routing_skew: Scalar = eqx.field(converter=_f, default=0.0)
+    output_cv: Scalar = eqx.field(converter=_f, default=0.0)
 
     @property
     def new_prompt_tokens(self):
@@ -80,6 +85,8 @@ def check_traffic(t: Traffic) -> None:
         raise InputError("output_tokens", float(t.output_tokens),
                          ">= 2 (the first token comes from Prefill; serving under load needs a Decode phase)")
     check_positive("input_cv", t.input_cv, allow_zero=True)
+    if _concrete(t.output_cv) and not (math.isfinite(float(t.output_cv)) and 0.0 <= float(t.output_cv) <= 100.0):
+        raise InputError("output_cv", float(t.output_cv), "between 0 and 100 (coefficient of variation of output lengths)")
     check_positive("shared_context_tokens", t.shared_context_tokens, allow_zero=True)
     if _concrete(t.prefix_hit) and not 0.0 <= float(t.prefix_hit) < 1.0:
         raise InputError("prefix_hit", float(t.prefix_hit), "in [0, 1) (a fraction of each prompt)")
@@ -100,13 +107,14 @@ def traffic(
     shared_context_tokens=0.0,
     max_sequences=math.inf,
     routing_skew=0.0,
+    output_cv=0.0,
 ) -> Traffic:
     """Build a `Traffic`, checking values (outside `jit`). Precisions as in
     `diffhw.workload`: `precision_` sets weights and activations, `kv_precision`
     defaults to the activation precision."""
     w, a, kv = precisions(precision_, kv_precision, weight_precision, activation_precision)
     t = Traffic(request_rate_per_s, input_tokens, output_tokens, w, a, kv, input_cv, prefix_hit,
-                shared_context_tokens, max_sequences, routing_skew)
+                shared_context_tokens, max_sequences, routing_skew, output_cv)
     check_traffic(t)
     return t
 
