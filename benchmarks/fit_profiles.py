@@ -5,9 +5,11 @@ A thin wrapper over ``diffhw calibrate`` (`diffhw.calibrate`): it turns
 measured number per row, the columns `diffhw.load_points` reads) and runs the fits whose
 results are ``diffhw/data/profiles/<name>.toml``:
 
-    python benchmarks/fit_profiles.py export        # rewrite the calibration CSVs
+    python benchmarks/fit_profiles.py export [NAME ...]  # rewrite the calibration CSVs
     python benchmarks/fit_profiles.py splitwise-2023 [--out FILE.toml]
     python benchmarks/fit_profiles.py trtllm-2024    [--out FILE.toml]
+    python benchmarks/fit_profiles.py llamacpp-2025  [--out FILE.toml]
+    python benchmarks/fit_profiles.py rocm-2025      [--out FILE.toml]   # a scan, not calibrate
 
 Each name runs exactly ``diffhw calibrate diffhw/data/calibration/<name>.csv --profile
 <name> --fit ... --base-profile default`` (printed first). The CSVs:
@@ -21,6 +23,12 @@ Each name runs exactly ``diffhw calibrate diffhw/data/calibration/<name>.csv --p
 - ``published-2024.csv``: every usable row of ``published_measurements.csv`` (modern
   stacks: TensorRT-LLM, vLLM, llama.cpp, Hugging Face), the data the ``default``
   profile was chosen against.
+- ``llamacpp-2025.csv``: the llama.cpp rows (llama-bench tg128 batch-1 decode and pp512
+  Prefill; A100, H100 PCIe, RTX 4090, Apple M1 Max / M2 Ultra / M3 Max).
+- ``rocm-2025.csv``: the AMD ROCm rows (MLPerf Offline and Server Llama-2-70B and
+  Mixtral-8x7B on MI300X / MI325X / MI355X): max-throughput points only, which
+  ``diffhw calibrate`` predicts but does not fit, so ``rocm-2025`` is a scan of the compute
+  efficiency on the Offline rows (``accuracy.ROCM_SCAN``).
 
 Every row carries its serving ``stack`` (from the source's ``software`` column:
 tensorrt-llm, vllm, llama.cpp, hf-transformers, saxml-jax, splitwise-2023), so that
@@ -28,11 +36,14 @@ tensorrt-llm, vllm, llama.cpp, hf-transformers, saxml-jax, splitwise-2023), so t
 """
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
+import diffhw
 from diffhw import _cli
 from diffhw._io import _measurements
+from diffhw._tools._calibrate import LEAVES
 
 sys.path.insert(0, str(Path(__file__).parent))
 import accuracy
@@ -58,6 +69,16 @@ PROFILES = {
         "TensorRT-LLM v0.5-0.6 class (static batching, NVIDIA's published tables and MLPerf v4.0)",
     ),
 }
+# llama.cpp (CUDA and Metal): batch-1 decode and pp512 Prefill; the leaves of
+# accuracy.STACK_FIT (bandwidth, compute, per-step and per-layer kernel costs)
+PROFILES["llamacpp-2025"] = (
+    ",".join(accuracy.STACK_FIT["llama.cpp"]),
+    [],
+    "llama.cpp (llama-bench tg128 / pp512, CUDA and Metal, batch 1)",
+)
+# ROCm: max-throughput rows only, which diffhw.calibrate does not fit: a scan (see
+# accuracy.ROCM_SCAN), written as a profile by `rocm()` below
+SCANNED = {"rocm-2025": "AMD ROCm stacks (AMD's MLPerf harness, vLLM on ROCm; MI300X / MI325X / MI355X)"}
 TRTLLM_IDS = ("M003", "M004")  # MLPerf v4.0 NVIDIA Llama-2-70B Offline / Server (TensorRT-LLM)
 
 
@@ -69,12 +90,68 @@ def datasets():
         "splitwise-2023": [accuracy.measurement(p) for p in accuracy.splitwise_points()],
         "trtllm-2024": [accuracy.measurement(p) for p in trt],
         "published-2024": [accuracy.measurement(p) for p in pub],
+        "llamacpp-2025": [accuracy.measurement(p) for p in pub if p["stack"] == "llama.cpp"],
+        # every ROCm point the scan sees or predicts (MLPerf Offline fitted, Server predicted)
+        "rocm-2025": [accuracy.measurement(p) for p in pub
+                      if p["stack"] == "vllm-rocm" and p["metric"] not in accuracy.SERVE_METRICS],
     }
 
 
-def export():
+def rocm(out=None):
+    """Scan `accuracy.ROCM_SCAN` on the ROCm MLPerf Offline rows; write the profile."""
+    pub, _ = accuracy.published_points()
+    pts = [p for p in pub if accuracy._rocm_fitted(p)]
+    allp = [p for p in pub if p["stack"] == "vllm-rocm" and p["metric"] not in accuracy.SERVE_METRICS]
+    leaf, grid = accuracy.ROCM_SCAN
+    best, errs = accuracy.scan_fit(pts, leaf, grid)
+    err = lambda v, ps: [abs(accuracy.predict(p, hw=accuracy._with(leaf, v, p["hardware"])) / p["measured"] - 1)
+                         for p in ps]
+    d0, d1 = err(0.56, allp), err(best, allp)
+    stat = lambda e: f"median {statistics.median(e):.1%}, mean {sum(e) / len(e):.1%}"
+    print("scan (mean |error| on the Offline rows): " + ", ".join(f"{v}: {e:.1%}" for v, e in errs.items()),
+          file=sys.stderr)
+    prof = dict(diffhw_profile(), **{leaf: best})
+    lines = [
+        "# AMD ROCm serving stacks (AMD's MLPerf Inference harness and vLLM on ROCm, 2024-25) on",
+        "# MI300X / MI325X / MI355X, fitted to the rows in diffhw/data/calibration/rocm-2025.csv",
+        "# (published_measurements.csv rows M016-M018, M029, M030, M050-M054: MLCommons inference",
+        "# results v4.1-v5.1, AMD submissions; each row's source URL is in the CSV).",
+        "# Every row is a max-throughput point, which diffhw.calibrate predicts but does not fit,",
+        f"# so one general term, {leaf}, is a scan of {grid[0]}..{grid[-1]} (step 0.02) minimising",
+        "# the mean |error| on the MLPerf Offline rows (M016, M017, M029, M050, M052, M053, M054;",
+        "# the Server rows' static-batch search under latency limits is predicted, not fitted).",
+        "# Every other value is the default profile's (its sources are in default.toml).",
+        "# Reproduce: python benchmarks/fit_profiles.py rocm-2025 --out FILE.toml",
+        f"# fitted error on the {len(allp)} rows: {stat(d1)} (default profile: {stat(d0)})",
+        'name = "rocm-2025"',
+        f'description = "{SCANNED["rocm-2025"]}"',
+        (f'fitted_on = "diffhw/data/calibration/rocm-2025.csv (scan of {leaf} on the MLPerf Offline rows); '
+         f'{stat(d1)} on {len(allp)} points (default profile: {stat(d0)})"'),
+        "",
+        "[values]",
+    ]
+    for k, v in prof.items():
+        note = "fitted (scan, see header)" if k == leaf else "not fitted: from profile 'default'"
+        lines.append(f"{k} = {v:g}  # {note}")
+    text = "\n".join(lines) + "\n"
+    if out:
+        Path(out).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+def diffhw_profile():
+    """The default profile's leaves, name -> float."""
+    prof = diffhw.presets.profile("default")
+    return {k: float(getattr(prof, k)) for k in LEAVES}
+
+
+def export(names=()):
     CALIBRATION.mkdir(parents=True, exist_ok=True)
     for name, points in datasets().items():
+        if names and name not in names:
+            continue
         path = CALIBRATION / f"{name}.csv"
         _measurements.write_points(points, path)
         print(f"wrote {path.relative_to(ROOT)} ({len(points)} points)")
@@ -82,13 +159,16 @@ def export():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["export", *PROFILES])
+    ap.add_argument("what", choices=["export", *PROFILES, *SCANNED])
+    ap.add_argument("names", nargs="*", help="export: only these CSVs (default: all)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.what == "export":
-        export()
+        export(args.names)
         return 0
+    if args.what == "rocm-2025":
+        return rocm(args.out)
     data = CALIBRATION / f"{args.what}.csv"
     fit, sets, description = PROFILES[args.what]
     cmd = ["calibrate", str(data.relative_to(ROOT)), "--profile", args.what, "--fit", fit,
