@@ -30,6 +30,17 @@ Each name runs exactly ``diffhw calibrate diffhw/data/calibration/<name>.csv --p
   ``diffhw calibrate`` predicts but does not fit, so ``rocm-2025`` is a scan of the compute
   efficiency on the Offline rows (``accuracy.ROCM_SCAN``).
 
+Stack profiles and an unknown stack (issue 16; numbers from ``accuracy.py`` on the 105
+non-serving published points, mean |error|): each stack profile carried to the other
+stacks' rows is worse than ``default`` on the same rows (trtllm-2024 25.1% vs 23.5%,
+llamacpp-2025 32.2% vs 23.9%, rocm-2025 34.6% vs 21.2%, splitwise-2023 76.1% vs 22.7%), and
+the default terms refitted with each stack left out (``diffhw.cross_validate(by="stack")``)
+predict the stack left out at median 20.9%, mean 28.5%. So an unknown stack gets
+``default``: chosen against every stack's rows, with the TensorRT-LLM max-throughput
+optimum (a scan there lands on its compute share and FP4 ratio), not one stack's fit.
+vLLM on CUDA (1 row), Hugging Face transformers (4 rows, one chip) and Saxml (1 row)
+have no profile of their own: too few rows and chips to fit and hold one out.
+
 Every row carries its serving ``stack`` (from the source's ``software`` column:
 tensorrt-llm, vllm, llama.cpp, hf-transformers, saxml-jax, splitwise-2023), so that
 ``diffhw calibrate DATA.csv --cv hardware --cv-within stack`` fits one profile per stack.
