@@ -77,12 +77,13 @@ def ideal_profile(**overrides):
 #: worker at a time) finish together instead of one waiting on a long module that
 #: started last. A module missing here runs last; the numbers only order the modules.
 MODULE_SECONDS = {  # summed --durations=0 times per module
-    "test_serving_goal": 60, "test_notebooks": 44, "test_serving": 45, "test_experiments": 50,
-    "test_sensitivity": 34, "test_sizing": 27, "test_network": 27, "test_memory": 25, "test_near_memory": 23,
-    "test_programs": 18, "test_api": 16, "test_sweep": 15, "test_gradients": 14, "test_cli": 14,
-    "test_topology": 13, "test_economics": 10, "test_fuzz": 10, "test_routing": 10, "test_design": 10,
-    "test_calibrate": 8, "test_trends": 5, "test_jit": 3, "test_min_chips": 3, "test_roofline": 1,
-    "test_loader_input": 1, "test_model": 1, "test_architecture": 1, "test_model_input": 1,
+    "test_serving_goal": 57, "test_notebooks": 52, "test_experiments": 37, "test_sensitivity": 33,
+    "test_sizing": 32, "test_near_memory": 31, "test_serving": 30, "test_network": 28, "test_memory": 26,
+    "test_api": 22, "test_programs": 18, "test_sweep": 16, "test_topology": 13, "test_economics": 12,
+    "test_cli": 12, "test_routing": 12, "test_gradients": 11, "test_serving_spread": 10, "test_design": 10,
+    "test_fuzz": 10, "test_calibrate": 6, "test_trends": 6, "test_beam": 4, "test_quant_formats": 3,
+    "test_profile_limits": 3, "test_min_chips": 3, "test_stack_profiles": 2, "test_roofline": 2, "test_jit": 1,
+    "test_loader_input": 1, "test_model": 1, "test_architecture": 1,
 }
 
 
