@@ -338,7 +338,7 @@ def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
     stages: ``time = chain(chunk) * (n + pp - 1) / pp``. Queries attend on average to
     half the prompt (causal mask).
 
-    A modality encoder (``wl.encoder_params > 0``) first encodes the replica's
+    A modality encoder (``wl.encoder_params`` not None) first encodes the replica's
     ``b * encoder_tokens`` tokens on the first stage (its weights split over the
     tensor-parallel group, read once): its roofline time and work are added, not
     pipelined. Its tokens are part of ``input_tokens`` (`diffhw.trends.multimodal`).
@@ -356,14 +356,11 @@ def ttft(hw, model, wl, par, tau=_smooth.DEFAULT_TAU):
 
 def _encoder(hw, model, wl, par, tokens, tau):
     """`StepTime` and `Work` of a modality encoder encoding `tokens` tokens on one
-    tensor-parallel rank (zero without an encoder)."""
+    tensor-parallel rank (only traced for a workload that has one: `ttft`)."""
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     op = encoder_op(model, shards_for(model, par.tp, par.ep), wl.encoder_params, tokens, wb, ab)
-    has = wl.encoder_params > 0.0
-    op = jax.tree_util.tree_map(lambda x: _smooth.where(has, x, 0.0), op)
     c, mem = roofline(hw, [("encoder", 1, op)], hw.matmul_flop_per_s(wl.activation_precision),
                       access_bytes(model, wb, ab, kvb), tau, offload=False)
-    c, mem = _smooth.where(has, c, 0.0), _smooth.where(has, mem, 0.0)
     reads, writes = op.reads_writes()
     zero = jnp.zeros(())
     return StepTime(c, mem, zero, zero), Work(op.flops, op.bytes, zero, reads, writes)

@@ -34,12 +34,12 @@ def workload_costs(model, workload, parallelism=None):
     wl = workload
     par = parallelism if parallelism is not None else _par()
     block, passes = float(wl.decode_block_tokens), float(wl.denoising_steps)
-    out = {"decode_per_output_token": {}}
+    out, per_token = {}, {}
     for phase, decode in (("decode_step", True), ("prefill_pass", False)):
         entry = {}
         for scope, p in (("model", _par()), ("per_chip", par)):
             requests = wl.batch / (p.dp * (p.pp if decode else 1.0))
-            ops = _phase_ops(model, wl, p, decode, not decode and wl.encoder_params is not None)
+            ops = _phase_ops(model, wl, p, decode)
             rows, total = [], dict.fromkeys(_COST_FIELDS, 0.0)
             for name, count, op in ops:
                 row = {"name": name, "layers": int(count)}
@@ -52,17 +52,17 @@ def workload_costs(model, workload, parallelism=None):
             entry[scope] = {"ops": rows, "total": total}
             if decode:
                 yielded = float(requests) * block / passes
-                out["decode_per_output_token"][scope] = {k: v / yielded for k, v in total.items()}
+                per_token[scope] = {k: v / yielded for k, v in total.items()}
         out[phase] = entry
-    return {"decode_step": out["decode_step"], "prefill_pass": out["prefill_pass"],
-            "decode_per_output_token": out["decode_per_output_token"]}
+    out["decode_per_output_token"] = per_token
+    return out
 
 
 @filter_jit
-def _phase_ops(model, wl, p, decode, encoder):
+def _phase_ops(model, wl, p, decode):
     """`step_ops` of one Decode step (`decode`) or Prefill pass, with a modality
-    encoder's row first when `encoder` (one compiled program per model structure, not
-    one per JAX primitive as eager execution would)."""
+    encoder's row first in a Prefill pass of a workload that has one (one compiled
+    program per model structure, not one per JAX primitive as eager execution would)."""
     seqs = wl.batch / (p.dp * (p.pp if decode else 1.0))
     if decode:  # every beam is a sequence of the Decode step
         seqs = seqs * wl.beam_width
@@ -77,7 +77,7 @@ def _phase_ops(model, wl, p, decode, encoder):
         beams=wl.beam_width if decode else 1.0, prompt=wl.input_tokens if decode else 0.0,
         head_wbytes=wl.weight_precision.head_bytes,
     )
-    if encoder:
+    if not decode and wl.encoder_params is not None:
         enc = encoder_op(model, shards, wl.encoder_params, seqs * wl.encoder_tokens,
                          wl.weight_precision.bytes, wl.activation_precision.bytes)
         ops = [("encoder", 1, enc), *ops]
