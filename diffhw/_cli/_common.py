@@ -229,9 +229,10 @@ def design_from_args(args, batch, ep_follows_tp=False):
     return hw, model, wl, par
 
 
-def refuse_serving_trends(args, wl):
+def refuse_what_serving_ignores(args, wl):
     """Serving under load (`serve`, `--serving`) models autoregressive Decode of text
-    prompts: refuse the diffusion and multimodal-encoder trends it would ignore."""
+    prompts by one sequence per request: refuse the diffusion and multimodal-encoder
+    trends and beam search, which it would ignore."""
     if float(wl.decode_block_tokens) != 1.0 or float(wl.denoising_steps) != 1.0 or wl.encoder_params is not None:
         raise InputError("--trend", " ".join(args.trend or []),
                          "moe, reasoning, long_context or rag with serving (diffusion and a multimodal encoder "
@@ -370,7 +371,7 @@ def design_of_args(args, batch, ep_follows_tp=False, serving_load="max_rate"):
     hw, model, wl, par = design_from_args(args, batch, ep_follows_tp)
     goal = serving_of_args(args, serving_load, hw, model, par)
     if goal is not None:
-        refuse_serving_trends(args, wl)
+        refuse_what_serving_ignores(args, wl)
     return Design(hw, model, wl, par, technology_from_args(args), goal)
 
 

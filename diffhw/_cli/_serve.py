@@ -16,7 +16,7 @@ from ._common import (
     fmt_number,
     fmt_seconds,
     prefill_pool_of_args,
-    refuse_serving_trends,
+    refuse_what_serving_ignores,
     speculation_of_args,
     technology_from_args,
 )
@@ -94,7 +94,7 @@ def _cmd_serve(args):
     if args.decode_chips is not None:
         args.chips, args.tp = args.decode_chips, None
     hw, model, wl, par = design_from_args(args, 1.0)
-    refuse_serving_trends(args, wl)
+    refuse_what_serving_ignores(args, wl)
     tech = technology_from_args(args)
     tr = traffic(args.request_rate if args.request_rate is not None else 1.0, float(wl.input_tokens),
                  float(wl.output_tokens), args.precision, args.kv_precision, args.weight_precision,
@@ -135,7 +135,7 @@ def max_rate_under_scenario(args, ttft_limit, tpot_limit):
         raise InputError("--output-tokens", args.output_tokens, ">= 2 (the first token comes from Prefill; "
                                                                   "serving needs a Decode phase)")
     hw, model, wl, par = design_from_args(args, 1.0)
-    refuse_serving_trends(args, wl)
+    refuse_what_serving_ignores(args, wl)
     tr = traffic(1.0, float(wl.input_tokens), float(wl.output_tokens), args.precision, args.kv_precision,
                  args.weight_precision, shared_context_tokens=float(wl.shared_context_tokens),
                  routing_skew=args.routing_skew)
