@@ -35,6 +35,15 @@ def test_serving_goal_metrics_are_serve_at_the_max_rate():
     assert float(v2["serving_max_request_rate_per_s"]) == float(v["serving_max_request_rate_per_s"])
     with pytest.raises(diffhw.InputError, match="prefix_hit"):
         diffhw.serving_goal(2.0, 0.2, prefix_hit=1.0)
+    # the output-length spread reaches serve (same structure: no new compile)
+    g = diffhw.serving_goal(0.45, 0.04, output_cv=1.0)
+    v3 = diffhw.design_values(eqx.tree_at(lambda d: d.serving, d, g))
+    s3 = diffhw.serve(d.hardware, d.model, diffhw.traffic(1.0, output_cv=1.0, **TR), d.parallelism, ttft_limit_s=0.45,
+                      tpot_limit_s=0.04, at_max_rate=True, technology=d.technology)
+    assert float(v3["serving_max_request_rate_per_s"]) == pytest.approx(float(s3.max_request_rate_per_s), rel=1e-5)
+    assert float(v3["serving_max_request_rate_per_s"]) < float(v["serving_max_request_rate_per_s"]) * 0.999
+    with pytest.raises(diffhw.InputError, match="output_cv"):
+        diffhw.serving_goal(2.0, 0.2, output_cv=-1.0)
 
 
 def test_size_minimises_serving_cost_under_limits():
@@ -56,6 +65,8 @@ def test_size_minimises_serving_cost_under_limits():
     (["size", "--serving", "off", "--serving-ttft-p99-ms", "100"], "--serving-ttft-p99-ms"),
     (["size", "--serving", "off", "--min-request-rate", "3"], "--min-request-rate"),
     (["size", "--min-request-rate", "-3"], "--min-request-rate"),
+    (["size", "--serving", "off", "--output-cv", "1"], "--output-cv"),
+    (["sensitivity", "--serving", "server", "--output-cv", "-1"], "--output-cv"),
     (["sweep", "--serving", "server", "--serving-tpot-p99-ms", "-5", "--vary", "workload.batch=1:8:2"],
      "--serving-tpot-p99-ms"),
 ])

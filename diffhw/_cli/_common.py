@@ -118,6 +118,7 @@ NUMERIC_FLAGS = {
     "request_rate": (0, 1e7, False, "requests/s"), "min_request_rate": (0, 1e7, False, "requests/s"), "ttft_p99_ms": (0, 1e7, False, "ms"),
     "tpot_p99_ms": (0, 1e7, False, "ms"), "serving_ttft_p99_ms": (0, 1e7, False, "ms"),
     "serving_tpot_p99_ms": (0, 1e7, False, "ms"), "prefix_hit": (0, 1, False, ""), "input_cv": (0, 100, False, ""),
+    "output_cv": (0, 100, False, ""),
     "max_sequences": (1, 1e7, True, "sequences"), "draft_tokens": (0, 64, False, "tokens"),
     "acceptance": (0, 1, False, ""), "prefill_chips": (1, 1e6, True, "chips"),
     "decode_chips": (1, 1e6, True, "chips"), "transfer_gbps": (0, 1e6, False, "GB/s"),  # numpy.random.default_rng takes non-negative seeds
@@ -286,6 +287,11 @@ def add_serving_flags(p, default=None, off=False):
                         + SCENARIO_HELP + ")" + (f"; default {default}, 'off' for none" if default else ""))
     p.add_argument("--serving-ttft-p99-ms", type=float, default=None, help="replace the scenario's p99 TTFT limit, ms")
     p.add_argument("--serving-tpot-p99-ms", type=float, default=None, help="replace the scenario's p99 TPOT limit, ms")
+    p.add_argument("--input-cv", type=float, default=None,
+                   help="with --serving: coefficient of variation of prompt lengths (default 0)")
+    p.add_argument("--output-cv", type=float, default=None,
+                   help="with --serving: coefficient of variation of output lengths (default 0: every request at "
+                        "the mean; 1: about exponential)")
     p.add_argument("--prefill-hardware", default=None,
                    help="with --serving: disaggregated, a Prefill pool of this hardware (default: --hardware); "
                         "size varies it with prefill_compute, prefill_memory_bandwidth, ..., prefill_replicas")
@@ -331,8 +337,8 @@ def serving_of_args(args, load="max_rate", hw=None, model=None, par=None):
     disaggregated with `--prefill-hardware` / `--prefill-chips` (`hw`, `model`, `par`:
     the Decode pool)."""
     if getattr(args, "serving", None) in (None, "off"):
-        for flag in ("serving_ttft_p99_ms", "serving_tpot_p99_ms", "prefill_hardware", "prefill_chips",
-                     "draft_model", "draft_tokens", "acceptance", "mtp"):
+        for flag in ("serving_ttft_p99_ms", "serving_tpot_p99_ms", "input_cv", "output_cv", "prefill_hardware",
+                     "prefill_chips", "draft_model", "draft_tokens", "acceptance", "mtp"):
             if getattr(args, flag, None) not in (None, False):
                 raise InputError("--" + flag.replace("_", "-"), getattr(args, flag),
                                  "used with --serving " + "|".join(sorted(SCENARIOS)))
@@ -347,7 +353,8 @@ def serving_of_args(args, load="max_rate", hw=None, model=None, par=None):
     dis = None
     if getattr(args, "prefill_hardware", None) is not None or getattr(args, "prefill_chips", None) is not None:
         dis = prefill_pool_of_args(args, hw, model, par)
-    return serving_goal(ttft, tpot, load=load, disaggregation=dis, speculation=speculation_of_args(args))
+    cvs = {k: getattr(args, k) for k in ("input_cv", "output_cv") if getattr(args, k, None) is not None}
+    return serving_goal(ttft, tpot, load=load, disaggregation=dis, speculation=speculation_of_args(args), **cvs)
 
 
 def prefill_pool_of_args(args, hw, model, par, transfer_bytes_per_s=None):

@@ -65,7 +65,8 @@ class ServingGoal(eqx.Module):
 
     - `ttft_limit_s`, `tpot_limit_s`: p99 limits (``inf``: none); MLPerf Server for
       Llama-2-70B: 2 s and 0.2 s; Interactive: 0.45 s and 0.04 s.
-    - `input_cv`, `prefix_hit`, `max_sequences`: as in `diffhw.traffic`.
+    - `input_cv`, `prefix_hit`, `max_sequences`, `output_cv`: as in `diffhw.traffic`
+      (`output_cv`: spread of output lengths, 0 by default: every request at the mean).
     - `load`: "max_rate" or "batch" (below).
     - `disaggregation`: a `Disaggregation` (the Prefill pool, costed with the design's
       technology), or None; with a technology it adds `serving_prefill_chip_area_mm2`,
@@ -104,6 +105,7 @@ class ServingGoal(eqx.Module):
     load: str = eqx.field(static=True, default="max_rate")
     disaggregation: Disaggregation | None = None
     speculation: Speculation | None = None
+    output_cv: Scalar = eqx.field(converter=_f, default=0.0)
 
     def metric_names(self, has_technology: bool) -> tuple:
         base = SERVING_LOAD_METRICS if self.load == "batch" else SERVING_METRICS
@@ -115,7 +117,7 @@ class ServingGoal(eqx.Module):
         wl = workload
         return Traffic(1.0, wl.input_tokens, wl.output_tokens, wl.weight_precision, wl.activation_precision,
                        wl.kv_precision, self.input_cv, self.prefix_hit, wl.shared_context_tokens,
-                       self.max_sequences, wl.routing_skew)
+                       self.max_sequences, wl.routing_skew, self.output_cv)
 
     def values(self, design, tau=None) -> dict:
         tau = _smooth.DEFAULT_TAU if tau is None else tau
@@ -159,8 +161,10 @@ def _economics_values(e, prefill=None) -> dict:
 
 
 def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, prefix_hit=0.0,
-                 max_sequences=math.inf, load="max_rate", disaggregation=None, speculation=None) -> ServingGoal:
+                 max_sequences=math.inf, load="max_rate", disaggregation=None, speculation=None,
+                 output_cv=0.0) -> ServingGoal:
     """Build a `ServingGoal`, checking values: limits > 0 (``inf``: none), `input_cv` >= 0,
+    `output_cv` in [0, 100],
     `prefix_hit` in [0, 1), `max_sequences` >= 1, `load` "max_rate" or "batch";
     `disaggregation` (`diffhw.disaggregated`): the Prefill pool, whose hardware leaves a
     sizing can vary (``serving.disaggregation.prefill_hardware.*``, aliases
@@ -174,6 +178,8 @@ def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, pre
             raise InputError(name, float(v), "> 0 (inf for no limit)")
     if not (math.isfinite(float(input_cv)) and float(input_cv) >= 0):
         raise InputError("input_cv", float(input_cv), ">= 0 and finite")
+    if not (math.isfinite(float(output_cv)) and 0.0 <= float(output_cv) <= 100.0):
+        raise InputError("output_cv", float(output_cv), "between 0 and 100 (coefficient of variation of output lengths)")
     if not 0.0 <= float(prefix_hit) < 1.0:
         raise InputError("prefix_hit", float(prefix_hit), "in [0, 1) (a fraction of each prompt)")
     if not float(max_sequences) >= 1.0:
@@ -181,4 +187,4 @@ def serving_goal(ttft_limit_s=math.inf, tpot_limit_s=math.inf, input_cv=0.0, pre
     if speculation is not None and not isinstance(speculation, Speculation):
         raise InputError("speculation", type(speculation).__name__, "a Speculation (diffhw.speculative(...)) or None")
     return ServingGoal(ttft_limit_s, tpot_limit_s, input_cv, prefix_hit, max_sequences, load, disaggregation,
-                       speculation)
+                       speculation, output_cv)
