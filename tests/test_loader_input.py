@@ -154,6 +154,8 @@ def _head(field):
         return "[physical]\n"
     if field == "default_chips":
         return ""
+    if field in ("domain_chips", "nic_gb_s", "latency_us"):
+        return "[scale_out]\n" + ("" if field == "nic_gb_s" else "nic_gb_s = 50.0\n")
     if field in ("devices", "prefetch_buffer_mb", "buffered_append_fraction", "endurance_cycles"):
         return '[[tiers]]\nname = "hbf"\ntechnology = "HBF"\n' + ("" if field == "devices" else "devices = 8\n")
     if field.endswith("_us") or field in ("link_bandwidth_gb_s", "switch_radix", "torus_dims"):
@@ -168,7 +170,7 @@ RANGE_CASES = [(f, v) for f, (lo, hi, _) in BOUNDS.items()
 
 @pytest.mark.parametrize("field, value", RANGE_CASES, ids=[f"{f}={v:g}" for f, v in RANGE_CASES])
 def test_values_outside_the_physical_range_are_refused(tmp_path, field, value):
-    v = int(value) if field == "default_chips" else value
+    v = int(value) if field in ("default_chips", "domain_chips") else value
     path = _write(tmp_path, f'based_on = "h100-sxm"\n{_head(field)}{field} = {v!r}\n')
     with pytest.raises(InputError, match=_field(field)) as e:
         load_hardware(path)
@@ -180,7 +182,7 @@ def test_values_outside_the_physical_range_are_refused(tmp_path, field, value):
 def test_the_range_ends_themselves_load(tmp_path, field):
     lo, hi, _ = BOUNDS[field]
     for v in (lo, hi):
-        v = int(v) if field == "default_chips" else v
+        v = int(v) if field in ("default_chips", "domain_chips") else v
         load_hardware(_write(tmp_path, f'based_on = "h100-sxm"\n{_head(field)}{field} = {v!r}\n'))
 
 

@@ -31,7 +31,18 @@ def add_design_flags(p):
     p.add_argument("--tp", type=float, default=None, help="tensor-parallel degree (default: chips / (pp*dp))")
     p.add_argument("--pp", type=float, default=None, help="pipeline-parallel degree (default: 1)")
     p.add_argument("--dp", type=float, default=None, help="data-parallel replicas (default: 1)")
-    p.add_argument("--ep", type=float, default=None, help="expert-parallel degree (default: 1)")
+    p.add_argument("--ep", type=float, default=None, help="expert-parallel degree (default: 1); attention data parallel "
+                   "with wide expert parallel is --tp 1 --dp N --ep N (each rank its own sequences and KV, experts "
+                   "over all N)")
+    p.add_argument("--scale-up-chips", type=float, default=None,
+                   help="chips per scale-up domain of a multi-node system (an NVLink node or rack); traffic between "
+                        "domains uses the scale-out network (default: the hardware's [scale_out], e.g. 8 on "
+                        "h100-sxm, 72 on gb200; without one, all chips in one domain)")
+    p.add_argument("--nic-gb-s", type=float, default=None,
+                   help="scale-out bandwidth per chip between domains, GB/s one direction (default: the hardware's, "
+                        "e.g. 50 = 400 Gb/s ConnectX-7)")
+    p.add_argument("--scale-out-latency-us", type=float, default=None,
+                   help="latency of one message between domains, us (default: the hardware's, else 2)")
     p.add_argument("--input-tokens", type=float, default=DEFAULT_INPUT, help="prompt tokens per request (default: %(default)s)")
     p.add_argument("--output-tokens", type=float, default=DEFAULT_OUTPUT, help="generated tokens per request (default: %(default)s)")
     p.add_argument("--precision", default="bf16", help="weights and activations: fp32, bf16, fp16, fp8, int8, fp4, int4, mxfp4, nvfp4, or bits; a "
@@ -100,6 +111,9 @@ NUMERIC_FLAGS = {
     "beam_width": (1, 1024, True, "beams"),
     "chips": (1, 1e6, True, "chips"),
     "tp": (1, 1e6, True, ""), "pp": (1, 1e6, True, ""), "dp": (1, 1e6, True, ""), "ep": (1, 1e6, True, ""),
+    # multi-node: shipped domains of 8 (HGX) and 72 (NVL72) chips, NICs of 50-100 GB/s (400-800 Gb/s), ~2 us
+    "scale_up_chips": (1, 1e6, True, "chips"), "nic_gb_s": (1e-3, 1e6, False, "GB/s"),
+    "scale_out_latency_us": (0, 1e6, False, "us"),
     # electricity: US industrial ~0.08 $/kWh, the dearest retail ~0.6 $/kWh
     "electricity_usd_per_kwh": (0, 10, False, "USD/kWh"),
     # PUE: 1.0 is the ideal; the worst surveyed datacenters are ~2.5 (Uptime Institute survey)
@@ -181,7 +195,7 @@ def design_from_args(args, batch, ep_follows_tp=False):
     """The checked pytrees the flags describe. Without `--ep`, ep is 1, or with
     `ep_follows_tp` (`size`, whose chips variable moves tp and ep together) tp for an
     expert model whose experts split that way."""
-    hw = presets.hardware(args.hardware, profile=args.profile)
+    hw = with_scale_out(args, presets.hardware(args.hardware, profile=args.profile))
     model = presets.model(args.model)
     pp = positive_int("--pp", args.pp) if args.pp is not None else 1
     dp = positive_int("--dp", args.dp) if args.dp is not None else 1
@@ -228,6 +242,28 @@ def design_from_args(args, batch, ep_follows_tp=False):
                              f"a request within {model.name}'s context window of {model.max_context:,} tokens; "
                              f"with the trends it is {total:,.0f} (prompt + output + shared context)")
     return hw, model, wl, par
+
+
+def with_scale_out(args, hw):
+    """`hw` with the multi-node flags (--scale-up-chips, --nic-gb-s, --scale-out-latency-us)
+    applied to its `ScaleOut` (one is made where the hardware has none: --nic-gb-s then
+    required)."""
+    from .._hardware._collectives import ScaleOut
+    from .._io._hardware import DEFAULT_SCALE_OUT_LATENCY_US
+
+    s, nic, lat = (getattr(args, k, None) for k in ("scale_up_chips", "nic_gb_s", "scale_out_latency_us"))
+    if s is None and nic is None and lat is None:
+        return hw
+    so = hw.scale_out
+    if so is None and nic is None:
+        raise InputError("--nic-gb-s", None, f"a scale-out bandwidth per chip in GB/s (e.g. 50 for 400 Gb/s): "
+                         f"{hw.name} has no scale-out network of its own")
+    domain = positive_int("--scale-up-chips", s) if s is not None else (
+        so.domain_chips if so is not None else hw.default_chips)
+    bw = check_positive("--nic-gb-s", nic) * 1e9 if nic is not None else so.bandwidth_bytes_per_s
+    latency = check_positive("--scale-out-latency-us", lat, allow_zero=True) * 1e-6 if lat is not None else (
+        so.latency_s if so is not None else DEFAULT_SCALE_OUT_LATENCY_US * 1e-6)
+    return hw.replace(scale_out=ScaleOut(float(domain), bw, latency))
 
 
 def refuse_what_serving_ignores(args, wl):

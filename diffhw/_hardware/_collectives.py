@@ -8,13 +8,26 @@ all-to-all, one per send), plus, when the
 hardware models stragglers, the expected wait for the slowest participant (or the
 timeout after which stale data is used). Where packets land (on-chip SRAM or DRAM) adds
 a per-step latency (`NetworkOptions`).
+
+Multi-node systems (`ScaleOut`): a system of many chips is built of scale-up domains
+(an 8-GPU NVLink node, a 72-GPU NVL72 rack, a TPU slice) joined by a slower scale-out
+network (InfiniBand or RoCE, one NIC per chip). Chips are numbered tensor-parallel rank
+first, then data-parallel replica, then pipeline stage, and a domain holds
+`ScaleOut.domain_chips` consecutive chips, so a group of ``p`` consecutive chips has
+``m = min(p, S)`` members in each chip's own domain and spans ``p / m`` domains. The
+part of a collective that leaves the domain runs on the scale-out network: an
+all-reduce hierarchically (inside the domain, then among the domains on ``M / m`` per
+chip, each chip driving its own NIC), an all-to-all with the ``(p - m) / p`` of each
+chip's bytes bound for other domains over its NIC while the rest crosses the scale-up
+fabric at the same time. A group inside one domain (``p <= S``) is timed exactly as
+without a `ScaleOut`.
 """
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._smooth import smooth_min
+from .._smooth import exact_min, smooth_max, smooth_min, where
 from . import _collective_algorithms as _algorithms
 from . import _endpoints, _topology
 
@@ -52,6 +65,37 @@ class NetworkOptions(eqx.Module):
     algorithm: str = eqx.field(static=True, default="auto")
     in_network_reduction: bool = eqx.field(static=True, default=False)
     stragglers: bool = eqx.field(static=True, default=False)
+
+
+class ScaleOut(eqx.Module):
+    """The scale-out network between the scale-up domains of a multi-node system (part
+    of `Hardware`; None: every chip in one domain).
+
+    - `domain_chips`: chips in one scale-up domain (8 on an HGX/DGX node, 72 in a GB200
+      NVL72 rack).
+    - `bandwidth_bytes_per_s`: scale-out bandwidth per chip, one direction (its NIC:
+      400 Gb/s ConnectX-7 = 50e9 B/s on a DGX H100).
+    - `latency_s`: latency of one message between domains (NIC, switches, RDMA),
+      in place of the scale-up fabric's hop and message latencies.
+
+    The scale-out fabric is taken as non-blocking (a rail-optimised fat tree): each
+    chip's NIC binds. The profile's `network_efficiency` applies to it too.
+    """
+
+    domain_chips: Scalar = eqx.field(converter=_f)
+    bandwidth_bytes_per_s: Scalar = eqx.field(converter=_f)
+    latency_s: Scalar = eqx.field(converter=_f)
+
+
+def domain_members(hw, chips):
+    """Members of a group of `chips` consecutive chips inside one scale-up domain:
+    ``min(chips, domain_chips)`` (`chips` without a `ScaleOut`)."""
+    p = jnp.asarray(chips, dtype=float)
+    return p if hw.scale_out is None else exact_min(p, hw.scale_out.domain_chips)
+
+
+def _out_bandwidth(hw):
+    return hw.scale_out.bandwidth_bytes_per_s * hw.profile.network_efficiency
 
 
 def _topo(hw):
@@ -104,9 +148,15 @@ def allreduce_time(hw, message_bytes, chips):
 
     ``"auto"`` takes the smooth minimum of ring, tree and recursive doubling, and of
     in-network reduction when the hardware's switches reduce.
+
+    Across scale-up domains (`ScaleOut`, a group wider than a domain): hierarchical, the
+    all-reduce inside each domain's ``m`` chips plus one among the ``n = p / m`` domains
+    on ``M / m`` bytes per chip over the scale-out network (each of the ``m`` chips
+    drives its own NIC) as a ring: ``2 (n-1) (a_out + M / (m n B_out))``.
     """
     topo, a = _topo(hw), _step_latency(hw, message_bytes)
-    args = (message_bytes, chips, _bandwidth(hw), hw.link_latency_s, a, topo)
+    m = domain_members(hw, chips)
+    args = (message_bytes, m, _bandwidth(hw), hw.link_latency_s, a, topo)
     algo = hw.network.algorithm
     if algo == "auto":
         names = ["ring", "tree", "recursive_doubling"]
@@ -115,15 +165,36 @@ def allreduce_time(hw, message_bytes, chips):
         t = smooth_min(*[_algorithms.allreduce_time(*args, name, **_kw(hw)) for name in names])
     else:
         t = _algorithms.allreduce_time(*args, algo, **_kw(hw))
-    return _extra(hw, chips, t, 2.0 * (jnp.asarray(chips, dtype=float) - 1.0))
+    steps = 2.0 * (m - 1.0)
+    if hw.scale_out is not None:
+        n = jnp.asarray(chips, dtype=float) / m  # domains spanned (1.0 exactly inside one; m >= 1)
+        # a ring among the domains: 2 (n-1) steps of the scale-out latency, 2 (n-1)/n of M/m
+        t_out = 2.0 * (n - 1.0) * (hw.scale_out.latency_s + message_bytes / (m * n * _out_bandwidth(hw)))
+        t = t + t_out
+        steps = steps + 2.0 * (n - 1.0)
+    return _extra(hw, chips, t, steps)
 
 
 def alltoall_time(hw, message_bytes, chips):
     """All-to-all where each chip sends `message_bytes` in total (seconds): one step of
-    average hops, bytes bounded by injection and by the bisection."""
-    a = _step_latency(hw, message_bytes)
-    t = _algorithms.alltoall_time(message_bytes, chips, _bandwidth(hw), hw.link_latency_s, a, _topo(hw), **_kw(hw))
-    return _extra(hw, chips, t, jnp.asarray(chips, dtype=float) - 1.0)
+    average hops, bytes bounded by injection and by the bisection.
+
+    Across scale-up domains (`ScaleOut`): of the ``M/p`` a chip sends to each of the
+    ``p`` chips, the ``m`` of its own domain get theirs over the scale-up fabric (an
+    all-to-all among ``m`` chips of ``M m / p``) while the ``(p - m) M / p`` for other
+    domains leave through its NIC at the same time (DeepEP's internode kernels send
+    RDMA and NVLink traffic concurrently); the slower of the two, smoothly, sets the time.
+    """
+    p = jnp.asarray(chips, dtype=float)
+    m = domain_members(hw, p)
+    share = 1.0 if hw.scale_out is None else m / p  # 1.0 exactly inside one domain (p >= 1)
+    a = _step_latency(hw, message_bytes * share)
+    t = _algorithms.alltoall_time(message_bytes * share, m, _bandwidth(hw), hw.link_latency_s, a, _topo(hw),
+                                  **_kw(hw))
+    if hw.scale_out is not None:
+        t_out = hw.scale_out.latency_s + message_bytes * (1.0 - share) / _out_bandwidth(hw)
+        t = where(p > m, smooth_max(t, t_out), t)
+    return _extra(hw, chips, t, p - 1.0)
 
 
 def p2p_time(hw, message_bytes):
@@ -134,3 +205,11 @@ def p2p_time(hw, message_bytes):
     return p.collective_latency_s + p.collective_step_latency_s + _algorithms.p2p_time(
         message_bytes, hops, _bandwidth(hw), hw.link_latency_s, a
     )
+
+
+def p2p_out_time(hw, message_bytes):
+    """One send of `message_bytes` from one chip to a chip in another scale-up domain,
+    over the scale-out network (`ScaleOut`; needs one)."""
+    p = hw.profile
+    return p.collective_latency_s + p.collective_step_latency_s + hw.scale_out.latency_s + (
+        message_bytes / _out_bandwidth(hw))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._workload._precision import FLOAT_COLUMNS, Precision
-from ._collectives import NetworkOptions
+from ._collectives import NetworkOptions, ScaleOut
 from ._memory import Placement
 from ._near_memory import NearMemory
 from ._profile import Profile
@@ -46,6 +46,9 @@ class Hardware(eqx.Module):
     - `network`: `NetworkOptions` (collective algorithm, in-network reduction, where
       packets land, stragglers, switch radix, torus dimensions).
     - `near_memory`: a `NearMemory` (PNM, PIM or 3D-stacked logic on one tier), or None.
+    - `scale_out`: a `ScaleOut` (the slower network between scale-up domains of a
+      multi-node system: chips per domain, NIC bandwidth and latency), or None (every
+      chip of the system in one scale-up domain, the fabric above).
     - `tier_access`: ``"parallel"`` (tiers stream at once; smooth max of their times) or
       ``"serial"`` (sum), static.
     - `topology`: one of `TOPOLOGIES` (static).
@@ -69,6 +72,7 @@ class Hardware(eqx.Module):
     placement: Placement | None = None
     near_memory: NearMemory | None = None
     network: NetworkOptions = eqx.field(default_factory=NetworkOptions)
+    scale_out: ScaleOut | None = None
     tier_access: str = eqx.field(static=True, default="parallel")
     topology: str = eqx.field(static=True, default="switch")
     default_chips: int = eqx.field(static=True, default=1)
@@ -106,7 +110,7 @@ class Hardware(eqx.Module):
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""
         names = list(changes)
-        keep = ("profile", "tiers", "placement", "near_memory", "network")
+        keep = ("profile", "tiers", "placement", "near_memory", "network", "scale_out")
         return eqx.tree_at(
             lambda h: [getattr(h, n) for n in names],
             self,

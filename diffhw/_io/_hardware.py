@@ -11,7 +11,7 @@ import dataclasses
 from .. import units
 from .._errors import InputError
 from .._hardware._collective_algorithms import ALLREDUCE_ALGORITHMS
-from .._hardware._collectives import NetworkOptions
+from .._hardware._collectives import NetworkOptions, ScaleOut
 from .._hardware._hardware import TOPOLOGIES, Hardware
 from .._hardware._memory import DATA_CLASSES, Placement
 from .._hardware._near_memory import NearMemory
@@ -21,7 +21,9 @@ from ._profiles import load_profile
 from ._technology import tier_from_technology
 
 _HW_TOP = {"name", "description", "vendor", "default_chips", "profile", "compute", "memory",
-           "network", "power", "physical", "tiers", "placement", "tier_access", "based_on", "near_memory"}
+           "network", "power", "physical", "tiers", "placement", "tier_access", "based_on", "near_memory",
+           "scale_out"}
+_HW_SCALE_OUT = {"domain_chips", "nic_gb_s", "latency_us"}
 _NEAR_KEYS = {"tier", "flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb",
               "offload_fraction", "power_density_w_per_mm2", "footprint_mm2", "name",
               "bandwidth_density_gb_s_per_mm2", "capacity_penalty", "price_multiplier", "logic_die"}
@@ -67,6 +69,11 @@ BOUNDS = {
     "switch_radix": (8.0, 1e6, "ports"),
     # torus dimensions: default 6; 64 dimensions of side 2 already hold 2**64 chips
     "torus_dims": (1.0, 64.0, "dimensions"),
+    # [scale_out]: chips per scale-up domain, shipped 8 (HGX) .. 72 (NVL72); NIC per chip, shipped 50 .. 100 GB/s
+    # (400-800 Gb/s); latency of one message between domains, shipped 2 us
+    "domain_chips": (1.0, 1e6, "chips"),
+    "nic_gb_s": (1e-3, 1e6, "GB/s"),
+    "latency_us": (0.0, 1e6, "us"),
     # [power]: shipped 72 (L4) .. 23,000 W (a whole CS-3 system); up to 1 MW
     "tdp_w": (0.0, 1e6, "W"),
     # [physical]: shipped 294 .. 46,225 mm2 (WSE-3, a whole wafer); 1 mm2 .. 1 m2
@@ -109,6 +116,10 @@ DEFAULT_LINK_LATENCY_US = 0.5
 #: Per-message latency: NVLink small messages ~1-2 us end to end; a calibrated
 #: HGX-H100 collective model uses ~0.94 us (PAPER.md, latency anchors).
 DEFAULT_MESSAGE_LATENCY_US = 1.0
+#: Scale-out message latency between domains: InfiniBand NDR / 400 GbE RoCE, ~1-5 us and
+#: ~2-10 us end to end (https://fridayswithfaraday.com/posts/gpu-hw-nvlink-nvswitch-interconnect,
+#: "The Interconnect Hierarchy" table); an RDMA message through one (rail) switch, ~2 us.
+DEFAULT_SCALE_OUT_LATENCY_US = 2.0
 
 
 def list_hardware():
@@ -137,7 +148,9 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
     ``fp8_tflops``, ``int8_tops``, ``fp4_tflops``), ``[memory]`` ``capacity_gb``,
     ``bandwidth_tb_s``, ``sram_mb``; ``[network]`` ``link_bandwidth_gb_s`` (one
     direction), ``topology``, ``link_latency_us``, ``message_latency_us``; ``[power]``
-    ``tdp_w``. A chip without a format runs it on the next wider one: fp4 -> fp8 ->
+    ``tdp_w``; optionally ``[scale_out]`` (a multi-node system's network between
+    scale-up domains: ``nic_gb_s`` per chip one direction, ``latency_us``,
+    ``domain_chips``, default ``default_chips``). A chip without a format runs it on the next wider one: fp4 -> fp8 ->
     bf16, int8 -> fp8 -> bf16; a missing fp32 peak is taken as bf16 / 4 (FP32 matrix
     work emulated in several BF16 passes) and marked so. Every number must lie in its
     physical range (`BOUNDS`).
@@ -195,6 +208,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
     tiers, placement_, access = _tiers(where, d)
     near = _near_memory(where, d, ["main"] + [t.name for t in tiers])
     network = _network_options(wn, n)
+    scale_out = _scale_out(where, d, chips)
     return Hardware(
         flop_per_s_fp32=fp32,
         flop_per_s_bf16=bf16,
@@ -213,6 +227,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         placement=placement_,
         near_memory=near,
         network=network,
+        scale_out=scale_out,
         tier_access=access,
         topology=topology,
         default_chips=chips,
@@ -242,6 +257,30 @@ def _network_options(w, n):
         algorithm=algo,
         in_network_reduction=innet,
         stragglers=stragglers,
+    )
+
+
+def _scale_out(where, d, default_chips):
+    """The ``[scale_out]`` table: the network between scale-up domains of a multi-node
+    system (`ScaleOut`): ``nic_gb_s`` per chip, one direction (required), ``latency_us``
+    per message (default `DEFAULT_SCALE_OUT_LATENCY_US`), ``domain_chips`` (default: the
+    file's ``default_chips``, its scale-up unit). None without the table."""
+    t = d.get("scale_out")
+    if t is None:
+        return None
+    w = f"{where} [scale_out]"
+    if not isinstance(t, dict):
+        raise InputError(w, t, "a TOML table")
+    unknown_keys(w, t, _HW_SCALE_OUT)
+    if "nic_gb_s" not in t:
+        raise InputError(f"{w}: nic_gb_s", None, "a value (the key is missing)")
+    domain = t.get("domain_chips", default_chips)
+    if isinstance(domain, bool) or not isinstance(domain, int) or not 1 <= domain <= BOUNDS["domain_chips"][1]:
+        raise InputError(f"{w}: domain_chips", domain, "a whole number " + range_text(*BOUNDS["domain_chips"]))
+    return ScaleOut(
+        domain_chips=float(domain),
+        bandwidth_bytes_per_s=_num(w, t, "nic_gb_s") * units.GB_PER_S,
+        latency_s=_num(w, t, "latency_us", DEFAULT_SCALE_OUT_LATENCY_US, allow_zero=True) * units.US,
     )
 
 

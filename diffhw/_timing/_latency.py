@@ -126,7 +126,14 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
     parallel (``ep > 1``): an all-to-all dispatch and combine per MoE layer, each chip
     sending its ``tokens / tp`` tokens to ``experts_per_token`` experts; the most loaded
     rank (`rank_load_factor`, routing `skew`) receives more and sets the time. Pipeline: one
-    send of the activations between each pair of stages.
+    send of the activations between each pair of stages. On a multi-node system
+    (`Hardware.scale_out`) each collective's part that leaves a scale-up domain runs on
+    the scale-out network (`diffhw._hardware._collectives`), and so do the stage-to-stage
+    sends between domains.
+
+    Attention data parallel with wide expert parallel (``tp`` small, ``dp`` replicas,
+    ``ep`` up to ``tp * dp``): each replica runs attention for its own sequences and the
+    dispatch/combine all-to-all spans the ``ep`` ranks of ``ep / tp`` replicas.
 
     **Returns:** ``(seconds, bytes each chip sends)``.
     """
@@ -144,7 +151,15 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
         t = t + model.n_moe_layers * t_moe
         sent = sent + model.n_moe_layers * b_moe
     has_pp = par.pp > 1.0
-    t = t + jnp.where(has_pp, (par.pp - 1.0) * _collectives.p2p_time(hw, msg), 0.0)
+    t_p2p = _collectives.p2p_time(hw, msg)
+    t_pp = (par.pp - 1.0) * t_p2p
+    if hw.scale_out is not None:
+        # stages are outermost (`diffhw._hardware._collectives`): of the pp - 1 stage
+        # boundaries, chips / domain_chips - 1 cross a domain, each TP rank sending its
+        # 1/tp share over its own NIC
+        cross = _smooth.exact_clip(par.chips / hw.scale_out.domain_chips - 1.0, 0.0, par.pp - 1.0)
+        t_pp = t_pp + cross * (_collectives.p2p_out_time(hw, msg / par.tp) - t_p2p)
+    t = t + jnp.where(has_pp, t_pp, 0.0)
     # stage-to-stage sends along the chain, each TP rank sending its 1/tp share
     sent = sent + jnp.where(has_pp, (par.pp - 1.0) * msg / par.tp, 0.0)
     return t, sent

@@ -156,7 +156,25 @@ class Parallelism(eqx.Module):
       ``ep <= tp`` the ranks sit inside the tensor-parallel group; with ``ep > tp`` the
       group spans ``ep / tp`` data-parallel replicas, which then share their experts.
 
-    Chips in the system: ``tp * pp * dp``.
+    Chips in the system: ``tp * pp * dp``, numbered tensor-parallel rank first, then
+    replica, then stage (what a multi-node system's scale-up domains hold:
+    `diffhw._hardware._collectives`).
+
+    **Attention data parallel with wide expert parallel** (how SGLang, vLLM and
+    TensorRT-LLM serve DeepSeek-V3/R1 and Qwen3-235B on 8-72 GPUs: SGLang
+    ``--enable-dp-attention``, TensorRT-LLM ``enable_attention_dp``) is ``dp`` replicas
+    of a small ``tp`` (1: every rank holds all attention weights) with ``ep`` up to
+    ``tp * dp``: each replica keeps the KV cache of its own ``batch / dp`` sequences and
+    runs their attention, dense layers and head; the routed experts are sharded over the
+    ``ep`` ranks (``E / ep`` each) and every MoE layer dispatches each token's hidden
+    state to its top-k experts and combines them back by an all-to-all over those ranks,
+    the most loaded rank setting the pace (`diffhw._workload._operators.rank_load_factor`).
+    E.g. 8 GPUs: ``parallelism(tp=1, dp=8, ep=8)``; against ``parallelism(tp=8, ep=8)``
+    (attention tensor parallel) it drops the attention all-reduces and, for MLA models,
+    the latent KV cache that every TP rank would hold whole. Wide EP need not divide
+    the experts (256 experts over 72 GPUs): engines then fill every rank with redundant
+    copies of popular experts (SGLang ``--ep-num-redundant-experts``, DeepSeek's EPLB),
+    and each rank is counted with the mean ``E / ep`` experts.
     """
 
     tp: Scalar = eqx.field(converter=_f)
@@ -200,8 +218,9 @@ def validate_parallelism(model, par: Parallelism):
     if ep > 1:
         if model.n_experts == 0:
             raise InputError("ep", ep, "1 for a dense model (it has no experts)")
-        if model.n_experts % ep:
-            raise InputError("ep", ep, f"a divisor of the model's {model.n_experts} experts")
+        if ep > model.n_experts or (model.n_experts % ep and ep <= tp):
+            raise InputError("ep", ep, f"a divisor of the model's {model.n_experts} experts, or (wide expert "
+                             f"parallel over replicas, ep > tp) at most {model.n_experts}")
         if not (tp % ep == 0 or (ep % tp == 0 and (tp * dp) % ep == 0)):
             raise InputError(
                 "ep", ep, f"a divisor of tp={tp}, or a multiple of tp that divides tp*dp={tp * dp}"
