@@ -81,7 +81,7 @@ MODULE_SECONDS = {  # summed --durations=0 times per module
     "test_sizing": 32, "test_near_memory": 31, "test_serving": 30, "test_network": 28, "test_memory": 26,
     "test_api": 22, "test_programs": 18, "test_sweep": 16, "test_topology": 13, "test_economics": 12,
     "test_cli": 12, "test_routing": 12, "test_gradients": 11, "test_serving_spread": 10, "test_design": 10,
-    "test_fuzz": 10, "test_calibrate": 6, "test_trends": 6, "test_beam": 4, "test_quant_formats": 3,
+    "test_fuzz": 10, "test_calibrate": 17, "test_trends": 6, "test_beam": 4, "test_quant_formats": 3,
     "test_profile_limits": 3, "test_min_chips": 3, "test_stack_profiles": 2, "test_roofline": 2, "test_jit": 1,
     "test_loader_input": 1, "test_model": 1, "test_architecture": 1,
 }

@@ -6,6 +6,7 @@ compiled optimiser loop.
 """
 
 import csv
+import dataclasses
 import json
 
 import equinox as eqx
@@ -299,3 +300,36 @@ def test_recovers_per_step_collective_cost_from_tp_sweep():
     assert float(cal.profile.collective_step_latency_s) == pytest.approx(6e-6, rel=0.1)
     assert float(cal.profile.collective_latency_s) == pytest.approx(4e-6, rel=0.1)
     assert cal.stats()["mean_abs_rel_err"] < 1e-3
+
+
+# --------------------------------------------------------------------------- serving
+def test_serving_points_load_and_fit(tmp_path):
+    """Serving metrics as fit targets: the largest request rate under p99 limits (MLPerf
+    Server's samples/s) read from a CSV and fitted through `serve` itself. A stack 15%
+    slower than the model's at the limits is met by a per-sequence overhead > 0."""
+    header = HEADER + ["tpot_limit_ms", "ttft_limit_ms", "request_rate", "output_cv"]
+    rate = _row(id="r", metric="max_request_rate_per_s", value="1") + ["40", "450", "", "1"]
+    path = _write(tmp_path / "s.csv", [rate, _row(id="t", metric="serve_tpot_mean_ms", value="20") + ["", "", "3", ""]],
+                  header)
+    pts = diffhw.load_points(path)
+    assert pts[0].metric == "max_request_rate_per_s" and pts[0].tpot_limit_s == pytest.approx(0.04)
+    assert pts[0].output_cv == 1.0 and pts[1].metric == "serve_tpot_mean_s" and pts[1].request_rate == 3.0
+    _measurements.write_points(pts, tmp_path / "back.csv")
+    assert diffhw.load_points(tmp_path / "back.csv") == pts
+    with pytest.raises(diffhw.InputError, match="row 1 .*column request_rate"):
+        diffhw.load_points(_write(tmp_path / "b.csv", [_row(metric="serve_ttft_p99_ms") + [""]],
+                                  HEADER + ["request_rate"]))
+    with pytest.raises(diffhw.InputError, match="limit"):
+        diffhw.calibrate([diffhw.Measurement("h100-sxm", MODEL, "max_request_rate_per_s", 5.0)])
+
+    # the model's own max rate (calibrate's compiled prediction: `serve` vmapped), then a
+    # measurement 15% below it
+    point = diffhw.Measurement("h100-sxm", MODEL, "max_request_rate_per_s", 1.0, input_tokens=1024,
+                               output_tokens=128, tpot_limit_s=0.04, ttft_limit_s=0.45, output_cv=1.0)
+    base = _calibrate._Problem([point]).predict(diffhw.presets.profile("default"))[0]
+    assert 1.0 < base < 1e3
+    point = dataclasses.replace(point, value=0.85 * base)
+    cal = diffhw.calibrate([point], fit=("sequence_overhead_s",), steps=150, learning_rate=0.1)
+    assert cal.initial[0] == pytest.approx(base, rel=1e-9) and cal.fitted[0]
+    assert cal.predicted[0] == pytest.approx(point.value, rel=0.01)
+    assert 1e-6 < float(cal.profile.sequence_overhead_s) < 1e-3

@@ -21,7 +21,9 @@ def add_parser(subparsers, common):
         "calibrate",
         help="fit a calibration profile's efficiency and overhead terms to measured points (CSV)",
         description="Fit a calibration profile to measured points by least squares on relative "
-        "error (Optax, bounded terms). CSV columns, required: " + ", ".join(REQUIRED_COLUMNS)
+        "error (Optax, bounded terms): static-batch latencies and throughputs, and serving under load "
+        "(max_request_rate_per_s under p99 limits, serve_tpot/ttft at a request_rate, through diffhw serve). "
+        "CSV columns, required: " + ", ".join(REQUIRED_COLUMNS)
         + "; optional: " + ", ".join(c for c in CSV_COLUMNS if c not in REQUIRED_COLUMNS) + ".",
     )
     p.add_argument("data", help="measurement CSV, one measured number per row")

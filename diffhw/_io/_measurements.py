@@ -12,10 +12,15 @@ from .._workload._workload import parallelism, validate_parallelism
 from ._hardware import load_hardware
 from ._models import load_model
 
-#: Metrics a point may carry: CSV name -> (canonical name, factor to SI). Every metric but
-#: ``max_output_tokens_per_s`` is a field of `diffhw.Metrics` at the point's batch and is
-#: fitted; ``max_output_tokens_per_s`` is `diffhw.max_throughput` (the best batch under
-#: the point's latency limits, as MLPerf Offline/Server report) and is only predicted.
+#: Metrics a point may carry: CSV name -> (canonical name, factor to SI). The static ones
+#: but ``max_output_tokens_per_s`` are fields of `diffhw.Metrics` at the point's batch and
+#: are fitted; ``max_output_tokens_per_s`` is `diffhw.max_throughput` (the best batch under
+#: the point's latency limits, as MLPerf Offline reports) and is only predicted. Serving
+#: under load (`diffhw.serve`, Poisson arrivals to a continuous-batching engine; the batch
+#: column is ignored) is fitted too: ``max_request_rate_per_s`` is the largest request rate
+#: (whole system) whose p99 TTFT and TPOT meet the point's limits (MLPerf Server's
+#: samples/s); ``serve_tpot_mean_s``, ``serve_tpot_p99_s``, ``serve_ttft_mean_s``,
+#: ``serve_ttft_p99_s`` are the latencies at the point's ``request_rate``.
 METRICS = {
     "tpot_s": ("tpot_s", 1.0),
     "tpot_ms": ("tpot_s", 1e-3),
@@ -26,14 +31,26 @@ METRICS = {
     "output_tokens_per_s": ("output_tokens_per_s", 1.0),
     "decode_tokens_per_s": ("decode_tokens_per_s", 1.0),
     "max_output_tokens_per_s": ("max_output_tokens_per_s", 1.0),
+    "max_request_rate_per_s": ("max_request_rate_per_s", 1.0),
+    "serve_tpot_mean_s": ("serve_tpot_mean_s", 1.0),
+    "serve_tpot_mean_ms": ("serve_tpot_mean_s", 1e-3),
+    "serve_tpot_p99_s": ("serve_tpot_p99_s", 1.0),
+    "serve_tpot_p99_ms": ("serve_tpot_p99_s", 1e-3),
+    "serve_ttft_mean_s": ("serve_ttft_mean_s", 1.0),
+    "serve_ttft_mean_ms": ("serve_ttft_mean_s", 1e-3),
+    "serve_ttft_p99_s": ("serve_ttft_p99_s", 1.0),
+    "serve_ttft_p99_ms": ("serve_ttft_p99_s", 1e-3),
 }
+#: Canonical serving metrics (`diffhw.serve`); the at-rate ones need ``request_rate``.
+SERVE_METRICS = ("max_request_rate_per_s", "serve_tpot_mean_s", "serve_tpot_p99_s", "serve_ttft_mean_s",
+                 "serve_ttft_p99_s")
 #: The measurement CSV: one measured number per row. Required columns first.
 CSV_COLUMNS = {
     "hardware": "hardware preset name (`diffhw presets hardware`) or a hardware TOML file",
     "model": "model preset name (`diffhw presets models`) or a Hugging Face config.json",
     "metric": "one of " + ", ".join(METRICS) + " (the unit is in the name)",
     "value": "the measured number, > 0, in the metric's unit",
-    "batch": "concurrent requests (> 0; ignored by max_output_tokens_per_s)",
+    "batch": "concurrent requests (> 0; ignored by max_output_tokens_per_s and the serving metrics)",
     "input_tokens": "prompt tokens per request (> 0)",
     "output_tokens": "generated tokens per request (>= 1)",
     # optional
@@ -46,8 +63,14 @@ CSV_COLUMNS = {
     "weight_precision": "weights only (default: precision)",
     "activation_precision": "activations only (default: precision)",
     "kv_precision": "KV cache (default: the activation precision)",
-    "tpot_limit_ms": "max_output_tokens_per_s only: limit on TPOT, ms (default none)",
-    "ttft_limit_ms": "max_output_tokens_per_s only: limit on TTFT, ms (default none)",
+    "tpot_limit_ms": "max_output_tokens_per_s and max_request_rate_per_s only: limit on (p99) TPOT, ms "
+                     "(default none)",
+    "ttft_limit_ms": "max_output_tokens_per_s and max_request_rate_per_s only: limit on (p99) TTFT, ms "
+                     "(default none)",
+    "request_rate": "serve_tpot/ttft metrics only (required there): Poisson request rate of the whole "
+                    "system the latencies were measured at, requests/s",
+    "input_cv": "serving metrics only: coefficient of variation of prompt lengths (default 0)",
+    "output_cv": "serving metrics only: coefficient of variation of output lengths (default 0)",
     "group": "a label for reports (default empty)",
     "stack": "the serving software stack that measured the point, e.g. tensorrt-llm, vllm, llama.cpp "
              "(default empty; `cross_validate(..., within=\"stack\")` folds within each stack)",
@@ -61,6 +84,8 @@ MAXIMA = {
     "input_tokens": 1e8,  # per request; the longest contexts are 1e6-1e7 tokens
     "output_tokens": 1e8,
     "tp": 1e6, "pp": 1e6, "dp": 1e6, "ep": 1e6,  # chips: a million-chip cluster
+    "request_rate": 1e7,  # requests/s (as `diffhw serve --request-rate`: the busiest services take ~1e5)
+    "input_cv": 100.0, "output_cv": 100.0,  # as `diffhw.traffic`
 }
 
 
@@ -70,9 +95,11 @@ class Measurement:
 
     `hardware` and `model` are preset names or file paths; `metric` is a canonical name
     (`METRICS` values: ``tpot_s``, ``ttft_s``, ``e2e_latency_s``,
-    ``output_tokens_per_s``, ``decode_tokens_per_s``, ``max_output_tokens_per_s``) and
-    `value` is in SI units (seconds, tokens/s). `beam_width`: beam search's beams per
-    request (`diffhw.Workload`; MLPerf GPT-J runs 4).
+    ``output_tokens_per_s``, ``decode_tokens_per_s``, ``max_output_tokens_per_s``, and the
+    serving metrics `SERVE_METRICS`) and `value` is in SI units (seconds, tokens/s,
+    requests/s). `beam_width`: beam search's beams per request (`diffhw.Workload`; MLPerf
+    GPT-J runs 4). Serving points: `request_rate` (requests/s, whole system; the at-rate
+    metrics), `input_cv`, `output_cv` (`diffhw.traffic`); the limits bound p99 latencies.
     """
 
     hardware: str
@@ -96,6 +123,9 @@ class Measurement:
     source: str = ""
     stack: str = ""
     beam_width: float = 1.0
+    request_rate: float = 0.0
+    input_cv: float = 0.0
+    output_cv: float = 0.0
 
 
 def _cell(row, key):
@@ -194,6 +224,17 @@ def load_points(path) -> list[Measurement]:
         limits = {}
         for k in ("tpot_limit_ms", "ttft_limit_ms"):
             limits[k.replace("_ms", "_s")] = _number(where, k, get(k)) / 1e3 if get(k) else math.inf
+        serving = {}
+        for k in ("input_cv", "output_cv"):
+            if get(k):
+                serving[k] = _number(where, k, get(k), strict=False)
+        if get("request_rate"):
+            serving["request_rate"] = _number(where, "request_rate", get("request_rate"))
+        elif metric in SERVE_METRICS[1:]:
+            raise InputError(f"{where}, column request_rate", "", CSV_COLUMNS["request_rate"])
+        if metric in SERVE_METRICS and osl < 2:
+            raise InputError(f"{where}, column output_tokens", get("output_tokens"),
+                             ">= 2 for a serving metric (serving under load needs a Decode phase)")
         par = parallelism(**degrees)
         try:
             validate_parallelism(model_cache[model_name], par)
@@ -202,7 +243,7 @@ def load_points(path) -> list[Measurement]:
         points.append(Measurement(
             hardware=hw_name, model=model_name, metric=metric, value=value, batch=batch, input_tokens=isl,
             output_tokens=osl, **degrees, **prec, **limits, id=get("id") or f"row{i}", group=get("group"),
-            source=get("source"), stack=get("stack"),
+            source=get("source"), stack=get("stack"), **serving,
         ))
     return points
 
@@ -217,6 +258,8 @@ def write_points(points, path):
     cols = ["id", "hardware", "model", "tp", "pp", "dp", "ep", "weight_precision", "activation_precision",
             "kv_precision", "batch", "input_tokens", "output_tokens", "metric", "value", "tpot_limit_ms",
             "ttft_limit_ms", "group", "source", "stack"]
+    if any(p.metric in SERVE_METRICS or p.input_cv or p.output_cv for p in points):
+        cols += ["request_rate", "input_cv", "output_cv"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(cols)
@@ -226,6 +269,7 @@ def write_points(points, path):
             d["ttft_limit_ms"] = "" if math.isinf(p.ttft_limit_s) else f"{p.ttft_limit_s * 1e3:.6g}"
             d["kv_precision"] = d["kv_precision"] or ""
             d["value"] = f"{p.value:.9g}"
+            d["request_rate"] = f"{p.request_rate:.9g}" if p.request_rate else ""
             for k in ("batch", "input_tokens", "output_tokens"):
                 d[k] = f"{d[k]:g}"
             w.writerow([d[c] for c in cols])

@@ -9,6 +9,12 @@ terms (overheads, ``compute_half_rows``) are ``scale * softplus(theta)`` >= 0. P
 share a structure (hardware, model, precisions) are evaluated together with `jax.vmap`;
 the whole optimisation is one jitted `jax.lax.scan`.
 
+Serving points (`diffhw._io._measurements.SERVE_METRICS`: the largest request rate under
+p99 limits, MLPerf Server's samples/s, or TTFT/TPOT at a measured request rate) are fitted
+through `diffhw.serve` itself, its roots differentiated by the implicit function theorem,
+vmapped per structure like the others. A point whose measured rate the model calls
+overloaded (infinite latency) counts as a factor-10 miss and pulls on nothing.
+
 Measured data comes as `Measurement`s or as a CSV file (`diffhw.load_points`, in
 `diffhw._io._measurements`; see its `CSV_COLUMNS`).
 `cross_validate` leaves one hardware (or model) out at a time, fits on the rest and
@@ -32,10 +38,12 @@ from .._evaluation._evaluate import _anonymous, _with_static, check_values, eval
 from .._hardware._memory import capacities
 from .._hardware._profile import Profile
 from .._io._hardware import load_hardware
-from .._io._measurements import METRICS, Measurement
+from .._io._measurements import METRICS, SERVE_METRICS, Measurement
 from .._io._models import load_model
 from .._io._profiles import load_profile
 from .._jit import filter_jit
+from .._serving._serve import _serve_impl
+from .._serving._traffic import Traffic, check_traffic
 from .._workload._operators import shards_for, weight_bytes_per_chip
 from .._workload._precision import Precision, precision
 from .._workload._workload import parallelism, validate_parallelism, workload
@@ -67,6 +75,11 @@ DEFAULT_FIT = ("bandwidth_efficiency", "compute_efficiency", "collective_latency
                "layer_overhead_s")
 
 _FITTED_METRICS = ("tpot_s", "ttft_s", "e2e_latency_s", "output_tokens_per_s", "decode_tokens_per_s")
+#: `Serving` fields of the serving metrics (`SERVE_METRICS`, same order).
+_SERVE_FIELDS = ("max_request_rate_per_s", "tpot_mean_s", "tpot_p99_s", "ttft_mean_s", "ttft_p99_s")
+#: Log error a serving point counts with where the model calls its measured rate
+#: overloaded (infinite latency): a factor-10 miss, with no gradient.
+_OVERLOADED_LOG_ERROR = math.log(10.0)
 
 # ------------------------------------------------------------------- reparameterisation
 def _check_fit(fit):
@@ -121,7 +134,9 @@ class _Problem:
         for i, p in enumerate(self.points):
             if p.metric not in {m for m, _ in METRICS.values()}:
                 raise InputError(f"point {p.id or i}: metric", p.metric, "one of " + ", ".join(_FITTED_METRICS)
-                                 + ", max_output_tokens_per_s")
+                                 + ", max_output_tokens_per_s, " + ", ".join(SERVE_METRICS))
+            if p.metric in SERVE_METRICS:
+                _check_serve_point(p, i)
             if not (math.isfinite(p.value) and p.value > 0):
                 raise InputError(f"point {p.id or i}: value", p.value, "a finite number > 0")
             if p.hardware not in hw_cache:
@@ -143,18 +158,25 @@ class _Problem:
                     "cannot have run as written, and fitting it would bend the profile")
         # Group by structure (the pytree definition, static fields included), not by
         # name: chips and precisions that differ only in values share one vmapped trace.
+        # Serving points group apart, and by whether they ask for the largest rate (a
+        # static switch of `serve`).
         by = defaultdict(list)
         for i, p in enumerate(self.points):
-            if p.metric not in _FITTED_METRICS:
+            if p.metric in _FITTED_METRICS:
+                kind, design = "evaluate", _design(p, hw_cache[p.hardware], model_cache[p.model])
+            elif p.metric in SERVE_METRICS:
+                kind = "serve_max" if p.metric == SERVE_METRICS[0] else "serve"
+                design = _serve_design(p, hw_cache[p.hardware], model_cache[p.model])
+            else:
                 continue
-            design = _design(p, hw_cache[p.hardware], model_cache[p.model])
-            by[jax.tree_util.tree_structure(design)].append((i, design))
+            by[(kind, jax.tree_util.tree_structure(design))].append((i, design))
         self.groups, self.index = [], []
-        for members in by.values():
+        for (kind, _), members in by.items():
             idx = [i for i, _ in members]
-            metric = jnp.asarray([_FITTED_METRICS.index(self.points[i].metric) for i in idx])
+            names = _FITTED_METRICS if kind == "evaluate" else SERVE_METRICS
+            metric = jnp.asarray([names.index(self.points[i].metric) for i in idx])
             measured = jnp.asarray([self.points[i].value for i in idx], dtype=float)
-            self.groups.append((_stack([d for _, d in members]), metric, measured))
+            self.groups.append((kind, _stack([d for _, d in members]), metric, measured))
             self.index.extend(idx)
         self.index = np.asarray(self.index, dtype=int)
         self.fittable = np.zeros(len(self.points), bool)
@@ -189,9 +211,11 @@ def _predict_max_throughput(p: Measurement, hw, model, profile):
 def _check_base_profile(profile, prob):
     """The value checks of `evaluate` on the profile the fit starts from (a `Profile`
     passed in is not checked by a loader), with each group's first design."""
-    for (hw, _, wl, par), _, _ in prob.groups:
-        first = jax.tree_util.tree_map(lambda x: x[0], (hw, wl, par))
-        check_values(first[0].replace(profile=profile), first[1], first[2])
+    for kind, designs, _, _ in prob.groups:
+        hw, _, wl, par = jax.tree_util.tree_map(lambda x: x[0], designs[:4])
+        if kind != "evaluate":
+            wl = wl.workload()  # a serving point's Traffic
+        check_values(hw.replace(profile=profile), wl, par)
 
 
 def _weights_fit(p: Measurement, hw, model):
@@ -219,9 +243,50 @@ def _design(p: Measurement, hw, model):
     return hw, model, wl, par
 
 
+def _check_serve_point(p: Measurement, i):
+    """A serving point's own checks (beyond `load_points`'): what `serve` takes."""
+    where = f"point {p.id or i}"
+    if p.metric != SERVE_METRICS[0] and not (math.isfinite(p.request_rate) and p.request_rate > 0):
+        raise InputError(f"{where}: request_rate", p.request_rate, f"> 0 for {p.metric} (the rate it was measured at)")
+    if p.beam_width != 1:
+        raise InputError(f"{where}: beam_width", p.beam_width, "1 for a serving metric (serve has no beam search)")
+    if p.metric == SERVE_METRICS[0] and math.isinf(p.tpot_limit_s) and math.isinf(p.ttft_limit_s):
+        raise InputError(f"{where}: tpot_limit_s / ttft_limit_s", "none",
+                         "at least one p99 limit for max_request_rate_per_s (without limits the largest rate is "
+                         "the capacity, which only an overloaded engine reaches)")
+
+
+def _serve_design(p: Measurement, hw, model):
+    """The anonymous (hardware, model, traffic, parallelism, p99 limits) of a serving
+    point (`_design`'s rules; the traffic's rate is the point's, 1 where it asks for the
+    largest rate)."""
+    def prec(name):
+        q = precision(name)
+        return Precision(q.bits, column=q.column, head_bits=q.head_bits, read_efficiency=q.read_efficiency)
+
+    w, a = prec(p.weight_precision), prec(p.activation_precision)
+    kv = prec(p.kv_precision) if p.kv_precision else a
+    tr = Traffic(p.request_rate or 1.0, p.input_tokens, p.output_tokens, w, a, kv, p.input_cv, 0.0, 0.0, math.inf,
+                 0.0, p.output_cv)
+    check_traffic(tr)
+    par = parallelism(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep)
+    validate_parallelism(model, par)
+    hw, model, _ = _anonymous(hw, model)
+    return hw, model, tr, par, jnp.asarray([p.ttft_limit_s, p.tpot_limit_s], dtype=float)
+
+
 def _group_predictions(profile, groups):
     out = []
-    for designs, metric, _ in groups:
+    for kind, designs, metric, _ in groups:
+        if kind != "evaluate":
+            def serve_one(hw, model, tr, par, limits, at_max=kind == "serve_max"):
+                s = _serve_impl(hw.replace(profile=profile), model, tr, par, None, None, None, limits[0], limits[1],
+                                at_max, _smooth.DEFAULT_TAU, False, differentiable=True)
+                return jnp.stack([getattr(s, k) for k in _SERVE_FIELDS])
+
+            pred = jax.vmap(serve_one)(*designs)
+            out.append(jnp.take_along_axis(pred, metric[:, None], axis=1)[:, 0])
+            continue
 
         def one(hw, model, wl, par):
             m = evaluate(hw.replace(profile=profile), model, wl, par)
@@ -244,7 +309,10 @@ def _anonymous_profile(profile):
 
 def _log_errors(profile, groups):
     measured = jnp.concatenate([g[-1] for g in groups])
-    return _smooth.safe_log(_group_predictions(profile, groups)) - jnp.log(measured)
+    pred = _group_predictions(profile, groups)
+    finite = jnp.isfinite(pred)  # an overloaded serving point: infinite latency
+    e = _smooth.safe_log(jnp.where(finite, pred, 1.0)) - jnp.log(measured)
+    return jnp.where(finite, e, _OVERLOADED_LOG_ERROR)
 
 
 @filter_jit
@@ -414,7 +482,7 @@ def calibrate(
     prob = _problem(points)
     if not prob.groups:
         raise InputError("points", len(prob.points),
-                         "at least one point with a fitted metric (" + ", ".join(_FITTED_METRICS) + ")")
+                         "at least one point with a fitted metric (" + ", ".join(_FITTED_METRICS + SERVE_METRICS) + ")")
     weights = prob.weights(_mask)
     if float(jnp.sum(weights)) == 0:
         raise InputError("points", 0, "at least one point to fit")
