@@ -15,6 +15,11 @@ DESIGNS = {
     "deepseek-mla-ep8": ("h200-sxm", "deepseek-v3", dict(tp=8, ep=8, pp=2), (8, 4096, 512)),
 }
 OUTPUTS = ("tpot_s", "ttft_s", "output_tokens_per_s")
+#: Leaves that are whole counts sitting at a kink in these designs, checked finite only: a
+#: scale-up domain of 8 chips holds exactly the 8-chip TP/EP group (min(group, domain) at
+#: a tie: the gradient is the mean of the two one-sided slopes, which central differences
+#: reach only as h -> 0, 1e-4 off at h = 1e-5 x, from the inter-domain terms' curvature).
+KINKED = (".scale_out.domain_chips",)
 
 
 def _leaves(hw):
@@ -44,6 +49,8 @@ def test_gradients_match_finite_differences(design):
     for j, (x, path) in enumerate(zip(x0, paths)):
         g = np.asarray(jac[j])
         assert np.all(np.isfinite(g)), path
+        if path in KINKED:
+            continue
         h = 1e-5 * abs(float(x)) if float(x) != 0 else 1e-9
         up = [xx if k != j else xx + h for k, xx in enumerate(x0)]
         y0 = np.asarray(f(x0))

@@ -27,7 +27,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._smooth import exact_min, smooth_max, smooth_min, where
+from .._smooth import exact_clip, exact_min, smooth_max, smooth_min, where
 from . import _collective_algorithms as _algorithms
 from . import _endpoints, _topology
 
@@ -192,7 +192,10 @@ def alltoall_time(hw, message_bytes, chips):
     t = _algorithms.alltoall_time(message_bytes * share, m, _bandwidth(hw), hw.link_latency_s, a, _topo(hw),
                                   **_kw(hw))
     if hw.scale_out is not None:
-        t_out = hw.scale_out.latency_s + message_bytes * (1.0 - share) / _out_bandwidth(hw)
+        # the latency ramps in over the first chip beyond the domain (exact at whole
+        # chips), so the time is continuous in a relaxed chip or domain count
+        ramp = exact_clip(p - m, 0.0, 1.0)
+        t_out = ramp * hw.scale_out.latency_s + message_bytes * (1.0 - share) / _out_bandwidth(hw)
         t = where(p > m, smooth_max(t, t_out), t)
     return _extra(hw, chips, t, p - 1.0)
 
