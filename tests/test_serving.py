@@ -79,6 +79,22 @@ def test_overload_is_flagged_not_absurd(design):
     assert float(r.kv_cache_occupancy) <= 1.0 + 1e-6
 
 
+def test_engine_batch_limit_caps_sequences_in_flight(design):
+    """The profile's max_batch_size (vLLM max_num_seqs, TensorRT-LLM max_batch_size) caps
+    the sequences decoding per replica, as it caps max_throughput's batch; the traffic's
+    max_sequences too, the smaller one binding."""
+    hw, model, par = design
+    tr = diffhw.traffic(1.0, **TR)
+    free = diffhw.serve(hw, model, tr, par)
+    small = eqx.tree_at(lambda h: h.profile.max_batch_size, hw, jnp.asarray(8.0, dtype=float))
+    r = diffhw.serve(small, model, tr, par)
+    assert float(r.max_sustainable_rate_per_s) < float(free.max_sustainable_rate_per_s)
+    at = diffhw.serve(small, model, _with_rate(tr, 0.999 * float(r.max_sustainable_rate_per_s)), par)
+    assert bool(at.stable) and float(at.decode_sequences) <= 8.0 * (1 + 1e-6)
+    both = diffhw.serve(small, model, eqx.tree_at(lambda t: t.max_sequences, tr, jnp.asarray(4.0, dtype=float)), par)
+    assert float(both.max_sustainable_rate_per_s) < float(r.max_sustainable_rate_per_s)
+
+
 def test_max_rate_is_the_boundary_of_the_limits(design):
     hw, model, par = design
     tr = diffhw.traffic(1.0, **TR)

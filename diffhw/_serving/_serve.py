@@ -49,7 +49,9 @@ The model (per data-parallel replica; the system's rate splits evenly over repli
   the own Prefill's percentiles follow the prompt-length spread (lognormal).
 - Capacity: sequences in flight are capped by the KV cache (each at its mean length
   ``P + output / 2``, the shared context and cached prefix stored once; a draft model's
-  weights and KV beside them), by the engine's `max_sequences`, and by the Prefill lane
+  weights and KV beside them), by the engine's cap on sequences per step (the traffic's
+  `max_sequences` and the profile's `max_batch_size`, vLLM's ``max_num_seqs``, which
+  `max_throughput` obeys too), and by the Prefill lane
   (``rho < 1``); past the cap the admission queue grows without bound: `Serving.stable`
   is False, TTFT is infinite and TPOT is that of the engine running at its cap
   (infinite too when the Prefill lane itself is saturated).
@@ -264,10 +266,16 @@ def _length_spread(cv_out2, m):
 
 def _n_cap(hw, model, tr: Traffic, par, spec):
     """Most sequences decoding per replica: the KV cache's room at the mean length, or the
-    engine's `max_sequences`."""
+    engine's cap: the traffic's `max_sequences` and the profile's `max_batch_size`."""
     n_kv, _ = _kv_capacity(hw, model, tr.workload(), par, tr.new_prompt_tokens + _in_flight_output(tr),
                            spec.draft if spec is not None else None)
-    return jnp.minimum(n_kv, tr.max_sequences)
+    return jnp.minimum(n_kv, _engine_cap(hw, tr))
+
+
+def _engine_cap(hw, tr: Traffic):
+    """Most sequences the engine decodes in one step, per replica: the traffic's
+    `max_sequences` and the profile's `max_batch_size` (exact: engine limits are hard)."""
+    return jnp.minimum(tr.max_sequences, hw.profile.max_batch_size)
 
 
 def _rows_time(hw, model, wl, par, rows, tau):
@@ -408,7 +416,7 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     ttft = jnp.concatenate([ttft_mean[None], residual + own_q + wait_q + transfer])
 
     n_kv, _ = _kv_capacity(hw, model, wl, par, ctx_avg, spec.draft if spec is not None else None)
-    n_cap = jnp.minimum(n_kv, tr.max_sequences)  # as `_n_cap`
+    n_cap = jnp.minimum(n_kv, _engine_cap(hw, tr))  # as `_n_cap`
     return _Point(rate, tau_req, tpot, ttft, rho, n_cap, n_kv, p_bar, transfer, step, t[7],
                   dyn[7] if tech is not None else jnp.zeros(()), prefill_j, prefill_busy, draft_j, E)
 
