@@ -36,9 +36,10 @@ class Traffic(eqx.Module):
       prefix that every request attends to).
     - `shared_context_tokens`: a read-only context every request attends to, stored once.
     - `weight_precision`, `activation_precision`, `kv_precision`: `Precision`s.
-    - `max_sequences`: the engine's cap on sequences decoding at once per replica
-      (vLLM's ``max_num_seqs``, TensorRT-LLM's ``max_batch_size``); ``inf``: memory and
-      the token budget set the cap. The per-step token budget is the profile's
+    - `max_sequences`: a cap on sequences decoding at once per replica beside the
+      profile's engine limit (`Profile.max_batch_size`: vLLM's ``max_num_seqs``,
+      TensorRT-LLM's ``max_batch_size``), the smaller binding; ``inf``: the profile's
+      limit, memory and the token budget set the cap. The per-step token budget is the profile's
       ``max_batched_tokens`` (vLLM's ``max_num_batched_tokens``).
     - `routing_skew`: MoE routing skew (`Workload.routing_skew`; 0: uniform).
     - `output_cv`: coefficient of variation of output lengths (0: all equal, the mean;
