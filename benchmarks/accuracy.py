@@ -19,20 +19,31 @@ Groups:
 - ``MLPerf server|interactive latency (serve) ttft p99|tpot p99|ttft mean|tpot mean``:
   ``diffhw.serve`` at the measured request rate against the measured latencies; a rate
   the model calls unstable (overloaded) is a miss, predicted None and counted apart.
+- ``MLPerf server|interactive latency at measured utilisation (serve) ...``: the same
+  latencies with ``diffhw.serve`` at the measured UTILISATION instead: the measured rate
+  over the measured capacity (the matching MLPerf Offline row's samples/s: same system,
+  model, precision and round) times the model's own capacity
+  (``max_sustainable_rate_per_s``). The points sit at 55-97% of capacity, on the steep
+  part of the latency-rate curve, where a 10% error in capacity moves latency several-
+  fold; this comparison takes the capacity error out and tests the shape of the curve.
 - ``max-throughput (TensorRT-LLM)``: trtllm-bench and TensorRT-LLM blog maximum
   throughput at fixed prompt/output lengths (``max_throughput``, no latency limit).
 - ``batch-1 prefill (llama.cpp pp512)``: llama-bench's 512-token prompt rate as a TTFT.
 - ``theme: ...``: cross-cutting views in which a point counts besides its scenario group
   (issue 16's misses): FP4 Blackwell max-throughput, FP8 max-throughput, AMD, 4-bit
-  weight-only batch 1, Apple/mobile, MoE at scale (an MoE model on 8 chips or more).
+  weight-only batch 1, Apple/mobile, MoE at scale (an MoE model on 8 chips or more),
+  multi-node (more chips than the hardware's scale-up domain).
+- ``wide-EP pools (attention DP, multi-node)``: SGLang's disaggregated DeepSeek decode and
+  prefill pools on 32-72 H100s over several nodes (`wide_ep_points`).
 - ``splitwise <hw> tp<N> ttft|tpot``: SplitwiseSim's 2023 stack, by hardware and TP.
 
 Chip, model and precision texts map to presets by rule (`match_preset`,
 `match_precision` in ``diffhw._io._names``); a format diffhw has no precision for
 (AWQ, GPTQ, MXFP4) runs as the nearest shipped one and the point records the format.
 
-Serving points are not fitted (``diffhw.calibrate`` has no serving metric): their
-cross-validated columns use the profile of the fold that left their chip out.
+Serving points are not fitted here (``diffhw.calibrate`` fits serving metrics now:
+``benchmarks/serving_fit.py``): their cross-validated columns use the profile of the
+fold that left their chip out.
 
 Usage: ``python benchmarks/accuracy.py [--profile NAME] [--json] [--rows] [--fit-all]``.
 Rows that cannot be expressed (ambiguous units, no latency split) are listed as skipped
@@ -83,11 +94,6 @@ AMD = ("mi300x", "mi325x", "mi355x")
 FOUR_BIT_WEIGHT_ONLY = ("q4_0", "q4_k", "nf4", "int4", "awq", "gptq")
 # Rows diffhw cannot express yet, and why (by a word of the scenario).
 NOT_EXPRESSIBLE = {
-    "prefill-only": "prefill-only nodes of a disaggregated MoE deployment with attention data parallel and "
-                    "32-way expert parallel over 4 nodes: diffhw has no attention-DP + wide-EP layout and "
-                    "treats all chips as one switch domain (issue 16, parallel layouts)",
-    "decode-only": "decode-only nodes of a disaggregated MoE deployment with attention data parallel and wide "
-                   "expert parallel (48-72 GPUs, several nodes): not expressible (issue 16, parallel layouts)",
     "single-stream": "chip count (hundreds of LPUs) and precision not stated",
     "on-device": "model not specified ('Llama 2 class up to 10B'), precision only 'likely INT4': an upper-"
                  "bound vendor claim",
@@ -227,7 +233,53 @@ def _themes(p, spec):
         out.append("theme: Apple/mobile")
     if spec.n_experts and p["tp"] * p["dp"] >= 8:
         out.append("theme: MoE at scale")
+    hw = _CACHE.setdefault(("hardware", p["hardware"]), diffhw.presets.hardware(p["hardware"]))
+    if hw.scale_out is not None and p["tp"] * p["dp"] * p.get("pp", 1) > float(hw.scale_out.domain_chips):
+        out.append("theme: multi-node")
     return out
+
+
+# Disaggregated MoE pools served with attention data parallel and wide expert parallel
+# (SGLang's large-scale EP blog, lm-sys.github.io 2025-05-05: every GPU runs attention for
+# its own sequences, the experts are spread over all of the pool's GPUs, several 8-GPU
+# nodes joined by InfiniBand). The prefill rows give tokens/s only; the blog's profile
+# comparison ran 16,384 tokens per device per pass (the rows' notes): a pass of that many
+# prompt tokens on every GPU, its time the prompt tokens over the measured rate.
+WIDE_EP_PREFILL_TOKENS_PER_DEVICE = 16384.0
+
+
+def _attention_dp(hw, model, chips, weight_precision, ep=None):
+    """(tp, dp, ep) of attention data parallel over `chips` with the experts over all of
+    them (or `ep`), or None where the model's weights then do not fit."""
+    spec = _CACHE.setdefault(model, diffhw.presets.model(model))
+    ep = ep or chips
+    if not spec.n_experts or ep > spec.n_experts or not _holds_weights(hw, model, 1, weight_precision, ep):
+        return None
+    return 1, chips, ep
+
+
+def wide_ep_points(r, p, hw, model):
+    """A decode-only or prefill-only pool of a disaggregated MoE deployment (attention data
+    parallel + wide expert parallel, `WIDE_EP_PREFILL_TOKENS_PER_DEVICE`): the decode
+    pool's tokens/s at its stated per-device batch and context, the prefill pool's pass
+    time. Returns (points, reason skipped or None)."""
+    chips = int(_f(r["num_chips"]))
+    layout = _attention_dp(hw, model, chips, p["weight_precision"], int(_f(r["ep"]) or chips))
+    if layout is None:
+        return [], "the model's weights do not fit with attention data parallel over the row's chips"
+    tp, dp, ep = layout
+    isl = _f(r["isl_tokens"])
+    base = dict(p, tp=tp, dp=dp, ep=ep, group="wide-EP pools (attention DP, multi-node)", goal=False, new=True,
+                input_tokens=isl, output_tokens=1.0)
+    if r["scenario"].startswith("decode"):
+        per_device = _f((r["batch_or_concurrency"] or "").split(" ")[0])
+        if per_device is None:
+            return [], "decode pool's batch not stated (only a chart), so its tokens/s has no design to predict"
+        return [dict(base, metric="decode_tokens_per_s", measured=_f(r["output_tok_s_total"]),
+                     batch=per_device * chips)], None
+    rate = _f(r["prefill_tok_s"])
+    batch = chips * WIDE_EP_PREFILL_TOKENS_PER_DEVICE / isl
+    return [dict(base, metric="ttft_s", measured=batch * isl / rate, batch=batch)], None
 
 
 def _fit_chips(hw, model, chips, tp, weight_precision):
@@ -300,14 +352,14 @@ def _row_points(r):
                      batch=1.0, input_tokens=isl, output_tokens=1.0)], None
     if scen.startswith("max-throughput"):
         # trtllm-bench / TensorRT-LLM blog maximum throughput at fixed ISL/OSL: the best
-        # batch diffhw finds. MoE rows ran attention data parallel with expert parallel
-        # inside the TP group; diffhw has no attention DP, so they are TP with the
-        # experts spread over it (ep = tp, where the experts divide).
+        # batch diffhw finds. MoE rows ran attention data parallel (enable_attention_dp)
+        # with expert parallel over the GPUs: tp 1, a replica per GPU, the experts over all
+        # of them (`diffhw.Parallelism`), where the weights fit that way.
         total = _f(r["output_tok_s_total"])
         tp = _fit_chips(hw, model, chips, tp, p["weight_precision"])
-        spec = _CACHE.setdefault(model, diffhw.presets.model(model))
-        ep = tp if "attention DP" in r["software"] and spec.n_experts and spec.n_experts % tp == 0 else 1
-        return [dict(p, tp=tp, dp=max(chips // tp, 1), ep=ep, group="max-throughput (TensorRT-LLM)",
+        layout = _attention_dp(hw, model, chips, p["weight_precision"]) if "attention DP" in r["software"] else None
+        tp, dp, ep = layout or (tp, max(chips // tp, 1), 1)
+        return [dict(p, tp=tp, dp=dp, ep=ep, group="max-throughput (TensorRT-LLM)",
                      metric="max_throughput", measured=total, batch=1.0, input_tokens=isl,
                      output_tokens=osl)], None
     if scen.startswith("MLPerf Offline"):
@@ -321,15 +373,17 @@ def _row_points(r):
                      beam_width=MLPERF_BEAMS.get(model, 1.0))], None
     if serving:
         return mlperf_serving_points(r, p, model)
+    if scen.startswith(("decode-only", "prefill-only")):
+        return wide_ep_points(r, p, hw, model)
     return [], f"scenario {scen!r} has no TTFT/TPOT split or token rate"
 
 
-def _holds_weights(hw, model, tp, weight_precision):
-    """Whether `model`'s weights fit on `hw` at tensor parallelism `tp` (the check the
-    fits apply to every point)."""
-    key = ("fits", hw, model, tp, weight_precision)
+def _holds_weights(hw, model, tp, weight_precision, ep=1):
+    """Whether `model`'s weights fit on `hw` at tensor parallelism `tp` and expert
+    parallelism `ep` (the check the fits apply to every point)."""
+    key = ("fits", hw, model, tp, weight_precision, ep)
     if key not in _CACHE:
-        p = SimpleNamespace(tp=float(tp), pp=1.0, ep=1.0, weight_precision=weight_precision)
+        p = SimpleNamespace(tp=float(tp), pp=1.0, ep=float(ep), weight_precision=weight_precision)
         spec = _CACHE.setdefault(model, diffhw.presets.model(model))
         need, usable = _weights_fit(p, diffhw.presets.hardware(hw), spec)
         _CACHE[key] = need <= usable
@@ -374,14 +428,37 @@ def mlperf_serving_points(r, p, model):
     else:
         points.append(dict(serve, id=r["id"] + "/tokens", group=f"MLPerf {scen} (serve)",
                            metric="serve_max_output_tokens_per_s", measured=tok))
-    # ... and at the measured rate, against the measured latencies
+    # ... and at the measured rate, against the measured latencies; and at the measured
+    # utilisation (the measured rate over the matching Offline row's, times the model's
+    # own capacity)
+    offline = _offline_rate(r, osl)
     for key, column in SERVE_LATENCY_COLUMNS:
         v = _f(r[column])
         if v:
             group = f"MLPerf {scen} latency (serve) {key.replace('_', ' ')}"
             points.append(dict(serve, id=f"{r['id']}/{key}", group=group, metric=f"serve_{key}_s",
                                measured=v / 1e3))
+            if offline:
+                group = f"MLPerf {scen} latency at measured utilisation (serve) {key.replace('_', ' ')}"
+                points.append(dict(serve, id=f"{r['id']}/{key}@u", group=group, metric=f"serve_{key}_s",
+                                   measured=v / 1e3, utilisation=rate / offline))
     return points, None
+
+
+def _offline_rate(r, osl):
+    """Requests/s of the MLPerf Offline row matching Server/Interactive row `r` (same
+    system text, chip count, model, round and precision), or None: its samples/s, else
+    its tokens/s over `osl`."""
+    if "offline_rows" not in _CACHE:
+        with open(DATA / "published_measurements.csv") as f:
+            _CACHE["offline_rows"] = [o for o in csv.DictReader(f) if o["scenario"].startswith("MLPerf Offline")]
+    for o in _CACHE["offline_rows"]:
+        if ((o["hardware"], o["num_chips"], o["model"], o["date"]) == (r["hardware"], r["num_chips"], r["model"],
+                                                                       r["date"])
+                and o["precision"].split()[:1] == r["precision"].split()[:1]):
+            sps, tok = _f(o["samples_per_s"]), _f(o["output_tok_s_total"])
+            return sps or (tok / osl if tok else None)
+    return None
 
 
 def splitwise_points():
@@ -470,7 +547,11 @@ def _serve_value(p, hw, model, par):
         return _max_rate(p, hw, model, par)
     if p["metric"] == "serve_max_output_tokens_per_s":
         return _max_rate(p, hw, model, par) * p["output_tokens"]
-    s = _serving(p, hw, model, par)
+    if "utilisation" in p:  # at the measured share of the model's own capacity
+        cap = float(_serving(p, hw, model, par, at_max=True).max_sustainable_rate_per_s)
+        s = _serving(p, hw, model, par, rate=p["utilisation"] * cap, at_max=False)
+    else:
+        s = _serving(p, hw, model, par)
     if not bool(s.stable):
         return None
     return float(getattr(s, p["metric"][len("serve_"):]))

@@ -44,3 +44,17 @@ def test_accuracy_reads_every_expressible_row(accuracy):
     for p in points:
         assert p["measured"] > 0 and math.isfinite(p["measured"]), p["id"]
         diffhw.parallelism(tp=p["tp"], dp=p["dp"], ep=p.get("ep", 1))
+
+
+def test_serving_rows_at_the_measured_utilisation(accuracy):
+    """A Server row's latencies are compared twice: at the measured rate, and at the
+    measured utilisation (the rate over the matching Offline row's: M004 / M003)."""
+    points, _ = accuracy.published_points()
+    by = {p["id"]: p for p in points}
+    at_u = by["M004/tpot_mean@u"]
+    assert at_u["utilisation"] == pytest.approx(18.06 / 18.9752, rel=1e-6)
+    assert at_u["metric"] == by["M004/tpot_mean"]["metric"] == "serve_tpot_mean_s"
+    assert "utilisation" not in by["M004/tpot_mean"] and "measured utilisation" in at_u["group"]
+    # every latency point at the measured rate has its twin (each such row has an Offline row)
+    rate = [i for i, p in by.items() if p["metric"] in accuracy.SERVE_LATENCY_METRICS and "@u" not in i]
+    assert rate and all(i + "@u" in by and 0.5 < by[i + "@u"]["utilisation"] < 1.0 for i in rate)
