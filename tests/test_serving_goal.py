@@ -185,3 +185,27 @@ def test_size_the_prefill_pool_in_replicas(_cli):
     sv = d["serving"]["chosen"]
     assert sv["meets_slo"] and sv["max_request_rate_per_s"] >= 8.0 * (1 - 1e-3)
     assert d["serving"]["baseline"]["max_request_rate_per_s"] < 8.0  # one replica could not
+
+
+def test_metrics_of_the_chip_and_the_goal_alone_equal_the_full_evaluation():
+    """`design_values(..., names=)` skips timing the static batch when every name comes
+    from the chip or the serving goal; the values are those of the full evaluation, and
+    `sensitivity(breakdown=False)` gives the same elasticities."""
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-8b", batch=8, input_tokens=1024, output_tokens=128,
+                            serving=diffhw.serving_goal(0.45, 0.04, load="batch"))
+    names = ("serving_usd_per_million_tokens", "serving_tpot_p99_s", "chip_area_mm2", "peak_power_w", "batch")
+    full = diffhw.design_values(d, 0, checked=False)
+    some = diffhw.design_values(d, 0, checked=False, names=names)
+    assert set(some) == set(names)
+    for n in names:
+        assert float(some[n]) == pytest.approx(float(full[n]), rel=1e-6), n
+    # a name the chip and goal do not give: everything is computed
+    from diffhw._evaluation._design import _without_static_batch
+
+    assert _without_static_batch(d, names) and not _without_static_batch(d, ("tpot_s", *names))
+    metric = ("serving_usd_per_million_tokens",)
+    params = ("hardware.memory_bandwidth_bytes_per_s", "hardware.flop_per_s_bf16", "technology.wafer_usd")
+    a = diffhw.sensitivity(d, metric, params)
+    b = diffhw.sensitivity(d, metric, params, breakdown=False)
+    assert b.bound is None and b.bound_shares == {} and a.bound in ("compute", "memory", "communication", "overhead")
+    assert b.elasticity == pytest.approx(a.elasticity, rel=1e-4, abs=1e-6)

@@ -273,10 +273,61 @@ def evaluate_design(design: Design, tau=None, checked=True):
                     d.technology, checked=checked)
 
 
+#: Metrics of the chip alone (`chip_capex`: area, cost, peak power), beside `chips`,
+#: `batch` and the near-memory ones: with the serving goal's metrics, what
+#: `design_values(..., names=)` computes without timing the workload's static batch.
+CHIP_METRICS = ("chip_area_mm2", "die_area_mm2", "chiplets", "die_yield", "chip_cost_usd", "logic_cost_usd",
+                "package_cost_usd", "memory_cost_usd", "near_memory_cost_usd", "peak_power_w", "static_power_w",
+                "embodied_kgco2e_per_chip")
+
+
+def _without_static_batch(design: Design, names) -> bool:
+    """Whether every metric in `names` comes from the chip alone or the serving goal."""
+    cheap = {"chips", "batch"}
+    if design.technology is not None:
+        cheap.update(CHIP_METRICS)
+    if design.hardware.near_memory is not None:
+        cheap.update(NEAR_MEMORY_METRICS)
+    if design.serving is not None:
+        cheap.update(design.serving.metric_names(design.technology is not None))
+    return all(n in cheap for n in names)
+
+
+def _chip_and_serving_values(design: Design, tau, names) -> dict:
+    """The metrics `names` of `_without_static_batch`: the same values as
+    `metric_values`, from a program about half its size (no static-batch timing)."""
+    d = design
+    out = {"chips": d.parallelism.chips, "batch": jnp.asarray(d.workload.batch)}
+    if d.technology is not None and any(n in CHIP_METRICS for n in names):
+        from .._economics._cost import chip_capex  # noqa: PLC0415 - as `_evaluate` imports it
+
+        c = chip_capex(d.hardware, d.technology, tau)
+        out.update(chip_area_mm2=c.area.total_mm2, die_area_mm2=c.area.die_mm2, chiplets=c.area.chiplets,
+                   die_yield=c.die_yield, chip_cost_usd=c.chip_cost_usd, logic_cost_usd=c.logic_cost_usd,
+                   package_cost_usd=c.package_cost_usd, memory_cost_usd=c.memory_cost_usd,
+                   near_memory_cost_usd=c.near_memory_cost_usd, peak_power_w=c.peak_power_w,
+                   static_power_w=c.static_power_w, embodied_kgco2e_per_chip=c.embodied_kgco2e_per_chip)
+    if d.hardware.near_memory is not None and any(n in NEAR_MEMORY_METRICS for n in names):
+        out["thermal_margin_w"] = thermal_margin_w(d.hardware)
+        out["near_memory_flop_per_s"] = near_flop_per_s(d.hardware)
+    if d.serving is not None and any(n.startswith("serving_") for n in names):
+        out.update(d.serving.values(d, tau))
+    return {n: jnp.asarray(out[n]) for n in names}
+
+
 @filter_jit
-def design_values(design: Design, tau=None, checked=True) -> dict:
-    """`metric_values` of `evaluate_design` (compiled; usable inside transformations)."""
-    return metric_values(evaluate_design(design, tau, checked), design, DEFAULT_TAU if tau is None else tau)
+def design_values(design: Design, tau=None, checked=True, names=None) -> dict:
+    """`metric_values` of `evaluate_design` (compiled; usable inside transformations).
+
+    `names` (a tuple, static): only these metrics are needed. When they all come from
+    the chip alone (`CHIP_METRICS`, `chips`, `batch`, the near-memory ones) or the
+    serving goal, and the values are not checked here (``checked=False``), the workload's
+    static batch is not timed at all: a sizing for serving traces and compiles about
+    half the program. Otherwise every metric is computed (and returned)."""
+    tau = DEFAULT_TAU if tau is None else tau
+    if names is not None and not checked and _without_static_batch(design, names):
+        return _chip_and_serving_values(design, tau, tuple(names))
+    return metric_values(evaluate_design(design, tau, checked), design, tau)
 
 
 def check_design(design: Design) -> None:

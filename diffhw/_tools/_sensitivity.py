@@ -70,7 +70,8 @@ class Sensitivity:
     - `elasticity`: ``(metrics, params)`` array, ``d log m / d log p`` (for the signed
       margins in `SIGNED`: ``d m / d log p``).
     - `bound`: the resource binding the Decode step (one of `COMPONENTS`), and
-      `bound_shares`: each resource's share of the Decode step time.
+      `bound_shares`: each resource's share of the Decode step time (None and empty
+      when computed with ``breakdown=False``).
     """
 
     metrics: tuple
@@ -107,10 +108,28 @@ def _scaled(design, paths, u):
     return set_values(design, {p: get_value(design, p) * jnp.exp(u[i]) for i, p in enumerate(paths)})
 
 
-def sensitivity(design: Design, metrics=None, params=None, tau=None) -> Sensitivity:
+def sensitivity(design: Design, metrics=None, params=None, tau=None, breakdown=True) -> Sensitivity:
     """Jacobian of `metrics` (default: all of `metric_names`) with respect to `params`
     (default: every scalar leaf of hardware and technology, `leaf_paths`), as
-    elasticities, by forward-mode autodiff in log space (one `jax.jacfwd`)."""
+    elasticities, by forward-mode autodiff in log space (one `jax.jacfwd`).
+
+    ``breakdown=False`` leaves out the static Decode step's breakdown (`bound` is None,
+    `bound_shares` empty): where every metric asked for comes from the chip alone or the
+    serving goal (e.g. ``serving_usd_per_million_tokens``), the workload's static batch
+    is then not timed at all, and the program is about half the size."""
+    args = _jacobian_args(design, metrics, params, tau, breakdown)
+    design, metrics, params = args[:3]
+    check_design(design)  # once here: the compiled Jacobian leaves the value checks out
+    jac, values, shares = (np.asarray(a) for a in _jacobian(*args))
+    jac = np.where(np.isfinite(jac), jac, 0.0)
+    pvals = np.asarray([float(get_value(design, p)) for p in params])
+    if not breakdown:
+        return Sensitivity(metrics, params, values, pvals, jac, None, {})
+    shares = dict(zip(COMPONENTS, map(float, shares), strict=True))
+    return Sensitivity(metrics, params, values, pvals, jac, max(shares, key=shares.get), shares)
+
+
+def _jacobian_args(design, metrics, params, tau, breakdown):
     design = anonymous(design)
     metrics = tuple(metric_names(design) if metrics is None else metrics)
     allowed = metric_names(design)
@@ -120,12 +139,14 @@ def sensitivity(design: Design, metrics=None, params=None, tau=None) -> Sensitiv
     params = tuple(leaf_paths(design) if params is None else params)
     for p in params:
         check_path(design, p)
-    check_design(design)  # once here: the compiled Jacobian leaves the value checks out
-    jac, values, shares = (np.asarray(a) for a in _jacobian(design, metrics, params, tau))
-    jac = np.where(np.isfinite(jac), jac, 0.0)
-    pvals = np.asarray([float(get_value(design, p)) for p in params])
-    shares = dict(zip(COMPONENTS, map(float, shares), strict=True))
-    return Sensitivity(metrics, params, values, pvals, jac, max(shares, key=shares.get), shares)
+    return design, metrics, params, tau, bool(breakdown)
+
+
+def prepare_sensitivity(design: Design, metrics=None, params=None, tau=None, breakdown=True) -> None:
+    """Start compiling `sensitivity`'s program for designs of this structure in the
+    background (while the program cache is on: the command line), so a later
+    `sensitivity` call waits less."""
+    _jacobian.prepare(*_jacobian_args(design, metrics, params, tau, breakdown))
 
 
 def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> dict:
@@ -258,13 +279,16 @@ def _log_metric(design, params, metric, tau, u):
 
 
 @filter_jit
-def _jacobian(design, metrics, params, tau):
+def _jacobian(design, metrics, params, tau, breakdown=True):
     def log_metrics(u):
         scaled = _scaled(design, params, u)
-        m = evaluate_design(scaled, tau, checked=False)
-        vals = metric_values(m, scaled, tau)
-        d = m.decode
-        parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
+        if breakdown:
+            m = evaluate_design(scaled, tau, checked=False)
+            vals = metric_values(m, scaled, tau)
+            d = m.decode
+            parts = jnp.stack([d.compute_s, d.memory_s, d.communication_s, d.overhead_s])
+        else:
+            vals, parts = design_values(scaled, tau, checked=False, names=metrics), jnp.ones(len(COMPONENTS))
         return jnp.stack([vals[k] if k in SIGNED else jnp.log(vals[k]) for k in metrics]), (vals, parts)
 
     # Forward mode even for one metric: `jax.jacrev` traced and compiled slower here

@@ -62,6 +62,12 @@ class _Spec:
     tau: float
     method: str = "adam"
 
+    @property
+    def needed(self) -> tuple:
+        """The metrics the search reads (objective terms and bounds): `design_values`
+        computes only these where it can."""
+        return tuple(sorted({m for m, _, _ in self.bounds} | {m for m, _, _ in self.terms}))
+
 
 def _set(bases, var_spec, base_leaves, x):
     """Every design of a mix with the variables that set it at `x` (a tuple)."""
@@ -122,7 +128,8 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
         return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))
 
     def loss(z, lam, mu, w_f):
-        vals = tuple(design_values(d, spec.tau, checked=False) for d in _set(bases, spec.variables, base_leaves, x_of(z)))
+        vals = tuple(design_values(d, spec.tau, checked=False, names=spec.needed)
+                     for d in _set(bases, spec.variables, base_leaves, x_of(z)))
         f = _mix(vals, spec.terms, log_shares) - f0
         g = _mix_margins(vals, spec.bounds, limits, spec.slack)
         pen = jnp.sum(_smooth.exact_max(lam - mu * g, 0.0) ** 2 - lam**2) / (2.0 * mu)
