@@ -76,6 +76,14 @@ def filter_jit(fun=None, *, throughput=False, **jitkwargs):
                 return fast(opts, args, kwargs)
         return jitted(*args, **kwargs)
 
+    def prepare(*args, **kwargs):
+        """Start compiling this call's program in a background thread (`_programs.prepare`:
+        only while the program cache is on; otherwise nothing): a caller that knows its
+        next programs announces them, and one compiles while the next is traced."""
+        if cacheable and _at_top_level() and _programs.program_cache_dir() is not None:
+            _programs.prepare(fun, options if _on_cpu() else {}, args, kwargs)
+
+    call.prepare = prepare
     return call
 
 

@@ -30,11 +30,13 @@ JAX's own cache. The folder is kept under `MAX_BYTES`, the least recently used f
 removed first.
 """
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import enum
 import functools
 import hashlib
+import itertools
 import os
 import pickle
 import platform
@@ -64,6 +66,75 @@ _loaded: dict = {}
 
 class _Uncacheable(Exception):
     pass
+
+
+#: Background threads that compile the programs `prepare` announces, in the order
+#: announced. Tracing holds Python's lock, XLA's compilation does not: on two cores one
+#: program compiles while others are traced. Two threads finished the main job 0.5-4 s
+#: sooner than one (2-core CPU; the caller's thread traces too).
+THREADS = 2
+_pool: list = []
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    with _lock:
+        if not _pool:
+            _pool.append(concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="diffhw-compile"))
+        return _pool[0]
+
+
+def prepare(fun, options, args, kwargs) -> None:
+    """Start loading or compiling the program of ``fun(*args, **kwargs)`` in the
+    background (only the arguments' structure, shapes and dtypes matter, not their
+    values); a later `call` with the same key waits for it instead of compiling. Does
+    nothing while the cache is off, for an uncacheable call or one already known."""
+    folder = _state["dir"]
+    if folder is None:
+        return
+    try:
+        key, leaves, treedef, _, where = _key(fun, options, args, kwargs)
+    except _Uncacheable:
+        return
+    pool = _executor()
+    with _lock:
+        if key in _loaded:
+            return
+        turn = _Turn(next(_tickets))
+        _loaded[key] = pool.submit(_in_turn, turn, folder, key, fun, options, leaves, treedef, where)
+
+
+_tickets = itertools.count()
+
+
+class _Turn:
+    """A background program's turn to trace: programs are traced one at a time, in the
+    order `prepare` announced them (the first is needed first); each lets the next
+    trace once its own is lowered, while XLA compiles it."""
+
+    _now = [0]
+    _cond = threading.Condition()
+
+    def __init__(self, ticket):
+        self.ticket, self.done = ticket, False
+
+    def wait(self):
+        with self._cond:
+            self._cond.wait_for(lambda: self._now[0] >= self.ticket)
+
+    def release(self):
+        if not self.done:
+            self.done = True
+            with self._cond:
+                self._now[0] += 1
+                self._cond.notify_all()
+
+
+def _in_turn(turn, *args):
+    turn.wait()
+    try:
+        return _load_or_compile(*args, turn=turn)
+    finally:
+        turn.release()
 
 
 def enable_program_cache(path) -> str | None:
@@ -227,7 +298,7 @@ def rebuild(treedef, leaves, where, arrays):
     return jax.tree_util.tree_unflatten(treedef, full)
 
 
-def _compile(fun, options, leaves, treedef, where):
+def _compile(fun, options, leaves, treedef, where, turn=None):
     """Trace, lower and compile `fun` at these arguments (array leaves as inputs, the
     rest held fixed). Returns (compiled, output skeleton) or raises `_Uncacheable`."""
     fixed = list(leaves)
@@ -245,7 +316,10 @@ def _compile(fun, options, leaves, treedef, where):
     flat.__name__ = flat.__qualname__ = getattr(fun, "__name__", "flat")  # JAX's logs name it
     arrays = [leaves[i] for i in where]
     with _past_jax_cache():
-        compiled = jax.jit(flat, compiler_options=dict(options) if options else None).lower(*arrays).compile()
+        lowered = jax.jit(flat, compiler_options=dict(options) if options else None).lower(*arrays)
+        if turn is not None:
+            turn.release()  # the next program traces while this one compiles
+        compiled = lowered.compile()
     out_tree = holder["tree"]
     skeleton = jax.tree_util.tree_unflatten(out_tree, [_Index(i) for i in range(out_tree.num_leaves)])
     # The skeleton must come back from a pickle as the same structure (e.g. the
@@ -260,23 +334,33 @@ def _compile(fun, options, leaves, treedef, where):
     return compiled, skeleton
 
 
+_past = threading.local()
+
+
+def _is_cache_used(backend, _jax_is_cache_used=getattr(_jax_cache, "is_cache_used", None)):
+    """JAX's `is_cache_used`, but False in a thread inside `_past_jax_cache`."""
+    if getattr(_past, "on", False):
+        return False
+    return _jax_is_cache_used(backend)
+
+
 @contextlib.contextmanager
 def _past_jax_cache():
-    """Compile afresh, neither reading nor writing JAX's persistent compilation cache:
-    an executable loaded from it serialises without its code ("Function ... not found"
-    when the copy runs). JAX decides once per process whether its cache is used
-    (private flags); they are set for this compile only."""
-    flags = ("_cache_checked", "_cache_used", "_cache_initialized_mutex")
-    if not all(hasattr(_jax_cache, f) for f in flags):
+    """Compile afresh in this thread, neither reading nor writing JAX's persistent
+    compilation cache: an executable loaded from it serialises without its code
+    ("Function ... not found" when the copy runs). JAX asks its (private)
+    `compilation_cache.is_cache_used` per compilation; diffhw's replacement answers
+    False in this thread only, so programs compiled meanwhile in other threads still
+    use JAX's cache."""
+    if not callable(getattr(_jax_cache, "is_cache_used", None)):
         raise _Uncacheable("this JAX's cache switch is unknown")
-    with _jax_cache._cache_initialized_mutex:
-        saved = _jax_cache._cache_checked, _jax_cache._cache_used
-        _jax_cache._cache_checked, _jax_cache._cache_used = True, False
+    if _jax_cache.is_cache_used is not _is_cache_used:
+        _jax_cache.is_cache_used = _is_cache_used
+    _past.on = True
     try:
         yield
     finally:
-        with _jax_cache._cache_initialized_mutex:
-            _jax_cache._cache_checked, _jax_cache._cache_used = saved
+        _past.on = False
 
 
 def _is_index(v):
@@ -315,6 +399,12 @@ def call(fun, jitted, options, args, kwargs):
     except _Uncacheable:
         return jitted(*args, **kwargs)
     run = _loaded.get(key, False)
+    if isinstance(run, concurrent.futures.Future):
+        try:
+            run = run.result()
+        except Exception:  # noqa: BLE001 - e.g. a trace error: the plain jit raises it here, as uncached
+            run = None
+        _loaded[key] = run
     if run is None:
         return jitted(*args, **kwargs)
     if run is False:
@@ -334,7 +424,7 @@ def call(fun, jitted, options, args, kwargs):
         return jitted(*args, **kwargs)
 
 
-def _load_or_compile(folder, key, fun, options, leaves, treedef, where):
+def _load_or_compile(folder, key, fun, options, leaves, treedef, where, turn=None):
     path = os.path.join(folder, key + ".program")
     record = _read(path, key)
     if record is not None:
@@ -347,7 +437,7 @@ def _load_or_compile(folder, key, fun, options, leaves, treedef, where):
         except Exception:  # noqa: BLE001, S110 - not loadable here: compile afresh (and replace it)
             pass
     try:
-        compiled, skeleton = _compile(fun, options, leaves, treedef, where)
+        compiled, skeleton = _compile(fun, options, leaves, treedef, where, turn)
     except _Uncacheable:
         return None
     if not _self_contained(compiled):

@@ -286,7 +286,7 @@ def test_size_defaults_follow_the_model(capsys):
 
 
 @pytest.mark.parametrize("command, module, name", [
-    (["size", "--model", "llama-3.1-8b", "--chips", "1"], "diffhw._cli._size", "size"),
+    (["size", "--model", "llama-3.1-8b", "--chips", "1"], "diffhw._cli._size", "_prepare_size"),
     (["sweep", "--model", "llama-3.1-8b", "--chips", "1", "--vary", "workload.batch=1:8:2"],
      "diffhw._cli._sweep", "sweep"),
 ])

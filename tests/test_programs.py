@@ -215,3 +215,52 @@ def test_a_loaded_program_that_fails_to_run_is_dropped(cache, monkeypatch):
     monkeypatch.setattr(_programs.serialize_executable, "deserialize_and_load", broken)
     assert float(_scaled_sum(x, 2.0, "a")["sum"]) == 6.0  # answered by a plain jit
     assert _files(cache) == []  # and the file is gone
+
+
+def test_a_prepared_program_compiles_in_the_background_once(cache, monkeypatch):
+    compiles = _compiles(monkeypatch)
+    x = jnp.arange(3.0)
+    _scaled_sum.prepare(jnp.zeros(3), 2.0, "ab")  # values do not matter, structure does
+    _scaled_sum.prepare(jnp.ones(3), 2.0, "ab")  # announced twice: still one program
+    out = _scaled_sum(x, 2.0, "ab")
+    assert compiles == [1] and len(_files(cache)) == 1
+    assert float(out["sum"]) == 6.0 and int(out["label_length"]) == 2
+    _scaled_sum.prepare(jnp.zeros(4), 2.0, "ab")  # another shape: another program
+    assert float(_scaled_sum(jnp.ones(4), 2.0, "ab")["sum"]) == 8.0 and compiles == [1, 1]
+
+
+def test_prepare_does_nothing_while_the_cache_is_off(monkeypatch):
+    assert diffhw.program_cache_dir() is None
+    compiles = _compiles(monkeypatch)
+    _scaled_sum.prepare(jnp.zeros(3), 2.0, "ab")
+    assert compiles == [] and not _programs._loaded
+
+
+@filter_jit
+def _fails_to_trace(x, flag):
+    if flag:
+        raise ValueError("a trace error")
+    return x + 1.0
+
+
+def test_a_failed_background_compile_raises_where_the_call_is_made(cache):
+    _fails_to_trace.prepare(jnp.zeros(2), True)
+    with pytest.raises(ValueError, match="a trace error"):
+        _fails_to_trace(jnp.zeros(2), True)
+    np.testing.assert_array_equal(np.asarray(_fails_to_trace(jnp.zeros(2), False)), [1.0, 1.0])
+
+
+def test_jax_cache_is_bypassed_only_in_the_compiling_thread(cache):
+    from jax._src import compilation_cache as jax_cache
+
+    backend = jax.devices()[0].client
+    seen = {}
+    with _programs._past_jax_cache():
+        seen["inside"] = jax_cache.is_cache_used(backend)
+        import threading
+
+        t = threading.Thread(target=lambda: seen.update(other=jax_cache.is_cache_used(backend)))
+        t.start()
+        t.join()
+    assert seen["inside"] is False
+    assert seen["other"] == jax_cache.is_cache_used(backend) == _programs._is_cache_used.__defaults__[0](backend)

@@ -1,16 +1,22 @@
 """`diffhw size`: gradient sizing of one design, or of one design for a mix of workloads."""
 
 import argparse
+import contextlib
+import inspect
 import math
 
 import numpy as np
 
 from .._errors import InputError, check_positive, did_you_mean
 from .._io._plot import figure
-from .._tools._sensitivity import sensitivity
+from .._tools._sensitivity import prepare_sensitivity, sensitivity
 from .._tools._sizing._problem import Constraint, objective_terms, variable
-from .._serving._serve import serve
-from .._tools._sizing._size import size
+from .._serving._serve import prepare_serve, serve
+from .._tools._sizing._size import _prepare_size, size
+
+#: `size`'s defaults of what the command line does not set.
+_SIZE_DEFAULTS = {k: p.default for k, p in inspect.signature(size).parameters.items()
+                  if k in ("learning_rate", "penalty", "penalty_growth", "slack", "tau")}
 from ._common import MAX_MAGNITUDE, add_serving_flags, check_numbers, design_of_args, dumps_json, fmt_number
 
 #: The main job's workload: a DeepSeek-V3-class MoE serving 32K-token prompts in FP8.
@@ -63,12 +69,12 @@ def _add_size(sub, common):
                         "(a constraint on serving_request_rate_per_s; default 0.01)")
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
                    help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
-    p.add_argument("--starts", type=int, default=6, help="optimisations from different starts (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=100,
+    p.add_argument("--starts", type=int, default=4, help="optimisations from different starts (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=80,
                    help="optimiser steps per multiplier update (default: %(default)s)")
     p.add_argument("--method", choices=("adam", "lbfgs"), default="adam",  # _sizing.METHODS (not imported: lazy)
                    help="inner optimiser: Adam, or L-BFGS with a line search (default: %(default)s)")
-    p.add_argument("--outer", type=int, default=8, help="augmented-Lagrangian updates (default: %(default)s)")
+    p.add_argument("--outer", type=int, default=6, help="augmented-Lagrangian updates (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=8, help="sensitivities to show (default: %(default)s)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write the optimisation trace")
@@ -207,12 +213,15 @@ def _run_size(args):
     cons += list(args.constraint)
     for flag in ("starts", "steps", "outer", "top"):
         check_positive(f"--{flag}", getattr(args, flag))
-    r = size(design, variables, _parse_objective(args.objective), cons, starts=args.starts,
-             inner_steps=args.steps, outer_steps=args.outer, seed=args.seed, method=args.method, shares=shares,
-             progress=False if args.json else None)
+    objective = _parse_objective(args.objective)
+    run = _prepare_size(design, variables, objective, cons, starts=args.starts, inner_steps=args.steps,
+                        outer_steps=args.outer, seed=args.seed, method=args.method, shares=shares,
+                        progress=False if args.json else None, **_SIZE_DEFAULTS)
+    _prepare_report(design, objective, serving)  # compiled in the background after the search
+    r = run()
     objective_metric = r.objective_spec[0][0]
     if len(r.designs) == 1:
-        top = sensitivity(r.design, metrics=(objective_metric,)).top(objective_metric, args.top)
+        top = sensitivity(r.design, metrics=(objective_metric,), breakdown=False).top(objective_metric, args.top)
     elif len(r.objective_spec) == 1:
         top = mix_elasticities(r, args.top)
     else:  # a weighted product over a mix: not computed
@@ -238,6 +247,24 @@ def _run_size(args):
         raise InputError("budgets", "; ".join(c["constraint"] for c in d["constraints"] if not c["met"]),
                          "limits a design within the variables' bounds can meet",
                          "; ".join(r.violations) + "; loosen them or widen the bounds")
+
+
+def _prepare_report(design, objective, serving):
+    """Start compiling the report's programs (the sensitivities of the objective and, for
+    serving, `serve`'s exact check) in the background while `size` runs; a sized design
+    has the baseline's structure. Errors are left for `size` to report."""
+    if isinstance(design, list):
+        return
+    with contextlib.suppress(InputError):
+        terms = objective_terms(objective)
+        if len(terms) == 1:
+            prepare_sensitivity(design, metrics=(terms[0][0],), breakdown=False)
+        if serving:
+            goal = design.serving
+            prepare_serve(design.hardware, design.model, goal.traffic(design.workload), design.parallelism,
+                          ttft_limit_s=goal.ttft_limit_s, tpot_limit_s=goal.tpot_limit_s, at_max_rate=True,
+                          technology=design.technology, disaggregation=goal.disaggregation,
+                          speculation=goal.speculation)
 
 
 def _exact_serving(chosen, baseline):
@@ -275,7 +302,7 @@ def mix_elasticities(r, k=None):
     weights = np.exp(logs - logs.max())
     total = {}
     for weight, design in zip(weights / weights.sum(), r.designs, strict=True):
-        for p, e in sensitivity(design, metrics=(metric,)).of(metric).items():
+        for p, e in sensitivity(design, metrics=(metric,), breakdown=False).of(metric).items():
             total[p] = total.get(p, 0.0) + float(weight) * e
     order = sorted(total, key=lambda p: -abs(total[p]))[:k]
     return {p: total[p] for p in order if abs(total[p]) > 1e-6}

@@ -715,6 +715,21 @@ def serve(
 
     **Returns:** a `Serving`.
     """
+    return _serve_jit(*_serve_args(hardware, model, traffic, parallelism, ttft_limit_s, tpot_limit_s, at_max_rate,
+                                   speculation, disaggregation, tau, technology))
+
+
+def prepare_serve(hardware, model, traffic, parallelism=None, *, ttft_limit_s=math.inf, tpot_limit_s=math.inf,
+                  at_max_rate=False, speculation=None, disaggregation=None, tau=_smooth.DEFAULT_TAU,
+                  technology=None) -> None:
+    """Start compiling `serve`'s program for this structure in the background (while
+    the program cache is on: the command line); the arguments as in `serve`."""
+    _serve_jit.prepare(*_serve_args(hardware, model, traffic, parallelism, ttft_limit_s, tpot_limit_s, at_max_rate,
+                                    speculation, disaggregation, tau, technology, check=False))
+
+
+def _serve_args(hardware, model, traffic, parallelism, ttft_limit_s, tpot_limit_s, at_max_rate, speculation,
+                disaggregation, tau, technology, check=True):
     par = parallelism if parallelism is not None else _parallelism()
     hardware, model, technology = _anonymous(hardware, model, technology)
     if speculation is not None and speculation.draft is not None:
@@ -724,13 +739,12 @@ def serve(
         disaggregation = eqx.tree_at(lambda d: d.prefill_hardware, disaggregation, ph)
     limits = jnp.asarray(ttft_limit_s, dtype=float), jnp.asarray(tpot_limit_s, dtype=float)
     traced = _is_traced(hardware, traffic, par, speculation, disaggregation, technology, limits)
-    if not traced:
+    if not traced and check:
         _host_checks(hardware, model, traffic, par, speculation, disaggregation, technology)
         for name, v in zip(("ttft_limit_s", "tpot_limit_s"), limits):
             if not float(v) > 0:
                 raise InputError(name, float(v), "> 0 (inf for no limit)")
-    return _serve_jit(hardware, model, traffic, par, speculation, disaggregation, technology, *limits,
-                      bool(at_max_rate), tau, traced)
+    return hardware, model, traffic, par, speculation, disaggregation, technology, *limits, bool(at_max_rate), tau, traced
 
 
 def max_request_rate(hardware, model, traffic, parallelism=None, *, ttft_limit_s=math.inf, tpot_limit_s=math.inf,

@@ -95,9 +95,9 @@ def size(
     objective="usd_per_million_tokens",
     constraints=(),
     *,
-    starts: int = 8,
-    outer_steps: int = 8,
-    inner_steps: int = 120,
+    starts: int = 4,
+    outer_steps: int = 6,
+    inner_steps: int = 80,
     learning_rate: float = 0.08,
     penalty: float = 100.0,
     penalty_growth: float = 2.0,
@@ -151,6 +151,17 @@ def size(
     **Returns:** a `SizingResult`. It says `feasible=False` (with `violations`) rather
     than raising when no design meets the budgets.
     """
+    return _prepare_size(design, variables, objective, constraints, starts=starts, outer_steps=outer_steps,
+                         inner_steps=inner_steps, learning_rate=learning_rate, penalty=penalty,
+                         penalty_growth=penalty_growth, slack=slack, seed=seed, tau=tau, method=method,
+                         shares=shares, progress=progress)()
+
+
+def _prepare_size(design, variables, objective, constraints, *, starts, outer_steps, inner_steps, learning_rate,
+                  penalty, penalty_growth, slack, seed, tau, method, shares, progress):
+    """`size`'s checks, then its search's program announced (`filter_jit`'s ``prepare``:
+    compiled in the background while the program cache is on); returns the function
+    that runs the rest. The command line announces its report's programs in between."""
     t0 = time.perf_counter()
     problem = _check_problem(design, variables, objective, constraints, shares, method,
                              starts, outer_steps, inner_steps)
@@ -162,19 +173,25 @@ def size(
                               "rounding to whole numbers (exact re-check)", "report"))
     check = _Checker(problem.designs, problem.bases, problem.variables, problem.var_spec, problem.bounds,
                      problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares), problem.allowed)
-    baseline_x, base_vals, f0 = _baseline(problem, objective, check)
-    steps.next()
+    baseline_x = np.asarray([_baseline_value(problem.designs, v) for v in problem.variables])
     z_starts = _reparameterise(problem, baseline_x, starts, seed)
-    history = _search_relaxed(problem, spec, f0, z_starts)
-    steps.next()
-    best = _best_relaxed(history)
-    candidates = check.round([history.x[s, i] for s, i in best[:3]])
-    pick, feasible = _pick(candidates)
-    steps.next()
-    result = _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
-                     check, time.perf_counter() - t0)
-    steps.close()
-    return result
+    _search_relaxed(problem, spec, 0.0, z_starts, prepare=True)  # compiles while the baseline is evaluated
+
+    def run() -> SizingResult:
+        base_vals, f0 = _baseline(problem, objective, check, baseline_x)
+        steps.next()
+        history = _search_relaxed(problem, spec, f0, z_starts)
+        steps.next()
+        best = _best_relaxed(history)
+        candidates = check.round([history.x[s, i] for s, i in best[:3]])
+        pick, feasible = _pick(candidates)
+        steps.next()
+        result = _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
+                         check, time.perf_counter() - t0)
+        steps.close()
+        return result
+
+    return run
 
 
 class _Steps:
@@ -311,15 +328,14 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
     )
 
 
-def _baseline(problem: _Problem, objective, check: _Checker):
-    """The variables' baseline values, the baseline's exact (tau = 0) metrics per design
-    and its objective (log): the objective's scale and the report's reference."""
-    baseline_x = np.asarray([_baseline_value(problem.designs, v) for v in problem.variables])
+def _baseline(problem: _Problem, objective, check: _Checker, baseline_x):
+    """The baseline's exact (tau = 0) metrics per design and its objective (log): the
+    objective's scale and the report's reference."""
     base_vals, _, _, mix = check.evaluate(baseline_x[None], count=False)
     f0 = float(mix[0])
     if not np.isfinite(f0):
         raise InputError("objective", objective, "a metric that is finite and positive at the baseline")
-    return baseline_x, base_vals, f0
+    return base_vals, f0
 
 
 def _reparameterise(problem: _Problem, baseline_x, starts, seed):
@@ -336,12 +352,16 @@ def _reparameterise(problem: _Problem, baseline_x, starts, seed):
     return np.concatenate([z_base[None], rng.uniform(-2.5, 2.5, (starts - 1, len(problem.variables)))])
 
 
-def _search_relaxed(problem: _Problem, spec: _Spec, f0, z_starts) -> _History:
-    """The augmented-Lagrangian search from every start (`_search`)."""
+def _search_relaxed(problem: _Problem, spec: _Spec, f0, z_starts, prepare=False) -> _History | None:
+    """The augmented-Lagrangian search from every start (`_search`); with `prepare`, only
+    start compiling it in the background (`diffhw._jit.filter_jit`'s ``prepare``)."""
+    args = (problem.bases, spec, problem.base_leaves, device_floats(problem.lo), device_floats(problem.hi),
+            problem.limits, device_floats(f0), problem.log_shares, device_floats(z_starts))
     with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
-        f, viol, x, n = _search(problem.bases, spec, problem.base_leaves, device_floats(problem.lo),
-                                device_floats(problem.hi), problem.limits, device_floats(f0), problem.log_shares,
-                                device_floats(z_starts))
+        if prepare:
+            _search.prepare(*args)
+            return None
+        f, viol, x, n = _search(*args)
     return _History(np.asarray(f), np.asarray(viol), np.asarray(x), int(round(float(np.sum(n)))))
 
 
