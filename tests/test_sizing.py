@@ -333,3 +333,36 @@ def test_cli_size_mix_bad_input(capsys, spec, word):
     assert main(["size", "--workload", spec]) == 2
     err = capsys.readouterr().err
     assert word in err and err.count("\n") == 1
+
+
+def test_grouped_mix_matches_its_designs_one_by_one(mix, sized, mix_sized):
+    """Designs of one structure (one model's traffic classes) are evaluated as one
+    vmapped group in `size`'s search and exact re-check: the same metrics and margins as
+    each design evaluated alone (the programs `sized` and `mix_sized` compiled), and
+    designs of several groups come back in the mix's order."""
+    from diffhw._jit import device_floats
+    from diffhw._tools._sizing import _search
+    from diffhw._tools._sizing._size import _check_problem
+
+    vs = (variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256, workload=0),
+          variable("batch", 1, 256, workload=1))
+    pb = _check_problem(list(mix), vs, "usd_per_million_tokens", BUDGETS, MIX_SHARES, "adam", 1, 1, 1)
+    assert [g.members for g in pb.groups] == [(0, 1)]
+    rng = np.random.default_rng(0)
+    rows = np.stack([np.geomspace(5e11, 1e13, 64), rng.integers(1, 257, 64), rng.integers(1, 257, 64)], axis=1)
+    vals, margins = _search._exact(pb.groups, pb.group_bases, pb.bounds, pb.group_leaves, pb.limits,
+                                   device_floats(rows))
+    margins = np.asarray(margins).reshape(64, 2, -1)
+    for d in (0, 1):
+        one = _check_problem(mix[d], VARIABLES, "usd_per_million_tokens", BUDGETS, None, "adam", 1, 1, 1)
+        alone, alone_margins = _search._exact(one.groups, one.group_bases, one.bounds, one.group_leaves,
+                                              one.limits, device_floats(rows[:, [0, 1 + d]]))
+        for k, v in alone[0].items():
+            np.testing.assert_allclose(np.asarray(vals[0][k])[:, d], v, rtol=1e-5, err_msg=k)
+        np.testing.assert_allclose(margins[:, d], alone_margins, rtol=1e-5, atol=1e-6)
+    # two groups, (0, 2) and (1,): objectives and margins in the mix's order
+    groups = (_search._Group((0, 2), ()), _search._Group((1,), ()))
+    obj, marg = _search._per_design(groups, ({"m": jnp.asarray([1.0, 3.0])}, {"m": jnp.asarray(2.0)}),
+                                    (("m", 1.0, 1.0),), (("m", 1.0, True),), jnp.asarray([10.0]))
+    np.testing.assert_allclose(np.exp(np.asarray(obj)), [1.0, 2.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(marg), np.log(10.0 / np.asarray([1.0, 2.0, 3.0])), rtol=1e-6)

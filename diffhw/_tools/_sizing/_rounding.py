@@ -84,10 +84,12 @@ class _Checker:
     result, one per candidate of the shared variables, are evaluated once more; the
     count of evaluated rows is `evaluated`."""
 
-    def __init__(self, designs, bases, variables, var_spec, bounds, base_leaves, limits, terms, log_shares,
-                 allowed):
-        self.designs, self.bases, self.variables, self.var_spec = designs, bases, variables, var_spec
-        self.bounds, self.base_leaves, self.limits, self.terms = bounds, base_leaves, limits, terms
+    def __init__(self, designs, variables, bounds, base_leaves, groups, group_bases, group_leaves, limits, terms,
+                 log_shares, allowed):
+        self.designs, self.variables, self.bounds, self.base_leaves = designs, variables, bounds, base_leaves
+        # the exact re-check evaluates the designs in groups (`_search._groups`)
+        self.groups, self.group_bases, self.group_leaves = groups, group_bases, group_leaves
+        self.limits, self.terms = limits, terms
         self.log_shares, self.evaluated = log_shares, 0
         self.allowed = allowed  # `_allowed` of each whole-number variable, by index
         self.shared = {i: a for i, a in self.allowed.items() if variables[i].workload is None}
@@ -109,12 +111,18 @@ class _Checker:
         # In blocks of `_BLOCK` rows: one compiled program for every call of a run (the
         # baseline, the relaxed point and the candidates).
         padded = np.concatenate([rows, np.repeat(rows[:1], -n % _BLOCK, axis=0)])
-        blocks = jax.device_get([_exact(self.bases, self.var_spec, self.bounds, self.base_leaves, self.limits,
+        blocks = jax.device_get([_exact(self.groups, self.group_bases, self.bounds, self.group_leaves, self.limits,
                                         device_floats(padded[i:i + _BLOCK])) for i in range(0, len(padded), _BLOCK)])
         if count:
             self.evaluated += n
-        vals = [{k: np.concatenate([np.asarray(b[0][d][k]) for b in blocks])[:n] for k in design}
-                for d, design in enumerate(blocks[0][0])]
+        # per design, in the mix's order: a group of several holds its members on axis 1
+        vals = [None] * len(self.designs)
+        for g, group in enumerate(self.groups):
+            for j, d in enumerate(group.members):
+                vals[d] = {k: np.concatenate([np.asarray(b[0][g][k]) for b in blocks])[:n]
+                           if len(group.members) == 1 else
+                           np.concatenate([np.asarray(b[0][g][k])[:, j] for b in blocks])[:n]
+                           for k in blocks[0][0][g]}
         margins = np.concatenate([np.asarray(b[1]) for b in blocks])
         per = np.stack([sum(w * s * np.log(np.maximum(v[m], 1e-300)) for m, w, s in self.terms) for v in vals], 1)
         mix = np.logaddexp.reduce(per + self.log_shares[None, :], axis=1)

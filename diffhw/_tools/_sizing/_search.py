@@ -8,6 +8,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ... import _smooth
@@ -33,18 +34,6 @@ def _objective(vals, terms):
     return sum(w * s * _smooth.safe_log(vals[n]) for n, w, s in terms)
 
 
-def _mix(vals, terms, log_shares):
-    """The objective of a mix (in log): ``log sum_i p_i exp(L_i)`` over its designs'
-    objectives ``L_i`` (a share-weighted mean, e.g. fleet $/token for token shares);
-    ``L_0`` for one design (``p_0 = 1``)."""
-    return jax.nn.logsumexp(jnp.stack([_objective(v, terms) for v in vals]) + log_shares)
-
-
-def _mix_margins(vals, bounds, limits, slack=0.0):
-    """Every design's margins, design after design."""
-    return jnp.concatenate([_margins(v, bounds, limits, slack) for v in vals])
-
-
 @dataclasses.dataclass(frozen=True)
 class _Spec:
     """The static structure of a sizing run (hashable: one compile per structure)."""
@@ -61,6 +50,7 @@ class _Spec:
     slack: float
     tau: float
     method: str = "adam"
+    groups: tuple = ()  # `_Group`s of the designs
 
     @property
     def needed(self) -> tuple:
@@ -69,27 +59,112 @@ class _Spec:
         return tuple(sorted({m for m, _, _ in self.bounds} | {m for m, _, _ in self.terms}))
 
 
-def _set(bases, var_spec, base_leaves, x):
-    """Every design of a mix with the variables that set it at `x` (a tuple)."""
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    """Designs of a mix evaluated as one (static): their indices (`members`), and per
+    slot (each variable that sets them, in order) its paths, whether it scales them and
+    the variable's index for each member. Designs of one structure (the same model,
+    pytree and static fields; only array values differ, e.g. one model's traffic classes)
+    whose variables set the same paths are one group, traced once under `vmap`."""
+
+    members: tuple
+    slots: tuple  # ((paths, scale, (variable index per member, ...)), ...)
+
+
+def _structure(design):
+    """A design's static structure (tree, static leaves, array shapes and dtypes), or
+    None when it cannot be compared (an unhashable static leaf)."""
+    leaves, tree = jax.tree_util.tree_flatten(design)
+    key = (tree, tuple((np.shape(x), np.asarray(x).dtype.str) if isinstance(x, (jax.Array, np.ndarray, np.generic))
+                       else x for x in leaves))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _groups(bases, var_spec, base_leaves):
+    """The designs of a mix in `_Group`s, with each group's design and scaled leaves
+    (the member's own for a group of one; stacked on a leading axis for several)."""
+    by_key, order = {}, []
+    for d, base in enumerate(bases):
+        slots = [(i, paths, scale) for i, (paths, scale, w) in enumerate(var_spec) if w is None or w == d]
+        structure = _structure(base)
+        pattern = tuple((paths, scale, var_spec[i][2] is None) for i, paths, scale in slots)
+        key = None if structure is None else (structure, pattern, tuple(sorted(base_leaves[d])))
+        if key is None or key not in by_key:
+            order.append([d])
+            if key is not None:
+                by_key[key] = order[-1]
+        else:
+            by_key[key].append(d)
+    groups, g_bases, g_leaves = [], [], []
+    for members in order:
+        own = [[(i, paths, scale) for i, (paths, scale, w) in enumerate(var_spec) if w is None or w == m]
+               for m in members]
+        slots = tuple((paths, scale, tuple(slot[k][0] for slot in own)) for k, (_, paths, scale) in enumerate(own[0]))
+        groups.append(_Group(tuple(members), slots))
+        if len(members) == 1:
+            g_bases.append(bases[members[0]])
+            g_leaves.append(base_leaves[members[0]])
+        else:
+            g_bases.append(jax.tree_util.tree_map(
+                lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *(bases[m] for m in members)))
+            g_leaves.append({p: jnp.asarray(np.stack([np.asarray(base_leaves[m][p]) for m in members]))
+                             for p in base_leaves[members[0]]})
+    return tuple(groups), tuple(g_bases), tuple(g_leaves)
+
+
+def _values(groups, bases, base_leaves, x, tau, names=None):
+    """Per group, the metrics of its designs with the variables at `x`: a dict of
+    scalars for a group of one, of arrays over its members (one `vmap`) for several."""
     out = []
-    for d, (base, leaves) in enumerate(zip(bases, base_leaves, strict=True)):
+    for g, base, leaves in zip(groups, bases, base_leaves, strict=True):
         values = {}
-        for i, (paths, scale, workload) in enumerate(var_spec):
-            if workload is None or workload == d:
+        if len(g.members) == 1:
+            for paths, scale, (i,) in g.slots:
                 for p in paths:
                     values[p] = x[i] * leaves[p] if scale else x[i]
-        out.append(set_values(base, values))
+            out.append(design_values(set_values(base, values), tau, checked=False, names=names))
+            continue
+        for paths, scale, idx in g.slots:
+            xi = x[jnp.asarray(idx)]
+            for p in paths:
+                values[p] = xi * leaves[p] if scale else xi
+        out.append(jax.vmap(lambda b, v: design_values(set_values(b, v), tau, checked=False, names=names))(
+            base, values))
     return tuple(out)
 
 
+def _per_design(groups, vals, terms, bounds, limits, slack=0.0):
+    """Every design's objective (log; one per design, None without `terms`) and margins
+    (design after design) from `_values`, in the mix's order."""
+    objs, margs, order = [], [], []
+    for g, v in zip(groups, vals, strict=True):
+        n = len(g.members)
+        if terms:
+            objs.append(jnp.reshape(_objective(v, terms), (n,)))
+        m = _margins(v, bounds, limits, slack)
+        margs.append(jnp.reshape(m, (len(bounds), n)).T if bounds else jnp.zeros((n, 0)))
+        order += g.members
+    obj = jnp.concatenate(objs) if terms else None
+    marg = jnp.concatenate(margs)
+    if order != sorted(order):
+        inverse = np.argsort(order)
+        obj = None if obj is None else obj[inverse]
+        marg = marg[inverse]
+    return obj, jnp.reshape(marg, (-1,))
+
+
 @filter_jit
-def _exact(bases, var_spec, bounds, base_leaves, limits, xs):
-    """Exact (tau = 0) metrics (per design) and margins (all designs) of candidate
-    designs, under `vmap`."""
+def _exact(groups, bases, bounds, base_leaves, limits, xs):
+    """Exact (tau = 0) metrics (per group of designs, `_values`) and margins (all
+    designs) of candidate designs, under `vmap`."""
 
     def one(x):
-        vals = tuple(design_values(d, 0, checked=False) for d in _set(bases, var_spec, base_leaves, x))
-        return vals, _mix_margins(vals, bounds, limits)
+        vals = _values(groups, bases, base_leaves, x, 0)
+        return vals, _per_design(groups, vals, (), bounds, limits)[1]
 
     return jax.vmap(one)(xs)
 
@@ -106,7 +181,7 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
     largest violation, the variables and the evaluations counted at every step, per
     start."""
     log_ratio = jnp.log(hi / lo)
-    n_g = len(spec.bounds) * len(bases)  # every design's margins
+    n_g = len(spec.bounds) * sum(len(g.members) for g in spec.groups)  # every design's margins
     # The step size decays by 0.7 per multiplier update: as the penalty stiffens, smaller
     # steps settle on the active bounds instead of bouncing across them.
     lbfgs = spec.method == "lbfgs"
@@ -128,10 +203,9 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
         return lo * jnp.exp(log_ratio * jax.nn.sigmoid(z))
 
     def loss(z, lam, mu, w_f):
-        vals = tuple(design_values(d, spec.tau, checked=False, names=spec.needed)
-                     for d in _set(bases, spec.variables, base_leaves, x_of(z)))
-        f = _mix(vals, spec.terms, log_shares) - f0
-        g = _mix_margins(vals, spec.bounds, limits, spec.slack)
+        vals = _values(spec.groups, bases, base_leaves, x_of(z), spec.tau, spec.needed)
+        obj, g = _per_design(spec.groups, vals, spec.terms, spec.bounds, limits, spec.slack)
+        f = jax.nn.logsumexp(obj + log_shares) - f0
         pen = jnp.sum(_smooth.exact_max(lam - mu * g, 0.0) ** 2 - lam**2) / (2.0 * mu)
         return w_f * f + pen, (f, g)
 

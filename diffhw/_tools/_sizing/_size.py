@@ -25,7 +25,7 @@ from ._problem import (
     variable,
 )
 from ._rounding import _allowed, _Checker
-from ._search import _search, _Spec
+from ._search import _groups, _search, _Spec
 
 #: Inner optimisers of `size`: Adam steps, or L-BFGS with a line search.
 METHODS = ("adam", "lbfgs")
@@ -167,12 +167,13 @@ def _prepare_size(design, variables, objective, constraints, *, starts, outer_st
                              starts, outer_steps, inner_steps)
     spec = _Spec(problem.var_spec, problem.bounds, problem.terms, int(outer_steps), int(inner_steps),
                  max(int(inner_steps) // 2, 20), float(learning_rate), float(penalty), float(penalty_growth),
-                 float(slack), tau, method)
+                 float(slack), tau, method, problem.groups)
     steps = _Steps(progress, ("baseline (compiling the model)",
                               f"search: {int(starts)} starts x {int(outer_steps)} x {int(inner_steps)} {method} steps",
                               "rounding to whole numbers (exact re-check)", "report"))
-    check = _Checker(problem.designs, problem.bases, problem.variables, problem.var_spec, problem.bounds,
-                     problem.base_leaves, problem.limits, problem.terms, np.log(problem.shares), problem.allowed)
+    check = _Checker(problem.designs, problem.variables, problem.bounds, problem.base_leaves, problem.groups,
+                     problem.group_bases, problem.group_leaves, problem.limits, problem.terms,
+                     np.log(problem.shares), problem.allowed)
     baseline_x = np.asarray([_baseline_value(problem.designs, v) for v in problem.variables])
     z_starts = _reparameterise(problem, baseline_x, starts, seed)
     _search_relaxed(problem, spec, 0.0, z_starts, prepare=True)  # compiles while the baseline is evaluated
@@ -217,8 +218,10 @@ class _Steps:
 @dataclasses.dataclass(frozen=True)
 class _Problem:
     """A checked sizing problem: the designs of a mix (`bases` without static names),
-    the variables and their static structure (`var_spec`), the constraints' bounds and
-    limits, the objective terms, the designs' shares and the variables' bounds."""
+    the variables and their static structure (`var_spec`), the designs in groups
+    evaluated as one (`groups`, with each group's design and scaled leaves, stacked for
+    a group of several: `_search._groups`), the constraints' bounds and limits, the
+    objective terms, the designs' shares and the variables' bounds."""
 
     designs: tuple
     bases: tuple
@@ -233,6 +236,9 @@ class _Problem:
     lo: np.ndarray
     hi: np.ndarray
     allowed: dict  # variable index -> the whole values a whole-number variable may take
+    groups: tuple = ()
+    group_bases: tuple = ()
+    group_leaves: tuple = ()
 
     @property
     def log_shares(self):
@@ -318,13 +324,14 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
     for x in (np.asarray([v.lower for v in variables]), np.asarray([v.upper for v in variables])):
         for d in _apply(designs, variables, x, base_leaves):
             check_design(d)
+    var_spec = tuple((v.paths, v.scale, v.workload) for v in variables)
+    groups, group_bases, group_leaves = _groups(bases, var_spec, base_leaves)
     return _Problem(
-        designs=designs, bases=bases, variables=variables,
-        var_spec=tuple((v.paths, v.scale, v.workload) for v in variables),
+        designs=designs, bases=bases, variables=variables, var_spec=var_spec,
         base_leaves=base_leaves, constraints=constraints, bounds=bounds,
         limits=device_floats(limits), terms=terms, shares=shares,
         lo=np.asarray([v.lower for v in variables]), hi=np.asarray([v.upper for v in variables]),
-        allowed=allowed,
+        allowed=allowed, groups=groups, group_bases=group_bases, group_leaves=group_leaves,
     )
 
 
@@ -355,7 +362,7 @@ def _reparameterise(problem: _Problem, baseline_x, starts, seed):
 def _search_relaxed(problem: _Problem, spec: _Spec, f0, z_starts, prepare=False) -> _History | None:
     """The augmented-Lagrangian search from every start (`_search`); with `prepare`, only
     start compiling it in the background (`diffhw._jit.filter_jit`'s ``prepare``)."""
-    args = (problem.bases, spec, problem.base_leaves, device_floats(problem.lo), device_floats(problem.hi),
+    args = (problem.group_bases, spec, problem.group_leaves, device_floats(problem.lo), device_floats(problem.hi),
             problem.limits, device_floats(f0), problem.log_shares, device_floats(z_starts))
     with jax.numpy_dtype_promotion("standard"):  # Optax mixes its int step count with floats
         if prepare:
