@@ -10,7 +10,9 @@ from .._errors import InputError, check_positive
 from .._evaluation._design import Design
 from .._serving._goal import serving_goal
 from .._serving._traffic import disaggregated, speculative
+from .._hardware._collectives import ScaleOut
 from .._hardware._technology import KWH_J, YEAR_S
+from .._io._hardware import DEFAULT_SCALE_OUT_LATENCY_US
 from .._workload._trends import TRENDS
 from .._workload._trends import apply as apply_trends
 from .._workload._trends import parse as parse_trend
@@ -248,9 +250,6 @@ def with_scale_out(args, hw):
     """`hw` with the multi-node flags (--scale-up-chips, --nic-gb-s, --scale-out-latency-us)
     applied to its `ScaleOut` (one is made where the hardware has none: --nic-gb-s then
     required)."""
-    from .._hardware._collectives import ScaleOut
-    from .._io._hardware import DEFAULT_SCALE_OUT_LATENCY_US
-
     s, nic, lat = (getattr(args, k, None) for k in ("scale_up_chips", "nic_gb_s", "scale_out_latency_us"))
     if s is None and nic is None and lat is None:
         return hw

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._economics._cost import chip_capex
 from .._errors import InputError
 from .._hardware._hardware import Hardware
 from .._hardware._near_memory import near_flop_per_s, thermal_margin_w
@@ -299,8 +300,6 @@ def _chip_and_serving_values(design: Design, tau, names) -> dict:
     d = design
     out = {"chips": d.parallelism.chips, "batch": jnp.asarray(d.workload.batch)}
     if d.technology is not None and any(n in CHIP_METRICS for n in names):
-        from .._economics._cost import chip_capex  # noqa: PLC0415 - as `_evaluate` imports it
-
         c = chip_capex(d.hardware, d.technology, tau)
         out.update(chip_area_mm2=c.area.total_mm2, die_area_mm2=c.area.die_mm2, chiplets=c.area.chiplets,
                    die_yield=c.die_yield, chip_cost_usd=c.chip_cost_usd, logic_cost_usd=c.logic_cost_usd,
