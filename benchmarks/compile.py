@@ -10,7 +10,10 @@ entry points load their kept executables (`diffhw._programs`: no tracing, loweri
 compiling), and other programs come from JAX's persistent compilation cache (which
 skips XLA compilation only; e.g. the `grad` row, the user's own `jax.jit`). ``wall_s`` is the process's whole
 time including ``import diffhw`` (``import_s``); ``other_s`` is what is left once
-import, tracing, lowering and compilation are taken off (running, Python, I/O).
+import, tracing, lowering and compilation are taken off (running, Python, I/O). The
+CLI's `size` compiles its later programs in background threads while it works
+(`diffhw._programs.prepare`): its trace, lower and compile times are summed over the
+threads and can add up to more than the wall time (``other_s`` then reads 0).
 ``hlo_ops`` counts the operations of the largest lowered program (StableHLO), a
 measure of how big the traced program is.
 
