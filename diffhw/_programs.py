@@ -40,6 +40,7 @@ import itertools
 import os
 import pickle
 import platform
+import queue
 import sys
 import tempfile
 import threading
@@ -76,10 +77,36 @@ THREADS = 2
 _pool: list = []
 
 
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
+class _Pool:
+    """`THREADS` daemon threads running submitted calls as `Future`s. Daemon threads, not
+    a `ThreadPoolExecutor`, whose threads the interpreter joins at exit: a command that
+    stops early (an error, Ctrl-C) must not wait for programs it no longer needs."""
+
+    def __init__(self, n):
+        self.jobs = queue.SimpleQueue()
+        for i in range(n):
+            threading.Thread(target=self._work, name=f"diffhw-compile-{i}", daemon=True).start()
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        future = concurrent.futures.Future()
+        self.jobs.put((future, fn, args))
+        return future
+
+    def _work(self):
+        while True:
+            future, fn, args = self.jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller, who re-runs the call itself
+                future.set_exception(e)
+
+
+def _executor() -> _Pool:
     with _lock:
         if not _pool:
-            _pool.append(concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="diffhw-compile"))
+            _pool.append(_Pool(THREADS))
         return _pool[0]
 
 
