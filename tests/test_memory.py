@@ -273,11 +273,11 @@ def test_buffered_appends_multiply_the_kv_lifetime(hbf, ds):
     p1 = diffhw.evaluate(_kv_in_hbf(hbf, 1.0), ds, wl1, par).tiers
     assert float(p0.write_bytes_per_s[1]) == pytest.approx(float(p1.write_bytes_per_s[1]), rel=1e-6)
     assert float(p1.write_bytes_per_s[1]) > 0
-    # unbuffered: appends x 7.1, bulk x 1 -> lifetime ratio between 1 and 7.1 (26.7 vs 15.9 years)
+    # unbuffered: appends x 7.1, bulk x 1 -> lifetime ratio between 1 and 7.1 (31.6 vs 18.8 years)
     ratio = float(buf.lifetime_s[1] / unbuf.lifetime_s[1])
     assert 1.2 < ratio < 4096 / 576
-    assert float(buf.lifetime_s[1]) / YEAR == pytest.approx(26.7, rel=0.05)
-    assert float(unbuf.lifetime_s[1]) / YEAR == pytest.approx(15.9, rel=0.05)
+    assert float(buf.lifetime_s[1]) / YEAR == pytest.approx(31.6, rel=0.05)
+    assert float(unbuf.lifetime_s[1]) / YEAR == pytest.approx(18.8, rel=0.05)
     # the appends' share: with A appends and B bulk bytes/s, unbuffered programs A x amp + B
     amp = 4096 / 576
     appends = (float(unbuf.write_bytes_per_s[1]) - float(buf.write_bytes_per_s[1])) / (amp - 1)

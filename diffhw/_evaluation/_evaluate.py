@@ -103,7 +103,7 @@ _POSITIVE = ("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.f
 _FRACTIONS = ("workload.weight_precision.read_efficiency",
               "hardware.profile.bandwidth_efficiency", "hardware.profile.compute_efficiency",
               "hardware.profile.network_efficiency", "hardware.profile.memory_utilization",
-              "technology.bond_yield")
+              "hardware.profile.moe_efficiency", "technology.bond_yield")
 # (0/1 switches such as on_interposer stay under the default rule: finite differences and
 # sensitivities step them slightly past 1.)
 _UNIT = ("technology.static_fraction", "technology.network_capex_fraction",

@@ -55,6 +55,23 @@ class Profile(eqx.Module):
       the same share). Low-precision GEMMs reach a smaller share of their (doubled) peak:
       block-scale handling, operand conversion and the unchanged epilogue and memory
       system take a larger part of each tile (`precision_ratio`).
+    - `moe_efficiency`: the share of the dense layers' rates (compute and memory) that
+      the routed-expert matrix multiplies of an MoE block reach: their FLOPs and weight
+      bytes take ``1 / moe_efficiency`` times the roofline time of dense GEMMs with the
+      same rows (grouped GEMMs over many small, ragged per-expert problems: rows padded to
+      the tile per expert, per-expert prologues and tails, uneven experts). (0, 1],
+      default 1 (as fast as dense GEMMs, as DeepGEMM's grouped kernels run on Hopper:
+      1,093-1,297 TFLOPS contiguous and up to 2,064 GB/s masked, against 1,025-1,358
+      TFLOPS for its dense GEMMs of the same shapes; github.com/deepseek-ai/DeepGEMM
+      README, 2025).
+    - `moe_exposed_fraction`: share of the MoE dispatch/combine all-to-all left exposed,
+      in [0, 1]: with two micro-batches one's all-to-all runs under the other's layers
+      (SGLang's two-batch overlap, ``--enable-two-batch-overlap``, on DeepEP; DeepSeek's
+      inference system), so the exposed all-to-all is
+      ``t_a2a - (1 - moe_exposed_fraction) * min(t_a2a, t_roofline)``; default 1 (all
+      exposed, as TensorRT-LLM and vLLM run it), 0 with two-batch overlap. (Held as the
+      exposed share, not the hidden one, so that its default sits inside the range a
+      finite difference steps through.)
     - `max_batch_size`: most sequences one engine instance (one data-parallel replica)
       schedules in a step (vLLM ``max_num_seqs``, TensorRT-LLM ``max_batch_size``), > 0,
       default 1e9 (no limit). `max_throughput` searches batches up to
@@ -77,6 +94,8 @@ class Profile(eqx.Module):
     fp4_compute_ratio: Scalar = eqx.field(converter=_f, default=1.0)
     int8_compute_ratio: Scalar = eqx.field(converter=_f, default=1.0)
     max_batch_size: Scalar = eqx.field(converter=_f, default=1e9)
+    moe_efficiency: Scalar = eqx.field(converter=_f, default=1.0)
+    moe_exposed_fraction: Scalar = eqx.field(converter=_f, default=1.0)
     name: str = eqx.field(static=True, default="custom")
 
     def precision_ratio(self, column):

@@ -31,6 +31,10 @@ _PROFILE_KEYS = {
     "int8_compute_ratio": (False, False, 0.01, 2.0, ""),
     # sequences per engine instance: shipped 256 .. 2048 (1e9: no limit); at least one
     "max_batch_size": (False, False, 1.0, 1e12, "sequences"),
+    # MoE grouped GEMMs' share of the dense rates, and the share of the MoE all-to-all
+    # left exposed (1: none hidden .. 0: two-batch overlap hides it): fractions
+    "moe_efficiency": (False, True, None, None, ""),
+    "moe_exposed_fraction": (True, False, 0.0, 1.0, ""),
 }
 #: Profile keys a TOML file may leave out: those with a default in `Profile`.
 _PROFILE_OPTIONAL = {f.name: f.default for f in dataclasses.fields(Profile)

@@ -108,7 +108,9 @@ def roofline(hw: Hardware, ops, peak_flop_per_s, access, tau=_smooth.DEFAULT_TAU
 def stack_ops(ops):
     """The `OpCost`s of a `step_ops` list as one `OpCost` of arrays (one entry per
     group) and the groups' layer counts: ``(stacked, counts)``."""
-    costs = [op for _, _, op in ops]
+    # the routed-expert parts (`OpCost.expert_flops`) are read from the list (`ops_chain`)
+    costs = [eqx.tree_at(lambda o: (o.expert_flops, o.expert_weight_bytes), op, (None, None),
+                         is_leaf=lambda x: x is None) for _, _, op in ops]
 
     def stack(*xs):
         dtype = jnp.result_type(*xs)
@@ -118,7 +120,7 @@ def stack_ops(ops):
     return stacked, jnp.asarray([count for _, count, _ in ops], dtype=stacked.flops.dtype)
 
 
-def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0):
+def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0, alltoall=False):
     """Exposed communication of one pass of `tokens` tokens through every layer.
 
     Tensor parallel: one all-reduce of ``tokens * d_model`` activations after attention
@@ -135,12 +137,14 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
     ``ep`` up to ``tp * dp``): each replica runs attention for its own sequences and the
     dispatch/combine all-to-all spans the ``ep`` ranks of ``ep / tp`` replicas.
 
-    **Returns:** ``(seconds, bytes each chip sends)``.
+    **Returns:** ``(seconds, bytes each chip sends)``, and with `alltoall` the seconds of
+    the expert-parallel dispatch/combine all-to-all among them (0 without it).
     """
     msg = tokens * model.d_model * abytes
     n_ar = model.n_layers + model.n_dense_layers
     t_ar, b_ar = _collectives.allreduce_time(hw, msg, par.tp), _collectives.allreduce_bytes(msg, par.tp)
     t, sent = n_ar * t_ar, n_ar * b_ar
+    t_a2a = jnp.zeros(())
     if model.n_moe_layers:
         a2a_msg = tokens / par.tp * model.experts_per_token * model.d_model * abytes
         use_a2a = par.ep > 1.0
@@ -150,6 +154,7 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
         b_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_bytes(a2a_msg, par.ep), b_ar)
         t = t + model.n_moe_layers * t_moe
         sent = sent + model.n_moe_layers * b_moe
+        t_a2a = _smooth.where(use_a2a, model.n_moe_layers * t_moe, 0.0)
     has_pp = par.pp > 1.0
     t_p2p = _collectives.p2p_time(hw, msg)
     t_pp = (par.pp - 1.0) * t_p2p
@@ -162,6 +167,8 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
     t = t + jnp.where(has_pp, t_pp, 0.0)
     # stage-to-stage sends along the chain, each TP rank sending its 1/tp share
     sent = sent + jnp.where(has_pp, (par.pp - 1.0) * msg / par.tp, 0.0)
+    if alltoall:
+        return t, sent, t_a2a
     return t, sent
 
 
@@ -262,11 +269,29 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
     # (`Precision.read_efficiency`): more time, the same bytes (traffic and energy below);
     # the LM head keeps its 16-bit kernel (`Precision.head_bits`)
     quantised = np.asarray([name != "lm_head" for name, _, _ in ops])
-    timed = eqx.tree_at(lambda o: o.weight_bytes, stacked,
-                        stacked.weight_bytes / jnp.where(quantised, wl.weight_precision.read_efficiency, 1.0))
+    weight_bytes = stacked.weight_bytes
+    flops = stacked.flops
+    moe = [i for i, (_, _, op) in enumerate(ops) if op.expert_flops is not None]
+    if moe:
+        # routed-expert grouped GEMMs reach `moe_efficiency` of the dense rates: their
+        # FLOPs and weight bytes take 1 / moe_efficiency the time (traffic unchanged);
+        # a share of exactly 1 leaves every time as it was
+        slow = 1.0 / hw.profile.moe_efficiency - 1.0
+        flops = flops.at[np.asarray(moe)].add(slow * jnp.stack([ops[i][2].expert_flops for i in moe]))
+        weight_bytes = weight_bytes.at[np.asarray(moe)].add(
+            slow * jnp.stack([ops[i][2].expert_weight_bytes for i in moe]))
+    weight_bytes = weight_bytes / jnp.where(quantised, wl.weight_precision.read_efficiency, 1.0)
+    timed = eqx.tree_at(lambda o: (o.flops, o.weight_bytes), stacked, (flops, weight_bytes))
     c, mem = roofline(hw, (timed, counts), hw.matmul_flop_per_s(wl.activation_precision), access, tau,
                       offload=offload)
-    comm, sent = communication(hw, model, par, tokens, wl.activation_precision.bytes, wl.routing_skew)
+    comm, sent, t_a2a = communication(hw, model, par, tokens, wl.activation_precision.bytes, wl.routing_skew,
+                                      alltoall=True)
+    if model.n_moe_layers:
+        # two-batch overlap: one micro-batch's all-to-all runs under the other's layers,
+        # hiding at most the step's roofline time (`Profile.moe_exposed_fraction`; 1:
+        # all exposed, the share hidden is exactly 0)
+        hidden = 1.0 - hw.profile.moe_exposed_fraction
+        comm = comm - hidden * _smooth.smooth_min(t_a2a, c + mem, tau=tau)
     over = (hw.profile.step_overhead_s + model.n_layers * hw.profile.layer_overhead_s
             + sequences * hw.profile.sequence_overhead_s)
 

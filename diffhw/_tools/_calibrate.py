@@ -49,7 +49,8 @@ from .._workload._precision import Precision, precision
 from .._workload._workload import parallelism, validate_parallelism, workload
 
 #: Profile leaves that are fractions in (0, 1]: fitted as ``sigmoid(theta)``.
-FRACTIONS = ("bandwidth_efficiency", "compute_efficiency", "network_efficiency", "memory_utilization")
+FRACTIONS = ("bandwidth_efficiency", "compute_efficiency", "network_efficiency", "memory_utilization",
+             "moe_efficiency", "moe_exposed_fraction")
 #: Non-negative (or positive) leaves, fitted as ``scale * softplus(theta)``. The scale is
 #: the term's typical magnitude (the default profile's order of magnitude, see
 #: data/profiles/default.toml); it only sets the optimiser's step in natural units, the

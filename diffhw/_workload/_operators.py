@@ -57,6 +57,10 @@ class OpCost(eqx.Module):
     - `rows`: rows M of the group's matrix multiplies (sets compute efficiency).
     - `context_bytes`: bytes of a read-only shared context (a shared prompt prefix or a
       retrieval corpus's KV) read once per step for the whole batch.
+    - `expert_flops`, `expert_weight_bytes`: the part of `flops` and `weight_bytes` done by
+      routed-expert (grouped) matrix multiplies, None outside an MoE block: the hardware's
+      `Profile.moe_efficiency` times them (`diffhw._timing._latency.ops_chain`; stacked
+      groups drop them).
     """
 
     flops: Scalar
@@ -66,6 +70,8 @@ class OpCost(eqx.Module):
     act_bytes: Scalar
     rows: Scalar
     context_bytes: Scalar = eqx.field(default_factory=lambda: jnp.zeros(()))
+    expert_flops: Scalar | None = None
+    expert_weight_bytes: Scalar | None = None
 
     @property
     def bytes(self):
@@ -278,12 +284,15 @@ def _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew=0.0):
     routed_w = (touched_max / shards.expert_group) * model.expert_params()
     shared_w = model.shared_expert_params() / tp
     router_w = model.router_params()
-    flops = 2.0 * tokens * (load * k * model.expert_params() / tp + shared_w + router_w)
+    expert_flops = 2.0 * tokens * load * k * model.expert_params() / tp
+    flops = expert_flops + 2.0 * tokens * (shared_w + router_w)
     rows = group_tokens * k / _smooth.exact_max(touched, 1e-9)
     shared_width = model.n_shared_experts * model.shared_expert_ffn_dim / tp
     return OpCost(
         flops=flops,
         weight_bytes=(routed_w + shared_w + router_w) * wbytes,
+        expert_flops=expert_flops,
+        expert_weight_bytes=routed_w * wbytes,
         kv_read_bytes=jnp.zeros(()),
         kv_write_bytes=jnp.zeros(()),
         act_bytes=tokens * (2.0 * d + load * (2.0 * d * k + 3.0 * k * model.expert_ffn_dim / tp)
