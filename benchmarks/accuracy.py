@@ -64,6 +64,8 @@ from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
+import equinox as eqx
+
 import diffhw
 from diffhw._io._names import match_precision, match_preset
 from diffhw._tools._calibrate import DEFAULT_FIT, _weights_fit
@@ -246,6 +248,11 @@ def _themes(p, spec):
 # comparison ran 16,384 tokens per device per pass (the rows' notes): a pass of that many
 # prompt tokens on every GPU, its time the prompt tokens over the measured rate.
 WIDE_EP_PREFILL_TOKENS_PER_DEVICE = 16384.0
+# A stack that states two-batch overlap (SGLang's TBO over DeepEP) hides its MoE
+# all-to-all under the other micro-batch's layers: `Profile.moe_exposed_fraction` 0 on
+# its rows, whatever profile predicts them (the stack's setting, like the rows' KV
+# precision).
+TWO_BATCH_OVERLAP = ("two-batch overlap", "TBO")
 
 
 def _attention_dp(hw, model, chips, weight_precision, ep=None):
@@ -271,6 +278,8 @@ def wide_ep_points(r, p, hw, model):
     isl = _f(r["isl_tokens"])
     base = dict(p, tp=tp, dp=dp, ep=ep, group="wide-EP pools (attention DP, multi-node)", goal=False, new=True,
                 input_tokens=isl, output_tokens=1.0)
+    if any(k in r["software"] for k in TWO_BATCH_OVERLAP):
+        base["moe_exposed_fraction"] = 0.0
     if r["scenario"].startswith("decode"):
         per_device = _f((r["batch_or_concurrency"] or "").split(" ")[0])
         if per_device is None:
@@ -561,6 +570,8 @@ def predict(p, profile="default", hw=None):
     """A point's prediction with `profile` (a name), or with `hw` (a `Hardware` carrying
     its profile) where given."""
     hw, model, wl, par = _design(p, profile, hw)
+    if "moe_exposed_fraction" in p:  # the row's stack setting (`TWO_BATCH_OVERLAP`)
+        hw = eqx.tree_at(lambda h: h.profile.moe_exposed_fraction, hw, p["moe_exposed_fraction"])
     if p["metric"] in SERVE_METRICS:
         return _serve_value(p, hw, model, par)
     if p["metric"] == "max_throughput":
