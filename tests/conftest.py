@@ -76,14 +76,16 @@ def ideal_profile(**overrides):
 #: Modules run slowest first, so the two workers (`-n 2 --dist loadscope`, one module per
 #: worker at a time) finish together instead of one waiting on a long module that
 #: started last. A module missing here runs last; the numbers only order the modules.
-MODULE_SECONDS = {  # summed --durations=0 times per module
-    "test_serving_goal": 57, "test_notebooks": 52, "test_experiments": 37, "test_sensitivity": 33,
-    "test_sizing": 32, "test_near_memory": 31, "test_serving": 30, "test_network": 28, "test_memory": 26,
-    "test_api": 22, "test_programs": 18, "test_sweep": 16, "test_topology": 13, "test_economics": 12,
-    "test_cli": 12, "test_routing": 12, "test_gradients": 11, "test_serving_spread": 10, "test_design": 10,
-    "test_fuzz": 10, "test_calibrate": 17, "test_trends": 6, "test_beam": 4, "test_quant_formats": 3,
-    "test_profile_limits": 3, "test_min_chips": 3, "test_stack_profiles": 2, "test_roofline": 2, "test_jit": 1,
-    "test_loader_input": 1, "test_model": 1, "test_architecture": 1,
+MODULE_SECONDS = {  # summed --durations=0 times per module (2026-12-07, a loaded machine, / 3)
+    "test_serving_goal": 69, "test_notebooks": 55, "test_experiments": 49, "test_sensitivity": 37,
+    "test_memory": 30, "test_network": 28, "test_serving": 28, "test_calibrate": 27, "test_sizing": 27,
+    "test_api": 25, "test_near_memory": 23, "test_programs": 22, "test_cli": 18, "test_sweep": 14,
+    "test_serving_spread": 13, "test_topology": 12, "test_economics": 12, "test_fuzz": 11, "test_routing": 10,
+    "test_gradients": 9, "test_design": 8, "test_trends": 7, "test_profile_limits": 4, "test_min_chips": 4,
+    "test_quant_formats": 4, "test_beam": 3, "test_moe_kernels": 3, "test_stack_profiles": 2, "test_jit": 2,
+    "test_roofline": 2, "test_accuracy_rows": 1, "test_layouts": 1, "test_loader_input": 1,
+    "test_architecture": 1, "test_model": 1, "test_model_input": 1, "test_smooth": 1, "test_config": 1,
+    "test_measurements": 1,
 }
 
 
