@@ -322,11 +322,11 @@ def test_serving_points_load_and_fit(tmp_path):
     with pytest.raises(diffhw.InputError, match="limit"):
         diffhw.calibrate([diffhw.Measurement("h100-sxm", MODEL, "max_request_rate_per_s", 5.0)])
 
-    # the model's own max rate (calibrate's compiled prediction: `serve` vmapped), then a
-    # measurement 15% below it
+    # the model's own max rate (the fit's initial prediction), then a measurement 15% below
+    # it: the measured value is an input of the compiled fit, so both fits share one program
     point = diffhw.Measurement("h100-sxm", MODEL, "max_request_rate_per_s", 1.0, input_tokens=1024,
                                output_tokens=128, tpot_limit_s=0.04, ttft_limit_s=0.45, output_cv=1.0)
-    base = _calibrate._Problem([point]).predict(diffhw.presets.profile("default"))[0]
+    base = diffhw.calibrate([point], fit=("sequence_overhead_s",), steps=150, learning_rate=0.1).initial[0]
     assert 1.0 < base < 1e3
     point = dataclasses.replace(point, value=0.85 * base)
     cal = diffhw.calibrate([point], fit=("sequence_overhead_s",), steps=150, learning_rate=0.1)
