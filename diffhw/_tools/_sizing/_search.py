@@ -71,12 +71,15 @@ class _Group:
     slots: tuple  # ((paths, scale, (variable index per member, ...)), ...)
 
 
+def _is_array(x):
+    return isinstance(x, (jax.Array, np.ndarray, np.generic))
+
+
 def _structure(design):
     """A design's static structure (tree, static leaves, array shapes and dtypes), or
     None when it cannot be compared (an unhashable static leaf)."""
     leaves, tree = jax.tree_util.tree_flatten(design)
-    key = (tree, tuple((np.shape(x), np.asarray(x).dtype.str) if isinstance(x, (jax.Array, np.ndarray, np.generic))
-                       else x for x in leaves))
+    key = (tree, tuple((np.shape(x), np.asarray(x).dtype.str) if _is_array(x) else x for x in leaves))
     try:
         hash(key)
     except TypeError:
@@ -109,8 +112,11 @@ def _groups(bases, var_spec, base_leaves):
             g_bases.append(bases[members[0]])
             g_leaves.append(base_leaves[members[0]])
         else:
+            # array leaves stacked (in NumPy: no program per leaf); any other leaf is equal
+            # across the group (`_structure`) and kept
             g_bases.append(jax.tree_util.tree_map(
-                lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *(bases[m] for m in members)))
+                lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])) if _is_array(xs[0]) else xs[0],
+                *(bases[m] for m in members)))
             g_leaves.append({p: jnp.asarray(np.stack([np.asarray(base_leaves[m][p]) for m in members]))
                              for p in base_leaves[members[0]]})
     return tuple(groups), tuple(g_bases), tuple(g_leaves)
