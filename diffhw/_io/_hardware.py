@@ -260,6 +260,17 @@ def _network_options(w, n):
     )
 
 
+def _check_table(w, t, allowed, required):
+    """A table of the file at `w`: a TOML table, no key outside `allowed`, every key in
+    `required` present (`InputError` naming the first that is not)."""
+    if not isinstance(t, dict):
+        raise InputError(w, t, "a table")
+    unknown_keys(w, t, allowed)
+    for k in required:
+        if k not in t:
+            raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
+
+
 def _scale_out(where, d, default_chips):
     """The ``[scale_out]`` table: the network between scale-up domains of a multi-node
     system (`ScaleOut`): ``nic_gb_s`` per chip, one direction (required), ``latency_us``
@@ -269,11 +280,7 @@ def _scale_out(where, d, default_chips):
     if t is None:
         return None
     w = f"{where} [scale_out]"
-    if not isinstance(t, dict):
-        raise InputError(w, t, "a TOML table")
-    unknown_keys(w, t, _HW_SCALE_OUT)
-    if "nic_gb_s" not in t:
-        raise InputError(f"{w}: nic_gb_s", None, "a value (the key is missing)")
+    _check_table(w, t, _HW_SCALE_OUT, ("nic_gb_s",))
     domain = t.get("domain_chips", default_chips)
     if isinstance(domain, bool) or not isinstance(domain, int) or not 1 <= domain <= BOUNDS["domain_chips"][1]:
         raise InputError(f"{w}: domain_chips", domain, "a whole number " + range_text(*BOUNDS["domain_chips"]))
@@ -291,12 +298,7 @@ def _near_memory(where, d, tier_names):
     if t is None:
         return None
     w = f"{where} [near_memory]"
-    if not isinstance(t, dict):
-        raise InputError(w, t, "a table")
-    unknown_keys(w, t, _NEAR_KEYS)
-    for k in ("flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb"):
-        if k not in t:
-            raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
+    _check_table(w, t, _NEAR_KEYS, ("flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_per_bit", "shard_mb"))
     penalty = number(w, "capacity_penalty", t.get("capacity_penalty", 0.0), allow_zero=True)
     if penalty >= 1.0:
         raise InputError(f"{w}: capacity_penalty", t["capacity_penalty"], "a fraction in [0, 1)")
@@ -330,12 +332,7 @@ def _tiers(where, d):
     tiers, names = [], ["main"]
     for i, t in enumerate(raw):
         w = f"{where} [[tiers]] #{i + 1}"
-        if not isinstance(t, dict):
-            raise InputError(w, t, "a table")
-        unknown_keys(w, t, _TIER_KEYS)
-        for k in ("name", "technology", "devices"):
-            if k not in t:
-                raise InputError(f"{w}: {k}", None, "a value (the key is missing)")
+        _check_table(w, t, _TIER_KEYS, ("name", "technology", "devices"))
         name, technology = string(w, "name", t["name"]), string(w, "technology", t["technology"])
         if name in names:
             raise InputError(f"{w}: name", name, "a name not used by another tier (or 'main')")
