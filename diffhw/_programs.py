@@ -362,13 +362,15 @@ def _compile(fun, options, leaves, treedef, where, turn=None):
 
 
 _past = threading.local()
+#: JAX's own `compilation_cache.is_cache_used` (None in a JAX without it).
+_JAX_IS_CACHE_USED = getattr(_jax_cache, "is_cache_used", None)
 
 
-def _is_cache_used(backend, _jax_is_cache_used=getattr(_jax_cache, "is_cache_used", None)):
+def _is_cache_used(backend):
     """JAX's `is_cache_used`, but False in a thread inside `_past_jax_cache`."""
     if getattr(_past, "on", False):
         return False
-    return _jax_is_cache_used(backend)
+    return _JAX_IS_CACHE_USED(backend)
 
 
 @contextlib.contextmanager
@@ -379,7 +381,7 @@ def _past_jax_cache():
     `compilation_cache.is_cache_used` per compilation; diffhw's replacement answers
     False in this thread only, so programs compiled meanwhile in other threads still
     use JAX's cache."""
-    if not callable(getattr(_jax_cache, "is_cache_used", None)):
+    if not callable(_JAX_IS_CACHE_USED):
         raise _Uncacheable("this JAX's cache switch is unknown")
     if _jax_cache.is_cache_used is not _is_cache_used:
         _jax_cache.is_cache_used = _is_cache_used
