@@ -269,13 +269,13 @@ def _n_cap(hw, model, tr: Traffic, par, spec):
     engine's cap: the traffic's `max_sequences` and the profile's `max_batch_size`."""
     n_kv, _ = _kv_capacity(hw, model, tr.workload(), par, tr.new_prompt_tokens + _in_flight_output(tr),
                            spec.draft if spec is not None else None)
-    return jnp.minimum(n_kv, _engine_cap(hw, tr))
+    return _smooth.exact_min(n_kv, _engine_cap(hw, tr))
 
 
 def _engine_cap(hw, tr: Traffic):
     """Most sequences the engine decodes in one step, per replica: the traffic's
     `max_sequences` and the profile's `max_batch_size` (exact: engine limits are hard)."""
-    return jnp.minimum(tr.max_sequences, hw.profile.max_batch_size)
+    return _smooth.exact_min(tr.max_sequences, hw.profile.max_batch_size)
 
 
 def _rows_time(hw, model, wl, par, rows, tau):
@@ -416,7 +416,7 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     ttft = jnp.concatenate([ttft_mean[None], residual + own_q + wait_q + transfer])
 
     n_kv, _ = _kv_capacity(hw, model, wl, par, ctx_avg, spec.draft if spec is not None else None)
-    n_cap = jnp.minimum(n_kv, _engine_cap(hw, tr))  # as `_n_cap`
+    n_cap = _smooth.exact_min(n_kv, _engine_cap(hw, tr))  # as `_n_cap`
     return _Point(rate, tau_req, tpot, ttft, rho, n_cap, n_kv, p_bar, transfer, step, t[7],
                   dyn[7] if tech is not None else jnp.zeros(()), prefill_j, prefill_busy, draft_j, E)
 
