@@ -13,7 +13,7 @@ import diffhw
 from diffhw import InputError
 from diffhw._cli import main
 from diffhw._tools._sizing._problem import Constraint, constraint, objective_terms, variable
-from diffhw._tools._sizing._size import size
+from diffhw._tools._sizing._size import default_inner_steps, size
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,9 @@ def small():
 
 BUDGETS = ("tpot_s<=0.012", "peak_power_w<=800")
 VARIABLES = (variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256))
-# One search structure for most tests here (and the CLI's below): compiled once.
-QUICK = dict(starts=4, outer_steps=6, inner_steps=80)
+# One search structure for most tests here (and the CLI's below): compiled once. The
+# default inner steps: 80 for these two variables.
+QUICK = dict(starts=4, outer_steps=6)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,13 @@ def _dense_grid(design):
         return jax.vmap(one)(w, b)
 
     return np.asarray(grid(jnp.asarray(W), jnp.asarray(B))).reshape(len(bw), len(batch))
+
+
+def test_default_inner_steps_grow_with_the_variables(sized):
+    """`inner_steps=None` takes 80 steps per multiplier update up to ten variables and 8
+    per variable beyond (an 89-variable fleet settles only after ~700)."""
+    assert sized.history["multiplier_updates"][:2] == [80, 160]
+    assert [default_inner_steps(n) for n in (1, 10, 11, 18, 89)] == [80, 80, 88, 144, 712]
 
 
 def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
@@ -284,7 +292,7 @@ def test_mix_bad_input_names_the_field(mix, kwargs, field):
 
 
 MIX_ARGV = ["size", "--serving", "off", "--hardware", "h100-sxm", "--chips", "1", "--ep", "1", "--precision", "bf16",
-            "--vary", "memory_bandwidth=5e11:1e13", "--vary", "batch=1:256", "--starts", "4", "--steps", "80",
+            "--vary", "memory_bandwidth=5e11:1e13", "--vary", "batch=1:256", "--starts", "4",
             "--outer", "6", "--tpot-slo-ms", "12", "--area-budget-mm2", "0", "--power-budget-w", "800",
             "--workload", "model=llama-3.1-8b,input-tokens=1024,output-tokens=256,share=0.7",
             "--workload", "model=llama-3.1-8b,input-tokens=8192,output-tokens=512,share=0.3"]

@@ -70,8 +70,8 @@ def _add_size(sub, common):
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
                    help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
     p.add_argument("--starts", type=int, default=4, help="optimisations from different starts (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=80,
-                   help="optimiser steps per multiplier update (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps per multiplier update (default: 80, or 8 per variable beyond ten)")
     p.add_argument("--method", choices=("adam", "lbfgs"), default="adam",  # _sizing.METHODS (not imported: lazy)
                    help="inner optimiser: Adam, or L-BFGS with a line search (default: %(default)s)")
     p.add_argument("--outer", type=int, default=6, help="augmented-Lagrangian updates (default: %(default)s)")
@@ -212,7 +212,8 @@ def _run_size(args):
         cons.append(Constraint("serving_request_rate_per_s", lower=rate))
     cons += list(args.constraint)
     for flag in ("starts", "steps", "outer", "top"):
-        check_positive(f"--{flag}", getattr(args, flag))
+        if getattr(args, flag) is not None:
+            check_positive(f"--{flag}", getattr(args, flag))
     objective = _parse_objective(args.objective)
     run = _prepare_size(design, variables, objective, cons, starts=args.starts, inner_steps=args.steps,
                         outer_steps=args.outer, seed=args.seed, method=args.method, shares=shares,
