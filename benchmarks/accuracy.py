@@ -264,6 +264,13 @@ TWO_BATCH_OVERLAP = ("two-batch overlap", "TBO")
 # row's benchmark setting, applied on top of whatever profile predicts it (as
 # `moe_exposed_fraction` for two-batch overlap).
 TRTLLM_BENCH_MAX_BATCH = 4096.0
+# Requests per trtllm-bench run of the perf-overview tables, by (ISL, OSL): the
+# "$num_requests" table of docs/source/performance/perf-overview.md (TensorRT-LLM @
+# 00f37686, the rows' source). No more sequences than that can be in flight, so the
+# max-throughput search's batch is capped at it (per replica: `/ dp`).
+TRTLLM_BENCH_REQUESTS = {(128, 128): 30000, (128, 2048): 3000, (128, 4096): 1500, (1000, 2000): 1500,
+                         (2048, 128): 3000, (2048, 2048): 1500, (5000, 500): 1500, (1000, 1000): 3000,
+                         (500, 2000): 3000, (20000, 2000): 1000}
 
 
 def _attention_dp(hw, model, chips, weight_precision, ep=None):
@@ -379,7 +386,10 @@ def _row_points(r):
         tp = _fit_chips(hw, model, chips, tp, p["weight_precision"])
         layout = _attention_dp(hw, model, chips, p["weight_precision"]) if "attention DP" in r["software"] else None
         tp, dp, ep = layout or (tp, max(chips // tp, 1), 1)
-        bench = {"max_batch_size": TRTLLM_BENCH_MAX_BATCH} if "trtllm-bench" in r["software"] + r["notes"] else {}
+        bench = {}
+        if "trtllm-bench" in r["software"] + r["notes"]:
+            requests = TRTLLM_BENCH_REQUESTS.get((int(isl), int(osl)), math.inf)
+            bench = {"max_batch_size": min(TRTLLM_BENCH_MAX_BATCH, requests / dp)}
         return [dict(p, tp=tp, dp=dp, ep=ep, group="max-throughput (TensorRT-LLM)",
                      metric="max_throughput", measured=total, batch=1.0, input_tokens=isl,
                      output_tokens=osl, **bench)], None
