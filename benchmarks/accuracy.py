@@ -255,6 +255,24 @@ WIDE_EP_PREFILL_TOKENS_PER_DEVICE = 16384.0
 TWO_BATCH_OVERLAP = ("two-batch overlap", "TBO")
 
 
+# trtllm-bench's engine limit: `trtllm-bench throughput` sizes max_batch_size itself
+# (tensorrt_llm/bench/build/tuning.py, finetune_setting, github.com/NVIDIA/TensorRT-LLM:
+# "raw_bs = min(kv_cache_max_requests, 4096) / pp_size", rounded up to a multiple of
+# 32-256), i.e. its own estimate of the KV cache's request count, capped at 4,096 per
+# engine: on its rows the engine batch limit is 4,096 per replica, not the `default`
+# profile's generic 1,024 (vLLM's max_num_seqs), and the KV cache binds below it. A
+# row's benchmark setting, applied on top of whatever profile predicts it (as
+# `moe_exposed_fraction` for two-batch overlap).
+TRTLLM_BENCH_MAX_BATCH = 4096.0
+# Requests per trtllm-bench run of the perf-overview tables, by (ISL, OSL): the
+# "$num_requests" table of docs/source/performance/perf-overview.md (TensorRT-LLM @
+# 00f37686, the rows' source). No more sequences than that can be in flight, so the
+# max-throughput search's batch is capped at it (per replica: `/ dp`).
+TRTLLM_BENCH_REQUESTS = {(128, 128): 30000, (128, 2048): 3000, (128, 4096): 1500, (1000, 2000): 1500,
+                         (2048, 128): 3000, (2048, 2048): 1500, (5000, 500): 1500, (1000, 1000): 3000,
+                         (500, 2000): 3000, (20000, 2000): 1000}
+
+
 def _attention_dp(hw, model, chips, weight_precision, ep=None):
     """(tp, dp, ep) of attention data parallel over `chips` with the experts over all of
     them (or `ep`), or None where the model's weights then do not fit."""
@@ -368,9 +386,13 @@ def _row_points(r):
         tp = _fit_chips(hw, model, chips, tp, p["weight_precision"])
         layout = _attention_dp(hw, model, chips, p["weight_precision"]) if "attention DP" in r["software"] else None
         tp, dp, ep = layout or (tp, max(chips // tp, 1), 1)
+        bench = {}
+        if "trtllm-bench" in r["software"] + r["notes"]:
+            requests = TRTLLM_BENCH_REQUESTS.get((int(isl), int(osl)), math.inf)
+            bench = {"max_batch_size": min(TRTLLM_BENCH_MAX_BATCH, requests / dp)}
         return [dict(p, tp=tp, dp=dp, ep=ep, group="max-throughput (TensorRT-LLM)",
                      metric="max_throughput", measured=total, batch=1.0, input_tokens=isl,
-                     output_tokens=osl)], None
+                     output_tokens=osl, **bench)], None
     if scen.startswith("MLPerf Offline"):
         if model not in MLPERF_ISL:
             return [], MLPERF_SKIP.get(model, f"no MLPerf mean prompt length known here for {model}")
@@ -572,6 +594,8 @@ def predict(p, profile="default", hw=None):
     hw, model, wl, par = _design(p, profile, hw)
     if "moe_exposed_fraction" in p:  # the row's stack setting (`TWO_BATCH_OVERLAP`)
         hw = eqx.tree_at(lambda h: h.profile.moe_exposed_fraction, hw, p["moe_exposed_fraction"])
+    if "max_batch_size" in p:  # the row's benchmark setting (`TRTLLM_BENCH_MAX_BATCH`)
+        hw = eqx.tree_at(lambda h: h.profile.max_batch_size, hw, p["max_batch_size"])
     if p["metric"] in SERVE_METRICS:
         return _serve_value(p, hw, model, par)
     if p["metric"] == "max_throughput":
