@@ -612,6 +612,7 @@ def run(quick, only=None, methods=METHODS, fresh_defaults=False):
                 if by_method[method][cfg]["objective"] <= min(bests) * (1 + WITHIN):
                     break
         best = min(bests)
+        found = min(bests[1:], default=math.inf)  # this run's best (BEST_KNOWN aside)
         target = best * (1 + WITHIN)
         grad_rows = []
         for method, lad in ladders:
@@ -647,7 +648,8 @@ def run(quick, only=None, methods=METHODS, fresh_defaults=False):
             hits = [first_within(t, target) for t, _ in runs]
             key = "random" if name.startswith("random") else "cmaes"
             contract[key] = _reach(statistics.median(h[0] for h in hits) if None not in hits else None,
-                                   statistics.median(h[1] for h in hits) if None not in hits else None)
+                                   statistics.median(h[1] for h in hits) if None not in hits else None,
+                                   min((t[-1][2] for t, _ in runs if t), default=None))
             got = [h for h in hits if h is not None]
             if len(got) == len(hits):
                 rows.append(dict(method=f"{name}, median of {len(runs)}",
@@ -660,7 +662,8 @@ def run(quick, only=None, methods=METHODS, fresh_defaults=False):
                                       + (" (reached: " + ", ".join(f"{h[0]:,}" for h in got) + ")" if got else "")))
         hit = next((gr for gr in grid if gr[2] <= target), None)
         if "grid" in methods:
-            contract["grid"] = _reach(hit[0] if hit else None, hit[1] if hit else None)
+            contract["grid"] = _reach(hit[0] if hit else None, hit[1] if hit else None,
+                                      min((g[2] for g in grid), default=None))
         if hit is not None:
             rows.append(dict(method="grid", evals=hit[0], seconds=hit[1],
                              note=f"{hit[3]} points per axis (deduplicated)"))
@@ -683,14 +686,18 @@ def run(quick, only=None, methods=METHODS, fresh_defaults=False):
                              note=f"cold {fresh['cold']['wall_s']:.1f} s, warm {fresh['warm']['wall_s']:.1f} s, "
                                   f"objective {fresh['cold']['objective']:.5g}"
                                   + ("" if fresh["cold"]["objective"] <= target else ", NOT within 1%")))
-        yield dict(problem=prob, best=best, k=k, t_eval=t_eval, rows=rows, compile_s=tuple(compile_s),
+        yield dict(problem=prob, best=best, found=found, k=k, t_eval=t_eval, rows=rows, compile_s=tuple(compile_s),
                    seconds=time.perf_counter() - t_prob, contract=contract,
                    new_best=best < BEST_KNOWN.get(prob.key, math.inf) * (1 - 1e-9))
 
 
-def _reach(evaluations, wall_s):
-    """A method's entry of the JSON contract: what it needed to reach 1% (cold)."""
-    return {"evaluations": evaluations, "wall_s": wall_s, "reached": evaluations is not None}
+def _reach(evaluations, wall_s, objective=None):
+    """A method's entry of the JSON contract: what it needed to reach 1% (cold), and the
+    best feasible objective it found (None: none)."""
+    out = {"evaluations": evaluations, "wall_s": wall_s, "reached": evaluations is not None}
+    if objective is not None and math.isfinite(objective):
+        out["objective"] = objective
+    return out
 
 
 def _gradient_contract(fresh, in_process, target):
@@ -831,6 +838,10 @@ def main(argv=None):
         if r["new_best"]:
             print(f"({r['problem'].key}) new best known {r['best']:.6g} (was {BEST_KNOWN.get(r['problem'].key)}): "
                   "update BEST_KNOWN", file=sys.stderr)
+        elif r["found"] > r["best"] * (1 + WITHIN):
+            print(f"({r['problem'].key}) nothing came within 1% of BEST_KNOWN {r['best']:.6g} (best found "
+                  f"{r['found']:.6g}, {r['found'] / r['best'] - 1:+.1%}): if the model changed since it was "
+                  "recorded, re-run the full problem and update BEST_KNOWN", file=sys.stderr)
         if args.json:
             continue
         text, verdict = format_problem(r)
@@ -866,7 +877,9 @@ def _time_ratio_line(r):
 
 def _problem_json(r):
     p = r["problem"]
-    return {"key": p.key, "variables": p.dim, "best_known": r["best"], "methods": r["contract"]}
+    found = r["found"] if math.isfinite(r["found"]) else None
+    return {"key": p.key, "variables": p.dim, "best_known": r["best"], "best_found": found,
+            "methods": r["contract"]}
 
 
 if __name__ == "__main__":

@@ -70,6 +70,19 @@ def test_sized_design_is_within_1pct_of_dense_grid(small, sized):
     assert sized.objective < sized.objective_baseline
 
 
+def test_polish_leaves_no_better_exact_neighbour(small, sized):
+    """After rounding, `size` polishes on the exact model: no neighbour of the chosen
+    design (bandwidth x (1 +- 0.5%), batch +- 1) meets the budgets at a lower exact
+    $/Mtoken. (Before the polish the chosen bandwidth sat ~1% off the exact optimum, on
+    the smooth max's side of the compute/memory kink.)"""
+    bw, batch = sized.chosen["memory_bandwidth"], sized.chosen["batch"]
+    for w, b in ((bw * 1.005, batch), (bw / 1.005, batch), (bw, batch + 1), (bw, batch - 1)):
+        d = diffhw.set_values(small, {"hardware.memory_bandwidth_bytes_per_s": w, "workload.batch": b})
+        v = diffhw.design_values(d, 0)
+        ok = v["tpot_s"] <= 0.012 and v["peak_power_w"] <= 800 and v["memory_margin"] >= 0
+        assert not ok or float(v["usd_per_million_tokens"]) >= sized.objective * (1 - 1e-6)
+
+
 def test_lbfgs_reaches_the_same_optimum_with_counted_line_search(small, sized):
     """method="lbfgs": L-BFGS with a zoom line search as the inner optimiser. Few steps
     reach Adam's optimum (itself within 1% of the dense grid, above); every line-search

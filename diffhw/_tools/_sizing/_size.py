@@ -24,7 +24,7 @@ from ._problem import (
     objective_terms,
     variable,
 )
-from ._rounding import _allowed, _Checker
+from ._rounding import _allowed, _Checker, _neighbours
 from ._search import _groups, _search, _Spec
 
 #: Inner optimisers of `size`: Adam steps, or L-BFGS with a line search.
@@ -198,6 +198,7 @@ def _prepare_size(design, variables, objective, constraints, *, starts, outer_st
         best = _best_relaxed(history)
         candidates = check.round([history.x[s, i] for s, i in best[:3]])
         pick, feasible = _pick(candidates)
+        candidates, pick, feasible = _polish(problem, check, candidates, pick, feasible)
         steps.next()
         result = _report(problem, spec, baseline_x, base_vals, f0, history, best[0], candidates, pick, feasible,
                          check, time.perf_counter() - t0)
@@ -407,6 +408,61 @@ def _pick(candidates):
     if feasible.any():
         return int(np.argmin(np.where(feasible, objective, np.inf))), feasible
     return int(np.argmin(np.sum(np.maximum(-margins, 0.0), axis=1))), feasible
+
+
+#: `_polish`: the first relative step of a continuous variable (log), the smallest, and
+#: the most rounds of moves.
+_POLISH_STEP, _POLISH_MIN_STEP, _POLISH_ROUNDS = 0.05, 0.003, 24
+
+
+def _polish(problem: _Problem, check: _Checker, candidates, pick, feasible):
+    """A compass search on the exact model from the chosen feasible candidate: each
+    round moves one variable (a continuous one by a factor ``exp(+-step)`` within its
+    bounds, a whole-number one to the next allowed value) where that lowers the exact
+    objective and keeps every budget; with no such move the step shrinks (``/ 2``) to
+    `_POLISH_MIN_STEP`. The relaxed search optimises the smooth model, whose maximum
+    overestimates near ties (up to ``2**tau``, 1.4% at the default tau): an optimum on
+    a kink of the exact model (compute time equal to memory time) lands off it, and the
+    rounding moves only whole-number variables. Returns the candidates with the
+    polished point appended, its index and the feasibility of every candidate."""
+    if not feasible[pick]:
+        return candidates, pick, feasible
+    cands, _, _, obj = candidates
+    x, best = cands[pick].copy(), float(obj[pick])
+    n_v, step = len(problem.variables), _POLISH_STEP
+    moved = False
+    for _ in range(_POLISH_ROUNDS):
+        rows = []
+        for i in range(n_v):
+            if i in check.allowed:
+                a = check.allowed[i]
+                rows += [np.where(np.arange(n_v) == i, v, x) for v in _neighbours(x[i], a[a != x[i]], k=1)]
+            else:
+                for f in (np.exp(step), np.exp(-step)):
+                    v = np.clip(x[i] * f, problem.lo[i], problem.hi[i])
+                    if v != x[i]:
+                        rows.append(np.where(np.arange(n_v) == i, v, x))
+        rows = np.asarray(rows, dtype=float).reshape(-1, n_v)
+        if len(rows):
+            rows = rows[check.valid(rows).all(axis=1)]
+        if len(rows):
+            _, margins, _, mix = check.evaluate(rows)
+            ok = np.all(margins >= 0.0, axis=1) & np.isfinite(mix) & (mix < best - 1e-7)
+        if len(rows) and ok.any():
+            j = int(np.argmin(np.where(ok, mix, np.inf)))
+            x, best, moved = rows[j], float(mix[j]), True
+        elif step / 2 >= _POLISH_MIN_STEP:
+            step /= 2
+        else:
+            break
+    if not moved:
+        return candidates, pick, feasible
+    vals, margins, _, mix = check.evaluate(x[None], count=False)
+    merged = (np.concatenate([cands, x[None]]),
+              [{k: np.concatenate([np.asarray(old[k]), np.asarray(new[k])]) for k in old}
+               for old, new in zip(candidates[1], vals, strict=True)],
+              np.concatenate([candidates[2], margins]), np.concatenate([obj, mix]))
+    return merged, len(cands), np.append(feasible, bool(np.all(margins >= 0.0) and np.isfinite(mix[0])))
 
 
 def _margin_report(problem: _Problem, margins, pick, feasible):
