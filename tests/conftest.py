@@ -4,6 +4,22 @@ import os
 # with the options diffhw's entry points use (diffhw/_jit.py): half the compile time.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0")
 
+# One JAX persistent compilation cache for the whole run, shared by the two xdist workers
+# and every subprocess (notebook kernels, sweeps): a program one of them compiled is
+# loaded, not compiled, by the others. The folder is new and empty each run (a run starts
+# cold, as on CI) and removed at the end by the process that made it (the controller,
+# whose environment the workers inherit). Tests of the caches themselves set their own
+# folders (test_programs, test_cli, test_experiments).
+if "DIFFHW_TESTS_JAX_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["DIFFHW_TESTS_JAX_CACHE"] = tempfile.mkdtemp(prefix="diffhw-tests-jax-")
+    atexit.register(shutil.rmtree, os.environ["DIFFHW_TESTS_JAX_CACHE"], ignore_errors=True)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["DIFFHW_TESTS_JAX_CACHE"]
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.3"
+
 import jax
 import pytest
 

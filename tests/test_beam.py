@@ -145,7 +145,7 @@ def test_gradient_in_beam_width(hw, gptj):
     def tpot(w):
         return diffhw.evaluate(hw, gptj, dataclasses.replace(_wl(), beam_width=w), par).tpot_s
 
-    g = jax.grad(tpot)(jnp.asarray(W))
+    g = jax.jit(jax.grad(tpot))(jnp.asarray(W))
     assert jnp.isfinite(g) and float(g) > 0
 
 

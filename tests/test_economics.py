@@ -223,7 +223,7 @@ def test_gradients_of_every_metric_match_finite_differences(hw_name, model_name,
 
     x0 = [jnp.asarray(x, dtype=jnp.float64) for x in flat]
     y0 = np.asarray(f(x0))
-    jac = jax.jacrev(f)(x0)
+    jac = jax.jit(jax.jacrev(f))(x0)
     for j, (x, name) in enumerate(zip(x0, names)):
         g = np.asarray(jac[j])
         assert np.all(np.isfinite(g)), name

@@ -45,7 +45,7 @@ def test_gradients_match_finite_differences(design):
         return jnp.stack([getattr(m, k) for k in OUTPUTS])
 
     x0 = [jnp.asarray(x, dtype=jnp.float64) for x in flat]
-    jac = jax.jacrev(f)(x0)
+    jac = jax.jit(jax.jacrev(f))(x0)
     for j, (x, path) in enumerate(zip(x0, paths)):
         g = np.asarray(jac[j])
         assert np.all(np.isfinite(g)), path
@@ -73,7 +73,7 @@ def test_gradient_wrt_batch_and_lengths(h100, llama70b):
     def tpot(b):
         return diffhw.evaluate(h100, llama70b, diffhw.workload(b, 2048, 256), par).tpot_s
 
-    g = jax.grad(tpot)(jnp.asarray(64.0))
+    g = jax.jit(jax.grad(tpot))(jnp.asarray(64.0))
     fd = (tpot(64.01) - tpot(63.99)) / 0.02
     assert np.isfinite(g) and g > 0
     assert float(g) == pytest.approx(float(fd), rel=1e-4)

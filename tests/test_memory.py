@@ -68,7 +68,7 @@ def test_kv_cache_in_hbf_wears_out_but_weights_and_context_do_not(hbf, ds):
         t = eqx.tree_at(lambda x: x.endurance_cycles, bad_hw.tiers[0], endurance)
         return diffhw.evaluate(bad_hw.replace(tiers=(t,)), ds, wl, par).tiers.lifetime_margin(5 * YEAR)[1]
 
-    g = jax.grad(margin)(jnp.asarray(3e3))
+    g = jax.jit(jax.grad(margin))(jnp.asarray(3e3))
     assert np.isfinite(float(g)) and float(g) > 0
     assert float(margin(jnp.asarray(3e3 * 5 * YEAR / life["hbf"]))) == pytest.approx(0.0, abs=1e-6)
 
@@ -126,7 +126,7 @@ def test_placement_gradient_by_logits(hbf, ds):
         return diffhw.evaluate(h, ds, wl, par).tpot_s
 
     logits = jnp.asarray([[0.5, -0.5], [2.0, -2.0], [-1.0, 1.0], [3.0, -3.0]])
-    g = jax.grad(tpot)(logits)
+    g = jax.jit(jax.grad(tpot))(logits)
     assert bool(jnp.all(jnp.isfinite(g)))
     for idx in [(0, 0), (2, 1)]:
         h = 1e-5
@@ -148,7 +148,7 @@ def test_gradients_wrt_every_tier_leaf(hbf, ds):
         return jnp.stack([r.tpot_s, r.ttft_s, r.tiers.lifetime_s[1], r.memory_margin])
 
     x0 = [jnp.asarray(x, dtype=jnp.float64) for x in flat]
-    jac = jax.jacrev(f)(x0)
+    jac = jax.jit(jax.jacrev(f))(x0)
     y0 = np.asarray(f(x0))
     for j, x in enumerate(x0):
         g = np.asarray(jac[j])
@@ -292,8 +292,9 @@ def test_lifetime_gradient_in_the_write_path(hbf, ds):
     def life(f):
         return diffhw.evaluate(_kv_in_hbf(hbf, f), ds, wl, par).tiers.lifetime_s[1] / YEAR
 
+    dlife = jax.jit(jax.grad(life))
     for f in (0.0, 0.5, 1.0):
-        g = float(jax.grad(life)(jnp.asarray(f)))
+        g = float(dlife(jnp.asarray(f)))
         assert np.isfinite(g) and g > 0  # more buffering, longer life
 
 
@@ -313,7 +314,8 @@ def test_tpot_saturates_at_bandwidth_times_latency(hbf, ds):
     assert float(tpot(jnp.asarray(1.5 * need))) == pytest.approx(flat, rel=1e-4)
     assert float(tpot(jnp.asarray(0.5 * need))) > 1.2 * flat
     assert float(tpot(jnp.asarray(40e6))) == pytest.approx(flat, rel=1e-4)  # H3's 40 MB suffices
-    g_below, g_above = (float(jax.grad(tpot)(jnp.asarray(k * need))) for k in (0.5, 2.0))
+    dtpot = jax.jit(jax.grad(tpot))
+    g_below, g_above = (float(dtpot(jnp.asarray(k * need))) for k in (0.5, 2.0))
     assert np.isfinite(g_below) and np.isfinite(g_above)
     assert g_below < 0 and abs(g_above) < 1e-3 * abs(g_below)
 

@@ -144,7 +144,7 @@ def test_gradients_wrt_near_memory_leaves(name):
         return diffhw.evaluate(hw.replace(near_memory=n), m, wl, par).tpot_s
 
     x0 = [jnp.asarray(x, dtype=jnp.float64) for x in flat]
-    grads = jax.grad(f)(x0)
+    grads = jax.jit(jax.grad(f))(x0)
     y0 = float(f(x0))
     for j, x in enumerate(x0):
         g = float(grads[j])

@@ -99,7 +99,7 @@ def test_skew_gradient_finite_and_positive(moe):
                           wl.activation_precision, wl.kv_precision, wl.shared_context_tokens, skew)
         return diffhw.evaluate(hw, model, wl, par).ttft_s
 
-    g = jax.grad(ttft)(jnp.asarray(0.5))
+    g = jax.jit(jax.grad(ttft))(jnp.asarray(0.5))
     assert np.isfinite(float(g)) and float(g) > 0.0
     h = 1e-2
     fd = (float(ttft(jnp.asarray(0.5 + h))) - float(ttft(jnp.asarray(0.5 - h)))) / (2 * h)

@@ -202,7 +202,7 @@ def test_gradients_match_finite_differences(design):
         return jnp.stack([r.ttft_p99_s, r.tpot_p99_s, r.max_request_rate_per_s])
 
     x = (jnp.asarray(3.35e12), jnp.asarray(0.5 * cap))
-    jac = jax.jacfwd(f, argnums=(0, 1))(*x)
+    jac = jax.jit(jax.jacfwd(f, argnums=(0, 1)))(*x)
     for i, (v, h) in enumerate(zip(x, (1e-5, 1e-5))):
         step = float(v) * h
         lo = f(*[v - step if j == i else x[j] for j in range(2)])

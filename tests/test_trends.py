@@ -111,7 +111,7 @@ def test_diffusion_in_evaluate(dense, hw, wl):
         w = dataclasses.replace(wl, decode_block_tokens=32.0, denoising_steps=steps)
         return diffhw.evaluate(hw, dense, w, par).tpot_s
 
-    g = jax.grad(tpot)(16.0)
+    g = jax.jit(jax.grad(tpot))(16.0)
     assert jax.numpy.isfinite(g) and float(g) > 0
 
 
@@ -132,7 +132,7 @@ def test_multimodal_encoder_in_prefill_and_memory(dense, hw, wl):
     def ttft(p):
         return diffhw.evaluate(hw, dense, dataclasses.replace(mm, encoder_params=p), par).ttft_s
 
-    g = jax.grad(ttft)(304e6)
+    g = jax.jit(jax.grad(ttft))(304e6)
     assert jax.numpy.isfinite(g) and float(g) > 0
 
 
