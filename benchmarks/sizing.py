@@ -26,8 +26,8 @@ Methods:
   each). Wall time = ``SizingResult.seconds`` of that rung: its search compiles afresh
   (each budget is a new structure), tracing and XLA compilation included; ``size``'s
   small exact-evaluation jits may already be cached by an earlier rung. Its defaults
-  (`DEFAULTS`, read from ``size``'s signature: 4 starts, 6 x (80, or 8 per variable beyond
-  ten) steps) are shown as a
+  (`DEFAULTS`, read from ``size``'s signature: 4 starts (2 beyond ten variables), 6 x
+  (80, or 8 per variable beyond ten) steps) are shown as a
   row too, and are part of the long runs behind the best known.
 - **random**: log-uniform samples within the bounds, in vmapped batches of 1024;
   evaluations until the running best feasible is within 1% (counted to the sample;
@@ -450,7 +450,8 @@ def run_gradient(prob, starts, outer, inner, seed=0, method="adam"):
     r = diffhw.size(prob.design, prob.variables, prob.objective, prob.constraints, shares=prob.shares,
                     starts=starts, outer_steps=outer, inner_steps=inner, seed=seed, method=method)
     obj = r.objective if r.feasible else math.inf
-    inner = r.history["multiplier_updates"][0]  # size()'s own when inner is None (its default)
+    # size()'s own when None (its defaults)
+    inner, starts = r.history["multiplier_updates"][0], len(r.history["values"])
     return {"evals": r.evaluations + r.candidates, "grad_evals": r.evaluations, "candidates": r.candidates,
             "seconds": r.seconds, "objective": obj, "config": f"{starts}x({outer}x{inner}+restore)"}
 

@@ -13,7 +13,7 @@ import diffhw
 from diffhw import InputError
 from diffhw._cli import main
 from diffhw._tools._sizing._problem import Constraint, constraint, objective_terms, variable
-from diffhw._tools._sizing._size import default_inner_steps, size
+from diffhw._tools._sizing._size import default_inner_steps, default_starts, size
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def small():
 BUDGETS = ("tpot_s<=0.012", "peak_power_w<=800")
 VARIABLES = (variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256))
 # One search structure for most tests here (and the CLI's below): compiled once. The
-# default inner steps: 80 for these two variables.
-QUICK = dict(starts=4, outer_steps=6)
+# defaults: 4 starts and 80 inner steps for these two variables.
+QUICK = dict(outer_steps=6)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,8 @@ def test_default_inner_steps_grow_with_the_variables(sized):
     per variable beyond (an 89-variable fleet settles only after ~700)."""
     assert sized.history["multiplier_updates"][:2] == [80, 160]
     assert [default_inner_steps(n) for n in (1, 10, 11, 18, 89)] == [80, 80, 88, 144, 712]
+    assert [default_starts(n) for n in (1, 10, 11, 89)] == [4, 4, 2, 2]
+    assert sized.history["values"].shape[0] == 4  # two variables: four starts
 
 
 def test_sized_design_is_within_1pct_of_dense_grid(small, sized):

@@ -69,7 +69,8 @@ def _add_size(sub, common):
                         "(a constraint on serving_request_rate_per_s; default 0.01)")
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=X",
                    help="extra constraint, e.g. 'system_peak_power_w<=50000' or 'tier_lifetime_margin>=0'")
-    p.add_argument("--starts", type=int, default=4, help="optimisations from different starts (default: %(default)s)")
+    p.add_argument("--starts", type=int, default=None,
+                   help="optimisations from different starts (default: 4, or 2 beyond ten variables)")
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps per multiplier update (default: 80, or 8 per variable beyond ten)")
     p.add_argument("--method", choices=("adam", "lbfgs"), default="adam",  # _sizing.METHODS (not imported: lazy)

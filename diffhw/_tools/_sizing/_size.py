@@ -95,7 +95,7 @@ def size(
     objective="usd_per_million_tokens",
     constraints=(),
     *,
-    starts: int = 4,
+    starts: int | None = None,
     outer_steps: int = 6,
     inner_steps: int | None = None,
     learning_rate: float = 0.08,
@@ -131,7 +131,9 @@ def size(
       ``load="batch"`` the load sustainable (``serving_utilization <= 1``: the KV cache
       at the sequences' mean length and the Prefill lane).
     - `starts`: optimisations run one after another (the first starts from the
-      baseline, clipped into bounds; the others at random).
+      baseline, clipped into bounds; the others at random). None (default): 4, or 2
+      with more than ten variables, whose longer runs per start matter more than more
+      starts (benchmarks/sizing.py, problems e and f: the same design from 2 as from 4).
     - `outer_steps`, `inner_steps`, `learning_rate`: multiplier updates, Adam steps per
       update, Adam's step size (in the unbounded ``z`` space). `inner_steps=None`
       (default) takes 80, or 8 per variable when there are more than ten: a fleet of 89
@@ -167,6 +169,12 @@ def default_inner_steps(n_variables: int) -> int:
     return max(80, 8 * int(n_variables))
 
 
+def default_starts(n_variables: int) -> int:
+    """`size`'s starts when `starts` is None: 4, or 2 beyond ten variables (each start
+    then runs `default_inner_steps`' longer search)."""
+    return 4 if int(n_variables) <= 10 else 2
+
+
 def _prepare_size(design, variables, objective, constraints, *, starts, outer_steps, inner_steps, learning_rate,
                   penalty, penalty_growth, slack, seed, tau, method, shares, progress):
     """`size`'s checks, then its search's program announced (`filter_jit`'s ``prepare``:
@@ -177,6 +185,8 @@ def _prepare_size(design, variables, objective, constraints, *, starts, outer_st
                              starts, outer_steps, inner_steps)
     if inner_steps is None:
         inner_steps = default_inner_steps(len(problem.variables))
+    if starts is None:
+        starts = default_starts(len(problem.variables))
     spec = _Spec(problem.var_spec, problem.bounds, problem.terms, int(outer_steps), int(inner_steps),
                  max(int(inner_steps) // 2, 20), float(learning_rate), float(penalty), float(penalty_growth),
                  float(slack), tau, method, problem.groups)
@@ -324,7 +334,7 @@ def _check_problem(design, variables, objective, constraints, shares, method, st
     if method not in METHODS:
         raise InputError("method", method, " or ".join(METHODS))
     for name, value in (("starts", starts), ("outer_steps", outer_steps), ("inner_steps", inner_steps)):
-        if value is None and name == "inner_steps":
+        if value is None and name in ("starts", "inner_steps"):
             continue
         if int(value) != value or value < 1:
             raise InputError(name, value, "a whole number >= 1")
