@@ -321,32 +321,31 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     # per step runs at a chunk's matrix efficiency
     chunk_rows = _smooth.smooth_min(P, c)
 
-    def row(dec, ctx, pre):
-        return jnp.stack([dec / pp, dec * (k + 1.0) / pp, ctx * one, pre / pp, pre / (pp * P), ctx_pre * one,
-                          chunk_rows])
-
     # the request's own context over its life; the n others' in flight are length-biased
     ctx_q = P + jnp.asarray(_GL_X, dtype=P.dtype) * O + n / tag * (_in_flight_output(tr) - O / 2.0)
-    rows = [row(tag, ctx_q[i], p_bar) for i in range(4)]
-    rows += [row(tag, ctx_avg, p_bar), row(tag + _smooth.safe_sqrt(n), ctx_avg, p_bar),
-             row(tag, ctx_avg, p_bar + sig_p), row(n_busy, ctx_avg, 0.0)]
+    # eight steps as columns of (decoding sequences, context, Prefill tokens): the four
+    # quadrature points, the mean context, one more standard deviation of decoders, of
+    # Prefill tokens, and a decode-only step at the mean busy batch
+    dec = jnp.stack([tag, tag, tag, tag, tag, tag + _smooth.safe_sqrt(n), tag, n_busy])
+    ctx = jnp.concatenate([ctx_q, jnp.broadcast_to(ctx_avg, (4,))])
+    pre = jnp.stack([p_bar, p_bar, p_bar, p_bar, p_bar, p_bar, p_bar + sig_p, jnp.zeros_like(p_bar)])
+    rows = jnp.stack([dec / pp, dec * (k + 1.0) / pp, ctx, pre / pp, pre / (pp * P),
+                      jnp.broadcast_to(ctx_pre, (8,)), jnp.broadcast_to(chunk_rows, (8,))], axis=1)
     if agg:  # the own Prefill chunk and a step filled to the budget, with the decoders riding
         own = jnp.stack([n / pp, n * (k + 1.0) / pp, ctx_avg * one, P / chunks, 1.0 / chunks, ctx_pre * one,
                          P / chunks])
         full = jnp.stack([n / pp, n * (k + 1.0) / pp, ctx_avg * one, c, c / P, ctx_pre * one, c])
         alone = jnp.stack([0.0 * one, 0.0 * one, ctx_avg * one, P / chunks, 1.0 / chunks, ctx_pre * one,
                            P / chunks])
-        rows += [own, full, alone]
-    steps, works = _rows_time(hw, model, wl, par, jnp.stack(rows), tau)
+        rows = jnp.concatenate([rows, jnp.stack([own, full, alone])])
+    steps, works = _rows_time(hw, model, wl, par, rows, tau)
     t = steps.total_s
     prec = wl.activation_precision
     dyn = jax.vmap(lambda w: _energy.dynamic_energy_j(hw, tech, w, prec))(works) if tech is not None else None
     draft_j = jnp.zeros(())
     if spec is not None:
         if spec.draft is not None:
-            dseqs = jnp.stack([r[0] for r in rows[:8]])
-            dctx = jnp.stack([r[2] for r in rows[:8]])
-            dt, dwork, kk = _draft_time(hw, spec, wl, par, dseqs, dctx, tau)
+            dt, dwork, kk = _draft_time(hw, spec, wl, par, rows[:8, 0], rows[:8, 2], tau)
             t = t.at[:8].add(dt)
             if tech is not None:
                 draft_j = kk * _energy.dynamic_energy_j(hw, tech, jax.tree_util.tree_map(lambda a: a[7], dwork), prec)
