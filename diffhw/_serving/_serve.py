@@ -493,9 +493,10 @@ def _solve(point_ng, point_g, u_hi, n_cap, rate_target, ttft_limit, tpot_limit, 
 
 
 def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced,
-                differentiable=None):
+                differentiable=None, capex=None):
     """`serve` inside a trace: `traced` adds the value checks; `differentiable` (default:
-    `traced`) carries the roots' implicit gradients (`_solve`)."""
+    `traced`) carries the roots' implicit gradients (`_solve`); `capex`: the chip's
+    `chip_capex` at `tau` when the caller has it already (None: computed here)."""
     if traced:
         hw = _checked(hw, tr.workload(), par, tech)
 
@@ -551,7 +552,7 @@ def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_
         balanced = dis.prefill_parallelism.chips * p.rho / _smooth.exact_max(decode_util, 1e-12)
     econ = pecon = None
     if tech is not None:
-        econ, pecon = _economics(hw, tech, tr, par, dis, p, n, served, tau)
+        econ, pecon = _economics(hw, tech, tr, par, dis, p, n, served, tau, capex)
     return Serving(
         request_rate_per_s=rate, ttft_mean_s=ttft[0], ttft_p50_s=ttft[1], ttft_p90_s=ttft[2], ttft_p99_s=ttft[3],
         tpot_mean_s=tpot[0], tpot_p50_s=tpot[1], tpot_p90_s=tpot[2], tpot_p99_s=tpot[3], e2e_mean_s=e2e,
@@ -595,19 +596,25 @@ def serve_at_load(hw, model, tr: Traffic, par, sequences, technology=None, tau=_
     the Prefill lane is its pool (`utilization` its ``rho``), the economics cover both
     pools and `prefill_economics` holds the Prefill pool's own. With `speculation` each
     Decode step verifies the drafted tokens (`serve`'s model)."""
+    return _at_load(hw, model, tr, par, sequences, technology, tau, disaggregation, speculation)
+
+
+def _at_load(hw, model, tr, par, sequences, technology, tau, disaggregation, speculation, capex=None):
+    """`serve_at_load`; `capex` as in `_serve_impl`."""
     p = _point(hw, model, tr, par, speculation, disaggregation, technology, sequences, tau, finite=True)
     util = _smooth.smooth_max(p.rho, sequences / _smooth.exact_max(p.n_cap, 1e-9))
     O = tr.output_tokens
     e2e = p.ttft[0] + (O - 1.0) * p.tpot[0]
     econ = pecon = None
     if technology is not None:
-        econ, pecon = _economics(hw, technology, tr, par, disaggregation, p, sequences, p.rate, tau)
+        econ, pecon = _economics(hw, technology, tr, par, disaggregation, p, sequences, p.rate, tau, capex)
     return AtLoad(p.rate, p.ttft[0], p.ttft[3], p.tpot[0], p.tpot[3], p.rate * O, p.rate * e2e, util, econ, pecon)
 
 
-def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau):
+def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau, capex_d=None):
     """Economics at the operating point: static power all the time, dynamic energy at the
-    rate work arrives (Decode steps of the mean busy batch, each request's Prefill)."""
+    rate work arrives (Decode steps of the mean busy batch, each request's Prefill);
+    `capex_d`: the (Decode) chip's `chip_capex`, None: computed here."""
     O = tr.output_tokens
     tokens = served * O
     rate_r = served / par.dp
@@ -615,7 +622,7 @@ def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau):
     per_replica = par.tp * par.pp
     # Decode steps per second: tokens / (sequences per step x tokens each gains)
     steps_per_s = rate_r * (O - 1.0) / (n_busy * p.gain)
-    capex_d = chip_capex(hw, tech, tau)
+    capex_d = chip_capex(hw, tech, tau) if capex_d is None else capex_d
     dec_w = (p.decode_step_j + p.draft_j) * per_replica * steps_per_s  # W per replica
     pre_w = rate_r * p.prefill_j
     decode_tok = ((p.decode_step_j + p.draft_j) * per_replica + capex_d.static_power_w * per_replica
