@@ -190,7 +190,7 @@ def _lognormal(mean, cv2):
     """p50, p90, p99 of a lognormal with this mean and squared coefficient of variation."""
     s2 = jnp.log1p(cv2)
     s = _smooth.safe_sqrt(s2)
-    return jnp.stack([mean * jnp.exp(z * s - s2 / 2.0) for z in _Z])
+    return mean * jnp.exp(jnp.asarray(_Z, dtype=s2.dtype) * s - s2 / 2.0)
 
 
 def _kv_capacity(hw, model, wl, par, length, draft=None):
@@ -408,9 +408,11 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     wait = rho * wait_per
     ttft_mean = residual + wait + s_own + transfer
     s2 = jnp.log1p(cv2)
-    own_q = jnp.stack([s_own * jnp.exp(z * _smooth.safe_sqrt(s2) - s2 / 2.0) for z in _Z])
+    z = jnp.asarray(_Z, dtype=s2.dtype)  # the quantiles as one vector: a few ops in the trace
+    own_q = s_own * jnp.exp(z * _smooth.safe_sqrt(s2) - s2 / 2.0)
     sharp = 4.0
-    tail = jnp.stack([jax.nn.softplus(sharp * (_smooth.safe_log(rho) - math.log(1.0 - q))) / sharp for q in QUANTILES])
+    log_tail = jnp.asarray([math.log(1.0 - q) for q in QUANTILES], dtype=s2.dtype)
+    tail = jax.nn.softplus(sharp * (_smooth.safe_log(rho) - log_tail)) / sharp
     wait_q = jnp.where(stable_lane, wait_per * tail, jnp.inf)
     ttft = jnp.concatenate([ttft_mean[None], residual + own_q + wait_q + transfer])
 
