@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._economics._cost import chip_capex
+from .._economics._cost import ChipCapex, chip_capex
 from .._errors import InputError
 from .._hardware._hardware import Hardware
 from .._hardware._near_memory import near_flop_per_s, thermal_margin_w
@@ -247,8 +247,20 @@ def metric_values(metrics, design: Design, tau=DEFAULT_TAU) -> dict:
         out["system_peak_power_w"] = e.peak_power_w * m.chips
         out["system_capex_usd_per_chip"] = e.system_capex_usd / m.chips
     if design.serving is not None:
-        out.update(design.serving.values(design, tau))
+        # the serving economics reuse the chip's capex of `m.economics` (same tau)
+        capex = None if e is None else ChipCapex(
+            e.area, e.die_yield, e.logic_cost_usd, e.near_memory_cost_usd, e.package_cost_usd, e.memory_cost_usd,
+            e.chip_cost_usd, e.peak_power_w, e.static_power_w, e.embodied_kgco2e_per_chip)
+        out.update(_serving_values(design, tau, capex))
     return out
+
+
+def _serving_values(design: Design, tau, capex) -> dict:
+    """The serving goal's metrics, handing it the chip's `ChipCapex` when it takes one
+    (`diffhw.ServingGoal.values`: one trace of the chip's costs, not two)."""
+    if capex is not None and getattr(design.serving, "takes_capex", False):
+        return design.serving.values(design, tau, capex=capex)
+    return design.serving.values(design, tau)
 
 
 def metric_names(design: Design) -> tuple:
@@ -299,6 +311,7 @@ def _chip_and_serving_values(design: Design, tau, names) -> dict:
     `metric_values`, from a program about half its size (no static-batch timing)."""
     d = design
     out = {"chips": d.parallelism.chips, "batch": jnp.asarray(d.workload.batch)}
+    c = None
     if d.technology is not None and any(n in CHIP_METRICS for n in names):
         c = chip_capex(d.hardware, d.technology, tau)
         out.update(chip_area_mm2=c.area.total_mm2, die_area_mm2=c.area.die_mm2, chiplets=c.area.chiplets,
@@ -310,7 +323,7 @@ def _chip_and_serving_values(design: Design, tau, names) -> dict:
         out["thermal_margin_w"] = thermal_margin_w(d.hardware)
         out["near_memory_flop_per_s"] = near_flop_per_s(d.hardware)
     if d.serving is not None and any(n.startswith("serving_") for n in names):
-        out.update(d.serving.values(d, tau))
+        out.update(_serving_values(d, tau, c))
     return {n: jnp.asarray(out[n]) for n in names}
 
 

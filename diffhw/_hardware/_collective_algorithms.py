@@ -162,8 +162,20 @@ def allreduce_time(
 
     **Returns:** time (s).
     """
-    check_choice("topology", topology, TOPOLOGIES)
     check_choice("algorithm", algorithm, ALLREDUCE_ALGORITHMS)
+    candidates = allreduce_candidates(message_bytes, p, link_bw_bytes_per_s, hop_latency_s, message_latency_s,
+                                      topology, radix=radix, dims=dims)
+    if topology not in SWITCHED_TOPOLOGIES and algorithm == "in_network":
+        algorithm = "recursive_doubling"
+    return _only_if_several(_f(p), _pick(algorithm, candidates, tau))
+
+
+def allreduce_candidates(message_bytes, p, link_bw_bytes_per_s, hop_latency_s, message_latency_s, topology, *,
+                         radix=64.0, dims=6.0):
+    """The time of each all-reduce algorithm `topology` allows (`allreduce_time`'s
+    formulas, before its zero for ``p == 1``), by name in `ALLREDUCE_ALGORITHMS` order:
+    one trace of what they share (hops, ``log2 p``) for a caller that combines several."""
+    check_choice("topology", topology, TOPOLOGIES)
     m, p, bw = _f(message_bytes), _f(p), _f(link_bw_bytes_per_s)
     h, a = _f(hop_latency_s), _f(message_latency_s)
     hops = average_hops(topology, p, radix, dims)
@@ -176,9 +188,7 @@ def allreduce_time(
     }
     if topology in SWITCHED_TOPOLOGIES:
         candidates["in_network"] = 2.0 * a + hops * h + m / bw
-    elif algorithm == "in_network":
-        algorithm = "recursive_doubling"
-    return _only_if_several(p, _pick(algorithm, candidates, tau))
+    return candidates
 
 
 def _gather_candidates(m, p, bw, h, a, topology, radix, dims, innet_bytes, innet_steps):

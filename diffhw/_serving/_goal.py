@@ -2,6 +2,7 @@
 them as objectives and constraints (`Design.serving`)."""
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ from jaxtyping import Array, Float
 
 from .. import _smooth
 from .._errors import InputError
-from ._serve import _serve_impl, serve_at_load
+from ._serve import _at_load, _serve_impl
 from ._traffic import Disaggregation, Speculation, Traffic
 
 Scalar = Float[Array, ""]
@@ -106,6 +107,8 @@ class ServingGoal(eqx.Module):
     disaggregation: Disaggregation | None = None
     speculation: Speculation | None = None
     output_cv: Scalar = eqx.field(converter=_f, default=0.0)
+    #: `values` takes the chip's `capex` (`diffhw._evaluation._design`)
+    takes_capex: ClassVar[bool] = True
 
     def metric_names(self, has_technology: bool) -> tuple:
         base = SERVING_LOAD_METRICS if self.load == "batch" else SERVING_METRICS
@@ -119,13 +122,16 @@ class ServingGoal(eqx.Module):
                        wl.kv_precision, self.input_cv, self.prefix_hit, wl.shared_context_tokens,
                        self.max_sequences, wl.routing_skew, self.output_cv)
 
-    def values(self, design, tau=None) -> dict:
+    def values(self, design, tau=None, capex=None) -> dict:
+        """The ``serving_*`` metrics of `design` at smoothing `tau`; `capex`: the design's
+        chip's `chip_capex` at `tau` when the caller computed it already (one trace of
+        it, not two: `diffhw._evaluation._design`), None: computed here."""
         tau = _smooth.DEFAULT_TAU if tau is None else tau
         tr = self.traffic(design.workload)
         if self.load == "batch":
             par = design.parallelism
-            a = serve_at_load(design.hardware, design.model, tr, par, design.workload.batch / par.dp,
-                              design.technology, tau, self.disaggregation, self.speculation)
+            a = _at_load(design.hardware, design.model, tr, par, design.workload.batch / par.dp,
+                         design.technology, tau, self.disaggregation, self.speculation, capex)
             out = {"serving_request_rate_per_s": a.request_rate_per_s,
                    "serving_output_tokens_per_s": a.output_tokens_per_s,
                    "serving_ttft_p99_s": a.ttft_p99_s, "serving_tpot_p99_s": a.tpot_p99_s,
@@ -134,7 +140,7 @@ class ServingGoal(eqx.Module):
             return out | _economics_values(a.economics, a.prefill_economics)
         s = _serve_impl(design.hardware, design.model, tr, design.parallelism, self.speculation, self.disaggregation,
                         design.technology,
-                        self.ttft_limit_s, self.tpot_limit_s, True, tau, False, differentiable=True)
+                        self.ttft_limit_s, self.tpot_limit_s, True, tau, False, differentiable=True, capex=capex)
         rate = s.max_request_rate_per_s
         out = {
             "serving_max_request_rate_per_s": rate,

@@ -190,7 +190,7 @@ def _lognormal(mean, cv2):
     """p50, p90, p99 of a lognormal with this mean and squared coefficient of variation."""
     s2 = jnp.log1p(cv2)
     s = _smooth.safe_sqrt(s2)
-    return jnp.stack([mean * jnp.exp(z * s - s2 / 2.0) for z in _Z])
+    return mean * jnp.exp(jnp.asarray(_Z, dtype=s2.dtype) * s - s2 / 2.0)
 
 
 def _kv_capacity(hw, model, wl, par, length, draft=None):
@@ -321,32 +321,31 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     # per step runs at a chunk's matrix efficiency
     chunk_rows = _smooth.smooth_min(P, c)
 
-    def row(dec, ctx, pre):
-        return jnp.stack([dec / pp, dec * (k + 1.0) / pp, ctx * one, pre / pp, pre / (pp * P), ctx_pre * one,
-                          chunk_rows])
-
     # the request's own context over its life; the n others' in flight are length-biased
     ctx_q = P + jnp.asarray(_GL_X, dtype=P.dtype) * O + n / tag * (_in_flight_output(tr) - O / 2.0)
-    rows = [row(tag, ctx_q[i], p_bar) for i in range(4)]
-    rows += [row(tag, ctx_avg, p_bar), row(tag + _smooth.safe_sqrt(n), ctx_avg, p_bar),
-             row(tag, ctx_avg, p_bar + sig_p), row(n_busy, ctx_avg, 0.0)]
+    # eight steps as columns of (decoding sequences, context, Prefill tokens): the four
+    # quadrature points, the mean context, one more standard deviation of decoders, of
+    # Prefill tokens, and a decode-only step at the mean busy batch
+    dec = jnp.stack([tag, tag, tag, tag, tag, tag + _smooth.safe_sqrt(n), tag, n_busy])
+    ctx = jnp.concatenate([ctx_q, jnp.broadcast_to(ctx_avg, (4,))])
+    pre = jnp.stack([p_bar, p_bar, p_bar, p_bar, p_bar, p_bar, p_bar + sig_p, jnp.zeros_like(p_bar)])
+    rows = jnp.stack([dec / pp, dec * (k + 1.0) / pp, ctx, pre / pp, pre / (pp * P),
+                      jnp.broadcast_to(ctx_pre, (8,)), jnp.broadcast_to(chunk_rows, (8,))], axis=1)
     if agg:  # the own Prefill chunk and a step filled to the budget, with the decoders riding
         own = jnp.stack([n / pp, n * (k + 1.0) / pp, ctx_avg * one, P / chunks, 1.0 / chunks, ctx_pre * one,
                          P / chunks])
         full = jnp.stack([n / pp, n * (k + 1.0) / pp, ctx_avg * one, c, c / P, ctx_pre * one, c])
         alone = jnp.stack([0.0 * one, 0.0 * one, ctx_avg * one, P / chunks, 1.0 / chunks, ctx_pre * one,
                            P / chunks])
-        rows += [own, full, alone]
-    steps, works = _rows_time(hw, model, wl, par, jnp.stack(rows), tau)
+        rows = jnp.concatenate([rows, jnp.stack([own, full, alone])])
+    steps, works = _rows_time(hw, model, wl, par, rows, tau)
     t = steps.total_s
     prec = wl.activation_precision
     dyn = jax.vmap(lambda w: _energy.dynamic_energy_j(hw, tech, w, prec))(works) if tech is not None else None
     draft_j = jnp.zeros(())
     if spec is not None:
         if spec.draft is not None:
-            dseqs = jnp.stack([r[0] for r in rows[:8]])
-            dctx = jnp.stack([r[2] for r in rows[:8]])
-            dt, dwork, kk = _draft_time(hw, spec, wl, par, dseqs, dctx, tau)
+            dt, dwork, kk = _draft_time(hw, spec, wl, par, rows[:8, 0], rows[:8, 2], tau)
             t = t.at[:8].add(dt)
             if tech is not None:
                 draft_j = kk * _energy.dynamic_energy_j(hw, tech, jax.tree_util.tree_map(lambda a: a[7], dwork), prec)
@@ -409,9 +408,11 @@ def _point(hw, model, tr: Traffic, par, spec, dis, tech, n, tau, finite=False):
     wait = rho * wait_per
     ttft_mean = residual + wait + s_own + transfer
     s2 = jnp.log1p(cv2)
-    own_q = jnp.stack([s_own * jnp.exp(z * _smooth.safe_sqrt(s2) - s2 / 2.0) for z in _Z])
+    z = jnp.asarray(_Z, dtype=s2.dtype)  # the quantiles as one vector: a few ops in the trace
+    own_q = s_own * jnp.exp(z * _smooth.safe_sqrt(s2) - s2 / 2.0)
     sharp = 4.0
-    tail = jnp.stack([jax.nn.softplus(sharp * (_smooth.safe_log(rho) - math.log(1.0 - q))) / sharp for q in QUANTILES])
+    log_tail = jnp.asarray([math.log(1.0 - q) for q in QUANTILES], dtype=s2.dtype)
+    tail = jax.nn.softplus(sharp * (_smooth.safe_log(rho) - log_tail)) / sharp
     wait_q = jnp.where(stable_lane, wait_per * tail, jnp.inf)
     ttft = jnp.concatenate([ttft_mean[None], residual + own_q + wait_q + transfer])
 
@@ -494,9 +495,10 @@ def _solve(point_ng, point_g, u_hi, n_cap, rate_target, ttft_limit, tpot_limit, 
 
 
 def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced,
-                differentiable=None):
+                differentiable=None, capex=None):
     """`serve` inside a trace: `traced` adds the value checks; `differentiable` (default:
-    `traced`) carries the roots' implicit gradients (`_solve`)."""
+    `traced`) carries the roots' implicit gradients (`_solve`); `capex`: the chip's
+    `chip_capex` at `tau` when the caller has it already (None: computed here)."""
     if traced:
         hw = _checked(hw, tr.workload(), par, tech)
 
@@ -552,7 +554,7 @@ def _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_
         balanced = dis.prefill_parallelism.chips * p.rho / _smooth.exact_max(decode_util, 1e-12)
     econ = pecon = None
     if tech is not None:
-        econ, pecon = _economics(hw, tech, tr, par, dis, p, n, served, tau)
+        econ, pecon = _economics(hw, tech, tr, par, dis, p, n, served, tau, capex)
     return Serving(
         request_rate_per_s=rate, ttft_mean_s=ttft[0], ttft_p50_s=ttft[1], ttft_p90_s=ttft[2], ttft_p99_s=ttft[3],
         tpot_mean_s=tpot[0], tpot_p50_s=tpot[1], tpot_p90_s=tpot[2], tpot_p99_s=tpot[3], e2e_mean_s=e2e,
@@ -596,19 +598,25 @@ def serve_at_load(hw, model, tr: Traffic, par, sequences, technology=None, tau=_
     the Prefill lane is its pool (`utilization` its ``rho``), the economics cover both
     pools and `prefill_economics` holds the Prefill pool's own. With `speculation` each
     Decode step verifies the drafted tokens (`serve`'s model)."""
+    return _at_load(hw, model, tr, par, sequences, technology, tau, disaggregation, speculation)
+
+
+def _at_load(hw, model, tr, par, sequences, technology, tau, disaggregation, speculation, capex=None):
+    """`serve_at_load`; `capex` as in `_serve_impl`."""
     p = _point(hw, model, tr, par, speculation, disaggregation, technology, sequences, tau, finite=True)
     util = _smooth.smooth_max(p.rho, sequences / _smooth.exact_max(p.n_cap, 1e-9))
     O = tr.output_tokens
     e2e = p.ttft[0] + (O - 1.0) * p.tpot[0]
     econ = pecon = None
     if technology is not None:
-        econ, pecon = _economics(hw, technology, tr, par, disaggregation, p, sequences, p.rate, tau)
+        econ, pecon = _economics(hw, technology, tr, par, disaggregation, p, sequences, p.rate, tau, capex)
     return AtLoad(p.rate, p.ttft[0], p.ttft[3], p.tpot[0], p.tpot[3], p.rate * O, p.rate * e2e, util, econ, pecon)
 
 
-def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau):
+def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau, capex_d=None):
     """Economics at the operating point: static power all the time, dynamic energy at the
-    rate work arrives (Decode steps of the mean busy batch, each request's Prefill)."""
+    rate work arrives (Decode steps of the mean busy batch, each request's Prefill);
+    `capex_d`: the (Decode) chip's `chip_capex`, None: computed here."""
     O = tr.output_tokens
     tokens = served * O
     rate_r = served / par.dp
@@ -616,7 +624,7 @@ def _economics(hw, tech, tr, par, dis, p: _Point, n, served, tau):
     per_replica = par.tp * par.pp
     # Decode steps per second: tokens / (sequences per step x tokens each gains)
     steps_per_s = rate_r * (O - 1.0) / (n_busy * p.gain)
-    capex_d = chip_capex(hw, tech, tau)
+    capex_d = chip_capex(hw, tech, tau) if capex_d is None else capex_d
     dec_w = (p.decode_step_j + p.draft_j) * per_replica * steps_per_s  # W per replica
     pre_w = rate_r * p.prefill_j
     decode_tok = ((p.decode_step_j + p.draft_j) * per_replica + capex_d.static_power_w * per_replica

@@ -109,7 +109,7 @@ def stack_ops(ops):
     """The `OpCost`s of a `step_ops` list as one `OpCost` of arrays (one entry per
     group) and the groups' layer counts: ``(stacked, counts)``."""
     # the routed-expert parts (`OpCost.expert_flops`) are read from the list (`ops_chain`)
-    costs = [eqx.tree_at(lambda o: (o.expert_flops, o.expert_weight_bytes), op, (None, None),
+    costs = [eqx.tree_at(lambda o: (o.expert_flops, o.expert_weight_bytes, o.expert_load), op, (None, None, None),
                          is_leaf=lambda x: x is None) for _, _, op in ops]
 
     def stack(*xs):
@@ -120,7 +120,7 @@ def stack_ops(ops):
     return stacked, jnp.asarray([count for _, count, _ in ops], dtype=stacked.flops.dtype)
 
 
-def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0, alltoall=False):
+def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0, alltoall=False, load=None):
     """Exposed communication of one pass of `tokens` tokens through every layer.
 
     Tensor parallel: one all-reduce of ``tokens * d_model`` activations after attention
@@ -137,6 +137,9 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
     ``ep`` up to ``tp * dp``): each replica runs attention for its own sequences and the
     dispatch/combine all-to-all spans the ``ep`` ranks of ``ep / tp`` replicas.
 
+    `load`: the most loaded rank's `rank_load_factor` for these tokens, when the caller
+    has it already (`OpCost.expert_load`); None: computed here.
+
     **Returns:** ``(seconds, bytes each chip sends)``, and with `alltoall` the seconds of
     the expert-parallel dispatch/combine all-to-all among them (0 without it).
     """
@@ -148,8 +151,10 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
     if model.n_moe_layers:
         a2a_msg = tokens / par.tp * model.experts_per_token * model.d_model * abytes
         use_a2a = par.ep > 1.0
-        group_tokens = tokens * _smooth.exact_max(par.tp, par.ep) / par.tp
-        load = rank_load_factor(float(model.n_experts), float(model.experts_per_token), group_tokens, par.ep, skew)
+        if load is None:
+            group_tokens = tokens * _smooth.exact_max(par.tp, par.ep) / par.tp
+            load = rank_load_factor(float(model.n_experts), float(model.experts_per_token), group_tokens, par.ep,
+                                    skew)
         t_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_time(hw, a2a_msg * load, par.ep), t_ar)
         b_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_bytes(a2a_msg, par.ep), b_ar)
         t = t + model.n_moe_layers * t_moe
@@ -237,21 +242,23 @@ def mixed_chain(hw, model, wl, par, decode_tokens, decode_sequences, decode_cont
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     shared, skew = wl.shared_context_tokens, wl.routing_skew
     tokens = decode_tokens + prefill_tokens
+    # the weight-bound groups of the whole step, the attention cores of each part
     both = step_ops(model, shards, tokens, decode_tokens + prefill_sequences, decode_context, wb, ab, kvb,
-                    decode=True, shared=shared, skew=skew, head_wbytes=wl.weight_precision.head_bytes)
+                    decode=True, shared=shared, skew=skew, head_wbytes=wl.weight_precision.head_bytes, parts="other")
     dec = step_ops(model, shards, decode_tokens, decode_sequences, decode_context, wb, ab, kvb, decode=True,
-                   shared=shared, skew=skew)
+                   shared=shared, skew=skew, parts="core")
     pre = step_ops(model, shards, prefill_tokens, prefill_sequences, prefill_context, wb, ab, kvb, decode=False,
-                   shared=shared, skew=skew)
+                   shared=shared, skew=skew, parts="core")
+    cores = iter(zip(dec, pre))
     ops = []
-    for (name, count, op), (_, _, d), (_, _, p) in zip(both, dec, pre):
-        if "core" in name:
-            ops.append((name + "_decode", count, d))
+    for name, count, op in both:
+        ops.append((name, count, op))
+        if name.startswith("attention_proj"):  # each group's cores follow its projections
+            (core, _, d), (_, _, p) = next(cores)
+            ops.append((core + "_decode", count, d))
             rows = p.rows if prefill_rows is None else prefill_rows * jnp.ones(())
-            ops.append((name + "_prefill", count, eqx.tree_at(lambda o: (o.context_bytes, o.rows), p,
+            ops.append((core + "_prefill", count, eqx.tree_at(lambda o: (o.context_bytes, o.rows), p,
                                                               (jnp.zeros(()), rows))))
-        else:
-            ops.append((name, count, op))
     return ops_chain(hw, model, wl, par, ops, tokens, decode_sequences + prefill_sequences, True, tau)
 
 
@@ -284,8 +291,10 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
     timed = eqx.tree_at(lambda o: (o.flops, o.weight_bytes), stacked, (flops, weight_bytes))
     c, mem = roofline(hw, (timed, counts), hw.matmul_flop_per_s(wl.activation_precision), access, tau,
                       offload=offload)
+    # the MoE blocks' rank imbalance (`_ffn_op`, the same tokens) sets the all-to-all's too
+    loads = [op.expert_load for _, _, op in ops if op.expert_load is not None]
     comm, sent, t_a2a = communication(hw, model, par, tokens, wl.activation_precision.bytes, wl.routing_skew,
-                                      alltoall=True)
+                                      alltoall=True, load=loads[0] if loads else None)
     if model.n_moe_layers:
         # two-batch overlap: one micro-batch's all-to-all runs under the other's layers,
         # hiding at most the step's roofline time (`Profile.moe_exposed_fraction`; 1:

@@ -61,6 +61,10 @@ class OpCost(eqx.Module):
       routed-expert (grouped) matrix multiplies, None outside an MoE block: the hardware's
       `Profile.moe_efficiency` times them (`diffhw._timing._latency.ops_chain`; stacked
       groups drop them).
+    - `expert_load`: the most loaded expert-parallel rank's load over the mean
+      (`rank_load_factor`) that an MoE block's routed experts ran at, None elsewhere: the
+      step's expert-parallel all-to-all sees the same imbalance (`ops_chain` hands it to
+      `diffhw._timing._latency.communication` rather than computing it again).
     """
 
     flops: Scalar
@@ -72,6 +76,7 @@ class OpCost(eqx.Module):
     context_bytes: Scalar = eqx.field(default_factory=lambda: jnp.zeros(()))
     expert_flops: Scalar | None = None
     expert_weight_bytes: Scalar | None = None
+    expert_load: Scalar | None = None
 
     @property
     def bytes(self):
@@ -143,7 +148,7 @@ def rank_load_factor(n_experts, k, tokens, ranks, skew=0.0):
 
 
 def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0, skew=0.0,
-             block=1.0, beams=1.0, prompt=0.0, head_wbytes=None):
+             block=1.0, beams=1.0, prompt=0.0, head_wbytes=None, parts="all"):
     """Per-chip FLOPs and bytes of one Decode step or one Prefill pass.
 
     **Arguments:**
@@ -184,6 +189,10 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
       at a time, so every beam reads the whole context (as do vLLM's copy-on-write beams,
       Kwon et al., SOSP 2023, sec. 4.4); the blocks are still stored once. 1: no beam
       search.
+    - `parts`: static; "all", or only the attention cores ("core") or every group but
+      them ("other"), in the same order (`diffhw._timing._latency.mixed_chain` takes the
+      cores of its Decode and Prefill parts and the rest of the whole step: the groups
+      not asked for are not traced at all).
 
     **Returns:** a list of ``(name, layer_count, OpCost)``; multiply each cost by its
     count and add to get the step's total.
@@ -191,53 +200,65 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
     d, h = model.d_model, model.n_heads
     tp = shards.tp
     ops = []
+    cores, others = parts != "other", parts != "core"
 
-    attn_w = sum(model._attention_parts(tp, shards.kv_shard).values())
     q_width = h * (model.qk_nope_dim + model.qk_rope_dim if model.mla else model.head_dim) / tp
-    proj = OpCost(
-        flops=2.0 * attn_w * tokens,
-        weight_bytes=attn_w * wbytes,
-        kv_read_bytes=jnp.zeros(()),
-        kv_write_bytes=jnp.zeros(()),
-        act_bytes=tokens * (2.0 * d + 2.0 * q_width) * abytes,
-        rows=tokens,
-    )
-
-    kv_elems = model.kv_elements_per_token_per_layer(shards.kv_shard)
-    heads = h / tp
-    # beams sharing one read of the prompt's KV: grouped-query kernels (XQA) only
-    share = beams if (model.mla or model.n_kv_heads < h) else 1.0
-    if model.mla and decode:
-        # Absorbed MLA: scores over (latent + rope), values over the latent.
-        score_dim, value_dim = model.kv_lora_rank + model.qk_rope_dim, model.kv_lora_rank
-        core_rows = heads * block * share
-    elif model.mla:
-        score_dim, value_dim = model.qk_nope_dim + model.qk_rope_dim, model.v_head_dim
-        core_rows = tokens
-    else:
-        score_dim = value_dim = model.head_dim
-        core_rows = (h / model.n_kv_heads * block * share) if decode else tokens
-    # beam search: the share of the sequences whose prompt KV another beam already read
-    reread = sequences * (1.0 - 1.0 / share)
-
-    for sliding, moe, count in model.layer_groups:
-        ctx = _smooth.smooth_min(context, model.sliding_window) if sliding else context
-        shared_ctx = 0.0 if sliding else shared
-        # prompt tokens still in reach (a sliding window slides off them as beams grow)
-        beam_shared = ctx - (_smooth.smooth_min(context - prompt, ctx) if sliding else context - prompt)
-        core = OpCost(
-            flops=2.0 * heads * (score_dim + value_dim) * (ctx + shared_ctx) * tokens,
-            weight_bytes=jnp.zeros(()),
-            kv_read_bytes=((sequences * ctx - reread * beam_shared) * kv_elems * kvbytes) if decode
-            else jnp.zeros(()),
-            kv_write_bytes=tokens * kv_elems * kvbytes,
-            act_bytes=2.0 * tokens * q_width * abytes,
-            rows=core_rows * jnp.ones(()),
-            context_bytes=shared_ctx * kv_elems * kvbytes * jnp.ones(()),
+    if others:
+        attn_w = sum(model._attention_parts(tp, shards.kv_shard).values())
+        proj = OpCost(
+            flops=2.0 * attn_w * tokens,
+            weight_bytes=attn_w * wbytes,
+            kv_read_bytes=jnp.zeros(()),
+            kv_write_bytes=jnp.zeros(()),
+            act_bytes=tokens * (2.0 * d + 2.0 * q_width) * abytes,
+            rows=tokens,
         )
-        ops.append((f"attention_proj{'_sliding' if sliding else ''}{'_moe' if moe else ''}", count, proj))
-        ops.append((f"attention_core{'_sliding' if sliding else ''}{'_moe' if moe else ''}", count, core))
-        ops.append((f"{'moe' if moe else 'ffn'}{'_sliding' if sliding else ''}", count, _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew)))
+
+    if cores:
+        kv_elems = model.kv_elements_per_token_per_layer(shards.kv_shard)
+        heads = h / tp
+        # beams sharing one read of the prompt's KV: grouped-query kernels (XQA) only
+        share = beams if (model.mla or model.n_kv_heads < h) else 1.0
+        if model.mla and decode:
+            # Absorbed MLA: scores over (latent + rope), values over the latent.
+            score_dim, value_dim = model.kv_lora_rank + model.qk_rope_dim, model.kv_lora_rank
+            core_rows = heads * block * share
+        elif model.mla:
+            score_dim, value_dim = model.qk_nope_dim + model.qk_rope_dim, model.v_head_dim
+            core_rows = tokens
+        else:
+            score_dim = value_dim = model.head_dim
+            core_rows = (h / model.n_kv_heads * block * share) if decode else tokens
+        # beam search: the share of the sequences whose prompt KV another beam already read
+        reread = sequences * (1.0 - 1.0 / share)
+
+    ffn = {}
+    for sliding, moe, count in model.layer_groups:
+        suffix = f"{'_sliding' if sliding else ''}{'_moe' if moe else ''}"
+        if others:
+            ops.append((f"attention_proj{suffix}", count, proj))
+        if cores:
+            ctx = _smooth.smooth_min(context, model.sliding_window) if sliding else context
+            shared_ctx = 0.0 if sliding else shared
+            # prompt tokens still in reach (a sliding window slides off them as beams grow)
+            beam_shared = ctx - (_smooth.smooth_min(context - prompt, ctx) if sliding else context - prompt)
+            core = OpCost(
+                flops=2.0 * heads * (score_dim + value_dim) * (ctx + shared_ctx) * tokens,
+                weight_bytes=jnp.zeros(()),
+                kv_read_bytes=((sequences * ctx - reread * beam_shared) * kv_elems * kvbytes) if decode
+                else jnp.zeros(()),
+                kv_write_bytes=tokens * kv_elems * kvbytes,
+                act_bytes=2.0 * tokens * q_width * abytes,
+                rows=core_rows * jnp.ones(()),
+                context_bytes=shared_ctx * kv_elems * kvbytes * jnp.ones(()),
+            )
+            ops.append((f"attention_core{suffix}", count, core))
+        if others:
+            if moe not in ffn:  # sliding and full layers share their FFN's cost
+                ffn[moe] = _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew)
+            ops.append((f"{'moe' if moe else 'ffn'}{'_sliding' if sliding else ''}", count, ffn[moe]))
+    if not others:
+        return ops
 
     vocab = model.vocab_size / tp
     scored = sequences * block if decode else sequences  # rows the head scores
@@ -293,6 +314,7 @@ def _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew=0.0):
         weight_bytes=(routed_w + shared_w + router_w) * wbytes,
         expert_flops=expert_flops,
         expert_weight_bytes=routed_w * wbytes,
+        expert_load=load,
         kv_read_bytes=jnp.zeros(()),
         kv_write_bytes=jnp.zeros(()),
         act_bytes=tokens * (2.0 * d + load * (2.0 * d * k + 3.0 * k * model.expert_ffn_dim / tp)
