@@ -147,6 +147,12 @@ def rank_load_factor(n_experts, k, tokens, ranks, skew=0.0):
     return _smooth.exact_min(f, cap)
 
 
+def _weights_op(weights, tokens, wbytes, act_bytes):
+    """A GEMM of `tokens` rows through `weights` parameters (no KV traffic)."""
+    return OpCost(flops=2.0 * weights * tokens, weight_bytes=weights * wbytes, kv_read_bytes=jnp.zeros(()),
+                  kv_write_bytes=jnp.zeros(()), act_bytes=act_bytes, rows=tokens)
+
+
 def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes, decode, shared=0.0, skew=0.0,
              block=1.0, beams=1.0, prompt=0.0, head_wbytes=None, parts="all"):
     """Per-chip FLOPs and bytes of one Decode step or one Prefill pass.
@@ -205,14 +211,7 @@ def step_ops(model, shards, tokens, sequences, context, wbytes, abytes, kvbytes,
     q_width = h * (model.qk_nope_dim + model.qk_rope_dim if model.mla else model.head_dim) / tp
     if others:
         attn_w = sum(model._attention_parts(tp, shards.kv_shard).values())
-        proj = OpCost(
-            flops=2.0 * attn_w * tokens,
-            weight_bytes=attn_w * wbytes,
-            kv_read_bytes=jnp.zeros(()),
-            kv_write_bytes=jnp.zeros(()),
-            act_bytes=tokens * (2.0 * d + 2.0 * q_width) * abytes,
-            rows=tokens,
-        )
+        proj = _weights_op(attn_w, tokens, wbytes, tokens * (2.0 * d + 2.0 * q_width) * abytes)
 
     if cores:
         kv_elems = model.kv_elements_per_token_per_layer(shards.kv_shard)
@@ -284,14 +283,7 @@ def _ffn_op(model, shards, tokens, wbytes, abytes, moe, skew=0.0):
     if not moe:
         w = model.ffn_params() / tp
         width = model.ffn_dim / tp
-        return OpCost(
-            flops=2.0 * w * tokens,
-            weight_bytes=w * wbytes,
-            kv_read_bytes=jnp.zeros(()),
-            kv_write_bytes=jnp.zeros(()),
-            act_bytes=tokens * (2.0 * d + 3.0 * width) * abytes,
-            rows=tokens,
-        )
+        return _weights_op(w, tokens, wbytes, tokens * (2.0 * d + 3.0 * width) * abytes)
     E, k = float(model.n_experts), float(model.experts_per_token)
     # Tokens routed inside the expert group: the group spans expert_group / tp replicas.
     group_tokens = tokens * shards.expert_group / tp
