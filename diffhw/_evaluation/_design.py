@@ -251,16 +251,8 @@ def metric_values(metrics, design: Design, tau=DEFAULT_TAU) -> dict:
         capex = None if e is None else ChipCapex(
             e.area, e.die_yield, e.logic_cost_usd, e.near_memory_cost_usd, e.package_cost_usd, e.memory_cost_usd,
             e.chip_cost_usd, e.peak_power_w, e.static_power_w, e.embodied_kgco2e_per_chip)
-        out.update(_serving_values(design, tau, capex))
+        out.update(design.serving.values(design, tau, capex=capex))
     return out
-
-
-def _serving_values(design: Design, tau, capex) -> dict:
-    """The serving goal's metrics, handing it the chip's `ChipCapex` when it takes one
-    (`diffhw.ServingGoal.values`: one trace of the chip's costs, not two)."""
-    if capex is not None and getattr(design.serving, "takes_capex", False):
-        return design.serving.values(design, tau, capex=capex)
-    return design.serving.values(design, tau)
 
 
 def metric_names(design: Design) -> tuple:
@@ -323,7 +315,7 @@ def _chip_and_serving_values(design: Design, tau, names) -> dict:
         out["thermal_margin_w"] = thermal_margin_w(d.hardware)
         out["near_memory_flop_per_s"] = near_flop_per_s(d.hardware)
     if d.serving is not None and any(n.startswith("serving_") for n in names):
-        out.update(_serving_values(d, tau, c))
+        out.update(d.serving.values(d, tau, capex=c))
     return {n: jnp.asarray(out[n]) for n in names}
 
 

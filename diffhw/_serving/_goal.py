@@ -2,7 +2,6 @@
 them as objectives and constraints (`Design.serving`)."""
 
 import math
-from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -107,8 +106,6 @@ class ServingGoal(eqx.Module):
     disaggregation: Disaggregation | None = None
     speculation: Speculation | None = None
     output_cv: Scalar = eqx.field(converter=_f, default=0.0)
-    #: `values` takes the chip's `capex` (`diffhw._evaluation._design`)
-    takes_capex: ClassVar[bool] = True
 
     def metric_names(self, has_technology: bool) -> tuple:
         base = SERVING_LOAD_METRICS if self.load == "batch" else SERVING_METRICS
