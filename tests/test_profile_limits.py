@@ -89,6 +89,8 @@ def test_shipped_profiles_state_the_new_keys():
 @pytest.mark.parametrize("key,value", [
     ("fp4_compute_ratio", 0.0), ("fp8_compute_ratio", -1.0), ("int8_compute_ratio", 5.0),
     ("max_batch_size", 0.5), ("max_batch_size", float("nan")), ("fp4_compute_ratio", "fast"),
+    ("moe_efficiency", 0.0), ("moe_efficiency", 1.5), ("moe_exposed_fraction", -0.1),
+    ("moe_exposed_fraction", 2.0), ("moe_efficiency", "fast"),
 ])
 def test_loader_refuses_bad_values(key, value):
     with pytest.raises(InputError) as e:
