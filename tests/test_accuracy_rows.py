@@ -58,3 +58,18 @@ def test_serving_rows_at_the_measured_utilisation(accuracy):
     # every latency point at the measured rate has its twin (each such row has an Offline row)
     rate = [i for i, p in by.items() if p["metric"] in accuracy.SERVE_LATENCY_METRICS and "@u" not in i]
     assert rate and all(i + "@u" in by and 0.5 < by[i + "@u"]["utilisation"] < 1.0 for i in rate)
+
+
+def test_goal_line_counts_each_serving_row_once(accuracy):
+    """With `serving`, an MLPerf Server/Interactive row counts by `serve`'s maximum rate,
+    not also by the static-batch search; without, as the goal was first stated."""
+    points, _ = accuracy.published_points()
+    static = [p for p in points if p["group"] in accuracy.STATIC_SERVING_GROUPS]
+    served = [p for p in points if p["metric"] in accuracy.SERVE_RATE_METRICS]
+    assert static and served
+    assert all(accuracy._goal_point(p, serving=False) and not accuracy._goal_point(p, serving=True) for p in static)
+    assert all(accuracy._goal_point(p, serving=True) and not accuracy._goal_point(p, serving=False) for p in served)
+    # every static serving row has its serving-model point: nothing drops out of the line
+    assert {p["id"] for p in static} <= {p["id"].split("/")[0] for p in served}
+    offline = next(p for p in points if p["group"] == "MLPerf offline")
+    assert accuracy._goal_point(offline, serving=True) and accuracy._goal_point(offline, serving=False)
