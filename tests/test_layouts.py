@@ -50,6 +50,57 @@ def test_alltoall_across_domains_by_hand(h100):
     assert float(_collectives.alltoall_time(_hw(h100, domain=16.0), M, 16.0)) < t / 4
 
 
+def test_alltoall_forwards_each_item_once_per_domain(h100):
+    """An item sent to k = 8 chips of p = 32 over four 8-chip domains crosses to each other
+    domain one of its copies is bound for once (DeepEP's forwarding): 3 (1 - 0.75^8)
+    sends per item, against 8 x 3/4 without forwarding; k = 1 is the plain all-to-all."""
+    hw = _hw(h100)
+    M = 8e9  # eight copies of 1e9 bytes of items
+    plain = float(_collectives.alltoall_time(hw, M, 32.0))
+    fwd = float(_collectives.alltoall_time(hw, M, 32.0, 8.0))
+    assert plain == pytest.approx(M * 0.75 / 50e9, rel=0.02)
+    assert fwd == pytest.approx(M / 8 * 3 * (1 - 0.75**8) / 50e9, rel=0.02)
+    assert float(_collectives.alltoall_time(hw, M, 32.0, 1.0)) == plain
+    # inside one domain forwarding changes nothing
+    one = _hw(h100, domain=32.0)
+    assert float(_collectives.alltoall_time(one, M, 32.0, 8.0)) == float(_collectives.alltoall_time(one, M, 32.0))
+
+
+def test_hidden_states_travel_at_16_bits_or_more(h100, dsv3):
+    """Collectives carry the residual stream's bf16 hidden states whatever the GEMMs'
+    activation format: TP all-reduces and pipeline sends cost the same for FP8 or FP4
+    activations as for bf16; an MoE dispatch is quantised, its combine is not."""
+    for par in (diffhw.parallelism(tp=8), diffhw.parallelism(tp=4, pp=2)):
+        bf16 = communication(h100, dsv3, par, 4096.0, 2.0)
+        for abytes in (1.0, 0.5):
+            low = communication(h100, dsv3, par, 4096.0, abytes)
+            assert float(low[0]) == pytest.approx(float(bf16[0]), rel=1e-6), (par, abytes)
+            assert float(low[1]) == pytest.approx(float(bf16[1]), rel=1e-6), (par, abytes)
+    # fp32 activations: 4 bytes
+    assert float(communication(h100, dsv3, diffhw.parallelism(tp=8), 4096.0, 4.0)[1]) == pytest.approx(
+        2 * float(communication(h100, dsv3, diffhw.parallelism(tp=8), 4096.0, 2.0)[1]), rel=1e-6)
+    ep = diffhw.parallelism(tp=1, dp=8, ep=8)
+    bf16, fp8 = communication(h100, dsv3, ep, 4096.0, 2.0), communication(h100, dsv3, ep, 4096.0, 1.0)
+    sent_dense = float(communication(h100, diffhw.presets.model("llama-3.1-8b"), ep, 4096.0, 2.0)[1])
+    # dispatch 1 + combine 2 bytes against 2 + 2 per routed element (dense layers: none at tp 1)
+    assert sent_dense == 0.0
+    assert float(fp8[1]) == pytest.approx(0.75 * float(bf16[1]), rel=1e-6)
+    assert 0.5 * float(bf16[0]) < float(fp8[0]) < float(bf16[0])
+
+
+def test_decode_dispatch_goes_straight_to_each_expert(h100, dsv3):
+    """Across domains a Decode-only pass sends each copy straight to its expert's chip
+    (DeepEP's low-latency kernels), a pass with Prefill forwards once per domain."""
+    par = diffhw.parallelism(tp=1, dp=32, ep=32)
+    hw = _hw(h100, ideal=False)
+    fwd = float(communication(hw, dsv3, par, 8192.0, 1.0)[0])
+    direct = float(communication(hw, dsv3, par, 8192.0, 1.0, forwarded=False)[0])
+    assert direct > 1.5 * fwd
+    one = _hw(h100, domain=32.0, ideal=False)  # inside one domain both are the same
+    assert float(communication(one, dsv3, par, 8192.0, 1.0)[0]) == pytest.approx(
+        float(communication(one, dsv3, par, 8192.0, 1.0, forwarded=False)[0]), rel=1e-6)
+
+
 def test_allreduce_across_domains_by_hand(h100):
     """tp 16 over two 8-chip domains: the domain's all-reduce, then a ring between the two
     domains on M / 8 per chip: 2 (n-1)/n * M/8 over the NIC."""

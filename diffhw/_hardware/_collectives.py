@@ -178,7 +178,7 @@ def allreduce_time(hw, message_bytes, chips):
     return _extra(hw, chips, t, steps)
 
 
-def alltoall_time(hw, message_bytes, chips):
+def alltoall_time(hw, message_bytes, chips, fanout=1.0):
     """All-to-all where each chip sends `message_bytes` in total (seconds): one step of
     average hops, bytes bounded by injection and by the bisection.
 
@@ -187,6 +187,14 @@ def alltoall_time(hw, message_bytes, chips):
     all-to-all among ``m`` chips of ``M m / p``) while the ``(p - m) M / p`` for other
     domains leave through its NIC at the same time (DeepEP's internode kernels send
     RDMA and NVLink traffic concurrently); the slower of the two, smoothly, sets the time.
+
+    `fanout`: copies of each item in `message_bytes` (an MoE dispatch sends each token to
+    ``k`` experts). Across domains an item goes once to each other domain that one of
+    its copies is bound for, and is forwarded inside that domain over the scale-up
+    fabric (DeepEP's internode kernels: one RDMA send per destination node, NVLink
+    forwarding there; github.com/deepseek-ai/DeepEP README): with the copies' chips
+    uniform over the ``D = p / m`` domains, ``(D - 1) (1 - (1 - 1/D)^k)`` sends per item
+    instead of ``k (D - 1) / D`` (the same at ``k = 1``).
     """
     p = jnp.asarray(chips, dtype=float)
     m = domain_members(hw, p)
@@ -198,7 +206,8 @@ def alltoall_time(hw, message_bytes, chips):
         # the latency ramps in over the first chip beyond the domain (exact at whole
         # chips), so the time is continuous in a relaxed chip or domain count
         ramp = exact_clip(p - m, 0.0, 1.0)
-        t_out = ramp * hw.scale_out.latency_s + message_bytes * (1.0 - share) / _out_bandwidth(hw)
+        out = message_bytes / fanout * (1.0 / share - 1.0) * (1.0 - (1.0 - share) ** fanout)
+        t_out = ramp * hw.scale_out.latency_s + out / _out_bandwidth(hw)
         t = where(p > m, smooth_max(t, t_out), t)
     return _extra(hw, chips, t, p - 1.0)
 

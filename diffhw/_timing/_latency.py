@@ -120,10 +120,12 @@ def stack_ops(ops):
     return stacked, jnp.asarray([count for _, count, _ in ops], dtype=stacked.flops.dtype)
 
 
-def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0, alltoall=False, load=None):
+def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew=0.0, alltoall=False, load=None,
+                  forwarded=True):
     """Exposed communication of one pass of `tokens` tokens through every layer.
 
-    Tensor parallel: one all-reduce of ``tokens * d_model`` activations after attention
+    Tensor parallel: one all-reduce of ``tokens * d_model`` hidden states (at least 16
+    bits each, whatever `abytes`; see below) after attention
     and one after each dense FFN (and after each MoE block when ``ep == 1``). Expert
     parallel (``ep > 1``): an all-to-all dispatch and combine per MoE layer, each chip
     sending its ``tokens / tp`` tokens to ``experts_per_token`` experts; the most loaded
@@ -140,23 +142,43 @@ def communication(hw, model: Transformer, par: Parallelism, tokens, abytes, skew
     `load`: the most loaded rank's `rank_load_factor` for these tokens, when the caller
     has it already (`OpCost.expert_load`); None: computed here.
 
+    `forwarded`: across scale-up domains the dispatch and combine send each token once
+    to each other domain holding one of its experts, and forward it inside that domain
+    (DeepEP's normal kernels, run for Prefill; `_collectives.alltoall_time`'s
+    ``fanout``); False: once per expert, straight to the expert's chip (DeepEP's
+    low-latency kernels, pure RDMA, run for Decode; github.com/deepseek-ai/DeepEP
+    README). The same inside one domain.
+
     **Returns:** ``(seconds, bytes each chip sends)``, and with `alltoall` the seconds of
     the expert-parallel dispatch/combine all-to-all among them (0 without it).
     """
-    msg = tokens * model.d_model * abytes
+    # The hidden states a collective carries are the residual stream's, never narrower
+    # than 16 bits: an all-reduce sums the row-parallel GEMM's bf16 outputs and an FP8 or
+    # FP4 stack quantises after it (TensorRT-LLM's fused AllReduce -> residual -> RMSNorm
+    # -> quantise, `AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8/_NVFP4` in
+    # tensorrt_llm/functional.py), stage-to-stage sends carry the same tensor, and the
+    # MoE combine returns bf16 expert outputs while only the dispatch may be quantised
+    # (DeepEP: FP8 dispatch, BF16 combine, github.com/deepseek-ai/DeepEP; Megatron-LM
+    # sizes its buffers at ``max(element_size, 2)`` bytes per hidden element,
+    # megatron/core/transformer/moe/fused_a2a.py `get_hidden_bytes`).
+    hbytes = _smooth.exact_max(abytes, 2.0)
+    msg = tokens * model.d_model * hbytes
     n_ar = model.n_layers + model.n_dense_layers
     t_ar, b_ar = _collectives.allreduce_time(hw, msg, par.tp), _collectives.allreduce_bytes(msg, par.tp)
     t, sent = n_ar * t_ar, n_ar * b_ar
     t_a2a = jnp.zeros(())
     if model.n_moe_layers:
-        a2a_msg = tokens / par.tp * model.experts_per_token * model.d_model * abytes
+        routed = tokens / par.tp * model.experts_per_token * model.d_model
         use_a2a = par.ep > 1.0
         if load is None:
             group_tokens = tokens * _smooth.exact_max(par.tp, par.ep) / par.tp
             load = rank_load_factor(float(model.n_experts), float(model.experts_per_token), group_tokens, par.ep,
                                     skew)
-        t_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_time(hw, a2a_msg * load, par.ep), t_ar)
-        b_moe = _smooth.where(use_a2a, 2.0 * _collectives.alltoall_bytes(a2a_msg, par.ep), b_ar)
+        # dispatch at the activation precision, combine at the hidden states'
+        k = float(model.experts_per_token) if forwarded else 1.0  # 1: every copy sent as its own item
+        t_moe = _smooth.where(use_a2a, _collectives.alltoall_time(hw, routed * abytes * load, par.ep, k)
+                              + _collectives.alltoall_time(hw, routed * hbytes * load, par.ep, k), t_ar)
+        b_moe = _smooth.where(use_a2a, _collectives.alltoall_bytes(routed * (abytes + hbytes), par.ep), b_ar)
         t = t + model.n_moe_layers * t_moe
         sent = sent + model.n_moe_layers * b_moe
         t_a2a = _smooth.where(use_a2a, model.n_moe_layers * t_moe, 0.0)
@@ -217,7 +239,7 @@ def chain(hw, model, wl, par, tokens, sequences, context, decode, tau=_smooth.DE
         shared=wl.shared_context_tokens, skew=wl.routing_skew, block=block, beams=beams, prompt=prompt,
         head_wbytes=wl.weight_precision.head_bytes,
     )
-    return ops_chain(hw, model, wl, par, ops, tokens, sequences, decode, tau)
+    return ops_chain(hw, model, wl, par, ops, tokens, sequences, decode, tau, forwarded=not decode)
 
 
 def mixed_chain(hw, model, wl, par, decode_tokens, decode_sequences, decode_context, prefill_tokens,
@@ -262,10 +284,13 @@ def mixed_chain(hw, model, wl, par, decode_tokens, decode_sequences, decode_cont
     return ops_chain(hw, model, wl, par, ops, tokens, decode_sequences + prefill_sequences, True, tau)
 
 
-def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.DEFAULT_TAU):
+def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.DEFAULT_TAU, forwarded=True):
     """`StepTime` and `Work` of a `step_ops` list (`chain`, `mixed_chain`): the roofline of
     its groups, the pass's communication for `tokens` tokens, and the profile's
-    overheads for `sequences` sequences; near-memory units take work with `offload`."""
+    overheads for `sequences` sequences; near-memory units take work with `offload`.
+    `forwarded`: a multi-domain MoE dispatch sends each token once per other domain
+    and forwards it there (a pass with Prefill tokens); False: once per expert (a
+    Decode-only pass; `communication`)."""
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     stacked, counts = stack_ops(ops)
     # Decode appends one token per sequence; a Prefill pass writes each prompt's KV in one run.
@@ -294,7 +319,7 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
     # the MoE blocks' rank imbalance (`_ffn_op`, the same tokens) sets the all-to-all's too
     loads = [op.expert_load for _, _, op in ops if op.expert_load is not None]
     comm, sent, t_a2a = communication(hw, model, par, tokens, wl.activation_precision.bytes, wl.routing_skew,
-                                      alltoall=True, load=loads[0] if loads else None)
+                                      alltoall=True, load=loads[0] if loads else None, forwarded=forwarded)
     if model.n_moe_layers:
         # two-batch overlap: one micro-batch's all-to-all runs under the other's layers,
         # hiding at most the step's roofline time (`Profile.moe_exposed_fraction`; 1:
