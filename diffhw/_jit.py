@@ -49,18 +49,21 @@ def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
-def filter_jit(fun=None, *, throughput=False, **jitkwargs):
+def filter_jit(fun=None, *, throughput=False, packed=False, **jitkwargs):
     """`eqx.filter_jit` with `COMPILER_OPTIONS` (`THROUGHPUT_OPTIONS` if `throughput`)
-    at the top level; usable as ``@filter_jit`` or ``filter_jit(f, throughput=True)``."""
+    at the top level; usable as ``@filter_jit`` or ``filter_jit(f, throughput=True)``.
+
+    With `packed`, a top-level call's program returns its outputs packed into one vector
+    per dtype and the call returns them as read-only NumPy arrays (`_FlatProgram`)."""
     if fun is None:
-        return lambda f: filter_jit(f, throughput=throughput, **jitkwargs)
+        return lambda f: filter_jit(f, throughput=throughput, packed=packed, **jitkwargs)
     options = THROUGHPUT_OPTIONS if throughput else COMPILER_OPTIONS
     plain = eqx.filter_jit(fun, **jitkwargs)
     tuned = eqx.filter_jit(fun, compiler_options=dict(options), **jitkwargs)
 
     # A local function's name is not unique in its module: never cached on disk.
     cacheable = "<" not in fun.__qualname__ and not jitkwargs
-    fast = _Dispatch(fun) if not jitkwargs else None
+    fast = _Dispatch(fun, packed) if not jitkwargs else None
 
     @functools.wraps(fun)
     def call(*args, **kwargs):
@@ -99,34 +102,61 @@ class _Dispatch:
     and re-hashes the whole pytree on every call: it tripled a warm `diffhw.evaluate`.
     A function whose output has a non-array leaf keeps Equinox's path."""
 
-    def __init__(self, fun):
+    def __init__(self, fun, packed=False):
         self.fun = fun
+        self.packed = packed
         self.entries = {}
 
     def __call__(self, options, args, kwargs):
         leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
         statics = tuple(_DYNAMIC if isinstance(x, _ARRAYS) else x for x in leaves)
         key = (treedef, statics, tuple(options.items()))
-        jitted = self.entries.get(key)  # TypeError for an unhashable static leaf
-        if jitted is None:
-            jitted = _flat_jit(self.fun, treedef, statics, options)
-        out = jitted(*[x for x, s in zip(leaves, statics, strict=True) if s is _DYNAMIC])
-        self.entries[key] = jitted  # kept once it has run
+        entry = self.entries.get(key)  # TypeError for an unhashable static leaf
+        if entry is None:
+            entry = _FlatProgram(self.fun, treedef, statics, options, self.packed)
+        out = entry(*[x for x, s in zip(leaves, statics, strict=True) if s is _DYNAMIC])
+        self.entries[key] = entry  # kept once it has run
         return out
 
 
-def _flat_jit(fun, treedef, statics, options):
-    where = [i for i, s in enumerate(statics) if s is _DYNAMIC]
+class _FlatProgram:
+    """One structure's program: a plain `jax.jit` of `fun` over the array leaves. With
+    `packed`, its outputs are one vector per dtype, unpacked here into NumPy views."""
 
-    def flat(*arrays):
-        args, kwargs = _programs.rebuild(treedef, statics, where, arrays)
-        out = fun(*args, **kwargs)
-        if not all(isinstance(v, jax.Array) for v in jax.tree_util.tree_leaves(out)):
-            raise TypeError("an output leaf is not an array")  # Equinox's path returns it as it is
-        return out
+    def __init__(self, fun, treedef, statics, options, packed):
+        where = [i for i, s in enumerate(statics) if s is _DYNAMIC]
+        self.layout = None  # packed: (output treedef, [(group, start, stop, shape)])
 
-    flat.__name__ = flat.__qualname__ = getattr(fun, "__name__", "flat")  # JAX's logs name it
-    return jax.jit(flat, compiler_options=dict(options) if options else None)
+        def flat(*arrays):
+            args, kwargs = _programs.rebuild(treedef, statics, where, arrays)
+            out = fun(*args, **kwargs)
+            leaves, outdef = jax.tree_util.tree_flatten(out)
+            if not all(isinstance(v, jax.Array) for v in leaves):
+                raise TypeError("an output leaf is not an array")  # Equinox's path returns it as it is
+            if not packed:
+                return out
+            dtypes = list(dict.fromkeys(v.dtype for v in leaves))
+            groups = {d: [] for d in dtypes}
+            places, ends = [], dict.fromkeys(dtypes, 0)
+            for v in leaves:
+                start = ends[v.dtype]
+                ends[v.dtype] = start + v.size
+                groups[v.dtype].append(v.ravel())
+                places.append((dtypes.index(v.dtype), start, ends[v.dtype], v.shape))
+            self.layout = (outdef, places)
+            return [jax.numpy.concatenate(groups[d]) for d in dtypes]
+
+        flat.__name__ = flat.__qualname__ = getattr(fun, "__name__", "flat")  # JAX's logs name it
+        self.jitted = jax.jit(flat, compiler_options=dict(options) if options else None)
+        self.packed = packed
+
+    def __call__(self, *arrays):
+        out = self.jitted(*arrays)
+        if not self.packed:
+            return out
+        groups = [np.asarray(v) for v in out]
+        outdef, places = self.layout
+        return jax.tree_util.tree_unflatten(outdef, [groups[g][a:b].reshape(shape) for g, a, b, shape in places])
 
 
 def device_floats(x):

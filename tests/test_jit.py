@@ -4,6 +4,7 @@ jit, grad and vmap."""
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import diffhw
@@ -92,3 +93,34 @@ def test_flat_dispatch_matches_equinox_jit():
     ref, _ = jax.jit(lambda *a: ev._evaluate_jit(*a))(hw, model, d.workload, d.parallelism)
     for a, b in zip(jax.tree_util.tree_leaves(m), jax.tree_util.tree_leaves(ref), strict=True):
         assert jnp.allclose(a, b, rtol=1e-6, equal_nan=True)
+
+
+def test_packed_results_are_numpy_views_of_the_same_values():
+    """`filter_jit(packed=True)` returns a top-level call's outputs as read-only NumPy
+    arrays unpacked from one vector per dtype: the same values, shapes and dtypes as the
+    plain program's, whatever the output tree (scalars, vectors, bools, None)."""
+
+    def f(x, v):
+        return {"s": x * 2.0, "v": v + x, "m": jnp.outer(v, v), "b": v > 1.0, "n": None, "i": jnp.arange(3)}
+
+    packed, plain = _jit.filter_jit(packed=True)(f), _jit.filter_jit(f)
+    x, v = jnp.asarray(1.5), jnp.arange(4.0)
+    for _ in range(2):  # the second call reuses the compiled program
+        a, b = packed(x, v), plain(x, v)
+        assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+        for p, q in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+            assert isinstance(p, np.ndarray) and not p.flags.writeable
+            assert p.shape == q.shape and p.dtype == q.dtype
+            np.testing.assert_array_equal(p, np.asarray(q))
+    # inside a user's transformation: traced as usual
+    assert float(jax.grad(lambda y: packed(y, v)["s"])(x)) == 2.0
+
+
+def test_top_level_evaluate_returns_numpy_equal_to_its_jitted_values():
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-8b", batch=8, input_tokens=512, output_tokens=64)
+    top = diffhw.evaluate(d.hardware, d.model, d.workload, d.parallelism, technology=d.technology)
+    inside = jax.jit(lambda h: diffhw.evaluate(h, d.model, d.workload, d.parallelism,
+                                               technology=d.technology))(d.hardware)
+    assert isinstance(top.tpot_s, np.ndarray) and isinstance(top.economics.tco_usd_per_year, np.ndarray)
+    for p, q in zip(jax.tree_util.tree_leaves(top), jax.tree_util.tree_leaves(inside), strict=True):
+        np.testing.assert_allclose(p, np.asarray(q), rtol=1e-6)
