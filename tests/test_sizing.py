@@ -365,6 +365,7 @@ def test_grouped_mix_matches_its_designs_one_by_one(mix, sized, mix_sized):
     designs of several groups come back in the mix's order."""
     from diffhw._jit import device_floats
     from diffhw._tools._sizing import _search
+    from diffhw._tools._sizing._rounding import _BLOCK
     from diffhw._tools._sizing._size import _check_problem
 
     vs = (variable("memory_bandwidth", 5e11, 1e13), variable("batch", 1, 256, workload=0),
@@ -372,10 +373,11 @@ def test_grouped_mix_matches_its_designs_one_by_one(mix, sized, mix_sized):
     pb = _check_problem(list(mix), vs, "usd_per_million_tokens", BUDGETS, MIX_SHARES, "adam", 1, 1, 1)
     assert [g.members for g in pb.groups] == [(0, 1)]
     rng = np.random.default_rng(0)
-    rows = np.stack([np.geomspace(5e11, 1e13, 64), rng.integers(1, 257, 64), rng.integers(1, 257, 64)], axis=1)
+    n = _BLOCK  # a block of the exact re-check: the programs `sized` and `mix_sized` compiled
+    rows = np.stack([np.geomspace(5e11, 1e13, n), rng.integers(1, 257, n), rng.integers(1, 257, n)], axis=1)
     vals, margins = _search._exact(pb.groups, pb.group_bases, pb.bounds, pb.group_leaves, pb.limits,
                                    device_floats(rows))
-    margins = np.asarray(margins).reshape(64, 2, -1)
+    margins = np.asarray(margins).reshape(n, 2, -1)
     for d in (0, 1):
         one = _check_problem(mix[d], VARIABLES, "usd_per_million_tokens", BUDGETS, None, "adam", 1, 1, 1)
         alone, alone_margins = _search._exact(one.groups, one.group_bases, one.bounds, one.group_leaves,

@@ -188,11 +188,14 @@ class _Problem:
         m = np.ones(len(self.points), bool) if mask is None else np.asarray(mask, bool)
         return jnp.asarray(m[self.index], dtype=float)
 
-    def predict(self, profile: Profile) -> np.ndarray:
-        """Predictions of every point with `profile` (same order as the points)."""
+    def predict(self, profile: Profile, grouped=None) -> np.ndarray:
+        """Predictions of every point with `profile` (same order as the points); `grouped`:
+        the groups' predictions with `profile` when already computed (`_fit_jit`'s)."""
         out = np.full(len(self.points), np.nan)
         if self.groups:
-            out[self.index] = np.asarray(_predict_groups(_anonymous_profile(profile), self.groups))
+            if grouped is None:
+                grouped = _predict_groups(_anonymous_profile(profile), self.groups)
+            out[self.index] = np.asarray(grouped)
         for i, p in enumerate(self.points):
             if p.metric == "max_output_tokens_per_s":
                 out[i] = _predict_max_throughput(p, self.hardware[p.hardware], self.models[p.model], profile)
@@ -308,9 +311,9 @@ def _anonymous_profile(profile):
     return _with_static(profile, name="")
 
 
-def _log_errors(profile, groups):
+def _log_errors(pred, groups):
+    """Log errors of the groups' predictions `pred` against their measured values."""
     measured = jnp.concatenate([g[-1] for g in groups])
-    pred = _group_predictions(profile, groups)
     finite = jnp.isfinite(pred)  # an overloaded serving point: infinite latency
     e = _smooth.safe_log(jnp.where(finite, pred, 1.0)) - jnp.log(measured)
     return jnp.where(finite, e, _OVERLOADED_LOG_ERROR)
@@ -318,16 +321,22 @@ def _log_errors(profile, groups):
 
 @filter_jit
 def _fit_jit(theta0, base, groups, weights, learning_rate, steps: int, huber_delta):
-    """Adam on the weighted mean squared log error, `steps` steps in one `lax.scan`."""
+    """Adam on the weighted mean squared log error, `steps` steps in one `lax.scan`.
+    Returns the fitted `theta`, the loss history, the final loss, and the groups'
+    predictions with `base` and with the fitted profile (in this program, not a second
+    one: calibrate's ``initial`` and ``predicted``)."""
     opt = optax.adam(learning_rate)
 
-    def loss_fn(theta):
-        e = _log_errors(from_theta(base, theta), groups)
+    def loss_of(pred):
+        e = _log_errors(pred, groups)
         # least squares; with huber_delta > 0 a pseudo-Huber penalty (quadratic below delta)
         d = jnp.where(huber_delta > 0, huber_delta, 1.0)
         huber = 2.0 * d * d * (jnp.sqrt(1.0 + (e / d) * (e / d)) - 1.0)
         sq = jnp.where(huber_delta > 0, huber, e * e)
         return jnp.sum(weights * sq) / jnp.sum(weights)
+
+    def loss_fn(theta):
+        return loss_of(_group_predictions(from_theta(base, theta), groups))
 
     def step(carry, _):
         theta, state = carry
@@ -341,7 +350,11 @@ def _fit_jit(theta0, base, groups, weights, learning_rate, steps: int, huber_del
     with jax.numpy_dtype_promotion("standard"):
         state0 = opt.init(theta0)
     (theta, _), history = jax.lax.scan(step, (theta0, state0), None, length=steps)
-    return theta, history, loss_fn(theta)
+    # the base profile's and the fitted one's predictions through one (vmapped) evaluation
+    both = jax.tree.map(lambda a, b: jnp.stack([jnp.asarray(a, dtype=float), jnp.asarray(b, dtype=float)]),
+                        base, from_theta(base, theta))
+    initial, fitted = jax.vmap(lambda p: _group_predictions(p, groups))(both)
+    return theta, history, loss_of(fitted), initial, fitted
 
 
 # ------------------------------------------------------------------------------ results
@@ -489,7 +502,7 @@ def calibrate(
         raise InputError("points", 0, "at least one point to fit")
     _check_base_profile(base, prob)
     anon = _anonymous_profile(base)
-    theta, history, loss = _fit_jit(to_theta(base, fit), anon, prob.groups, weights,
+    theta, history, loss, initial, predicted = _fit_jit(to_theta(base, fit), anon, prob.groups, weights,
                                      jnp.asarray(learning_rate, dtype=float), steps,
                                      jnp.asarray(huber_delta, dtype=float))
     prof = from_theta(base, theta)
@@ -498,7 +511,7 @@ def calibrate(
     fitted = prob.fittable & (np.ones(len(prob.points), bool) if _mask is None else np.asarray(_mask, bool))
     return Calibration(
         profile=prof, base_profile=base, fit=fit, points=prob.points, measured=measured,
-        predicted=prob.predict(prof), initial=prob.predict(base), fitted=fitted,
+        predicted=prob.predict(prof, predicted), initial=prob.predict(base, initial), fitted=fitted,
         loss_history=np.asarray(history), loss=float(loss), huber_delta=float(huber_delta),
     )
 

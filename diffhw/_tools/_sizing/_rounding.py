@@ -69,8 +69,21 @@ def _rounding_candidates(x, allowed, n_vars, wide=12, spread=0.35, far=None):
     return out
 
 
-#: Rows per call of the exact re-check.
+#: Rows per call of the exact re-check (`_block`).
 _BLOCK = 64
+
+#: The same for designs with a serving goal: a row costs ~1 ms there (CPU; the largest
+#: rate under the limits is a root found per row), padding rows included, and `_polish`
+#: checks a few rows a round (two per continuous variable), so 64-row blocks ran its
+#: rounds 3x slower. Without serving a row is cheap and fewer, larger calls win (16-row
+#: blocks made test_sizing's integer roundings ~1.5 s slower).
+_SERVING_BLOCK = 16
+
+
+def _block(designs) -> int:
+    """Rows per call of the exact re-check of `designs` (one size for a whole run: one
+    compiled program)."""
+    return _SERVING_BLOCK if any(d.serving is not None for d in designs) else _BLOCK
 
 
 class _Checker:
@@ -87,6 +100,7 @@ class _Checker:
     def __init__(self, designs, variables, bounds, base_leaves, groups, group_bases, group_leaves, limits, terms,
                  log_shares, allowed):
         self.designs, self.variables, self.bounds, self.base_leaves = designs, variables, bounds, base_leaves
+        self.block = _block(designs)
         # the exact re-check evaluates the designs in groups (`_search._groups`)
         self.groups, self.group_bases, self.group_leaves = groups, group_bases, group_leaves
         self.limits, self.terms = limits, terms
@@ -108,11 +122,12 @@ class _Checker:
         the mix objective of `rows` (counted in `evaluated` if `count`)."""
         rows = np.asarray(rows, dtype=float)
         n = len(rows)
-        # In blocks of `_BLOCK` rows: one compiled program for every call of a run (the
+        # In blocks of `self.block` rows: one compiled program for every call of a run (the
         # baseline, the relaxed point and the candidates).
-        padded = np.concatenate([rows, np.repeat(rows[:1], -n % _BLOCK, axis=0)])
+        block = self.block
+        padded = np.concatenate([rows, np.repeat(rows[:1], -n % block, axis=0)])
         blocks = jax.device_get([_exact(self.groups, self.group_bases, self.bounds, self.group_leaves, self.limits,
-                                        device_floats(padded[i:i + _BLOCK])) for i in range(0, len(padded), _BLOCK)])
+                                        device_floats(padded[i:i + block])) for i in range(0, len(padded), block)])
         if count:
             self.evaluated += n
         # per design, in the mix's order: a group of several holds its members on axis 1
