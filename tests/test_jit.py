@@ -124,3 +124,17 @@ def test_top_level_evaluate_returns_numpy_equal_to_its_jitted_values():
     assert isinstance(top.tpot_s, np.ndarray) and isinstance(top.economics.tco_usd_per_year, np.ndarray)
     for p, q in zip(jax.tree_util.tree_leaves(top), jax.tree_util.tree_leaves(inside), strict=True):
         np.testing.assert_allclose(p, np.asarray(q), rtol=1e-6)
+
+
+def test_top_level_max_throughput_and_serve_return_numpy():
+    d = diffhw.from_presets("h100-sxm", "llama-3.1-8b", batch=8, input_tokens=512, output_tokens=64)
+    top = diffhw.max_throughput(d.hardware, d.model, d.workload, d.parallelism, tpot_limit_s=0.05)
+    inside = jax.jit(lambda h: diffhw.max_throughput(h, d.model, d.workload, d.parallelism,
+                                                     tpot_limit_s=0.05))(d.hardware)
+    leaves = jax.tree_util.tree_leaves(top)
+    assert leaves and all(isinstance(x, np.ndarray) for x in leaves)
+    for p, q in zip(leaves, jax.tree_util.tree_leaves(inside), strict=True):
+        np.testing.assert_allclose(p, np.asarray(q), rtol=1e-6)
+    s = diffhw.serve(d.hardware, d.model, diffhw.traffic(2.0, 512, 64), d.parallelism)
+    assert all(isinstance(x, np.ndarray) for x in jax.tree_util.tree_leaves(s))
+    assert np.isfinite(s.tpot_mean_s) and bool(s.stable)

@@ -476,7 +476,7 @@ def max_throughput(
                          tech=technology)
 
 
-@filter_jit
+@filter_jit(packed=True)  # NumPy results at the top level (`_evaluate_jit`)
 @eqx.debug.assert_max_traces(max_traces=None)
 def _max_throughput_jit(
     hardware: Hardware,

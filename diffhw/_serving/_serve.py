@@ -667,7 +667,7 @@ def _combined(d: Economics, p: Economics, tokens_per_s) -> Economics:
     )
 
 
-@filter_jit
+@filter_jit(packed=True)  # NumPy results at the top level (`diffhw._jit`)
 @eqx.debug.assert_max_traces(max_traces=None)
 def _serve_jit(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced):
     return _serve_impl(hw, model, tr, par, spec, dis, tech, ttft_limit, tpot_limit, at_max_rate, tau, traced)
