@@ -125,7 +125,9 @@ class _FlatProgram:
 
     def __init__(self, fun, treedef, statics, options, packed):
         where = [i for i, s in enumerate(statics) if s is _DYNAMIC]
-        self.layout = None  # packed: (output treedef, [(group, start, stop, shape)])
+        # packed: {input signature: (output treedef, [(group, start, stop, shape)])}, one
+        # per trace (`jax.jit` traces again for new input shapes or dtypes)
+        self.layouts = {}
 
         def flat(*arrays):
             args, kwargs = _programs.rebuild(treedef, statics, where, arrays)
@@ -143,7 +145,7 @@ class _FlatProgram:
                 ends[v.dtype] = start + v.size
                 groups[v.dtype].append(v.ravel())
                 places.append((dtypes.index(v.dtype), start, ends[v.dtype], v.shape))
-            self.layout = (outdef, places)
+            self.layouts[_signature(arrays)] = (outdef, places)
             return [jax.numpy.concatenate(groups[d]) for d in dtypes]
 
         flat.__name__ = flat.__qualname__ = getattr(fun, "__name__", "flat")  # JAX's logs name it
@@ -155,8 +157,15 @@ class _FlatProgram:
         if not self.packed:
             return out
         groups = [np.asarray(v) for v in out]
-        outdef, places = self.layout
+        # one trace so far: its layout (the common case, no per-call signature)
+        layout = next(iter(self.layouts.values())) if len(self.layouts) == 1 else self.layouts[_signature(arrays)]
+        outdef, places = layout
         return jax.tree_util.tree_unflatten(outdef, [groups[g][a:b].reshape(shape) for g, a, b, shape in places])
+
+
+def _signature(arrays):
+    """What `jax.jit` keys a trace on, per array (or tracer) input: shape, dtype, weak type."""
+    return tuple((x.shape, x.dtype, bool(getattr(jax.typeof(x), "weak_type", False))) for x in arrays)
 
 
 def device_floats(x):

@@ -138,3 +138,16 @@ def test_top_level_max_throughput_and_serve_return_numpy():
     s = diffhw.serve(d.hardware, d.model, diffhw.traffic(2.0, 512, 64), d.parallelism)
     assert all(isinstance(x, np.ndarray) for x in jax.tree_util.tree_leaves(s))
     assert np.isfinite(s.tpot_mean_s) and bool(s.stable)
+
+
+def test_packed_results_follow_each_input_shape():
+    """A packed program traced again for new input shapes unpacks each call with the
+    layout of its own shapes (`jax.jit` keeps both executables)."""
+    f = _jit.filter_jit(packed=True)(lambda v: {"v": v * 2.0, "s": jnp.sum(v), "o": jnp.outer(v, v)})
+    for n in (3, 5, 3, 5):
+        v = jnp.arange(float(n))
+        out = f(v)
+        assert out["v"].shape == (n,) and out["o"].shape == (n, n)
+        np.testing.assert_array_equal(out["v"], 2.0 * np.arange(n))
+        np.testing.assert_array_equal(out["o"], np.outer(np.arange(n), np.arange(n)))
+        assert float(out["s"]) == sum(range(n))
