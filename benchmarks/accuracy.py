@@ -45,6 +45,12 @@ Serving points are not fitted here (``diffhw.calibrate`` fits serving metrics no
 ``benchmarks/serving_fit.py``): their cross-validated columns use the profile of the
 fold that left their chip out.
 
+Goal lines (issue 16: mean |error| <= 15% on held-out decode TPOT and throughput points):
+every TPOT, output tokens/s and max-throughput point; "(all rows)" counts every
+published row, and "(all rows, serving model)" counts each MLPerf Server/Interactive row
+once, by ``serve``'s maximum rate under its limits instead of the static-batch search
+(`_goal_point`).
+
 Usage: ``python benchmarks/accuracy.py [--profile NAME] [--json] [--rows] [--fit-all]``.
 Rows that cannot be expressed (ambiguous units, no latency split) are listed as skipped
 with the reason.
