@@ -40,7 +40,6 @@ _WORK = [
     ("diffhw._cli._sensitivity", "sensitivity"),
     ("diffhw._tools._sweep", "_chunk_jit"),
     ("diffhw._tools._calibrate", "_fit_jit"),
-    ("diffhw._tools._calibrate", "_predict_groups"),
 ]
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None, print_blob=False,

@@ -188,13 +188,12 @@ class _Problem:
         m = np.ones(len(self.points), bool) if mask is None else np.asarray(mask, bool)
         return jnp.asarray(m[self.index], dtype=float)
 
-    def predict(self, profile: Profile, grouped=None) -> np.ndarray:
-        """Predictions of every point with `profile` (same order as the points); `grouped`:
-        the groups' predictions with `profile` when already computed (`_fit_jit`'s)."""
+    def predict(self, profile: Profile, grouped) -> np.ndarray:
+        """Predictions of every point with `profile` (same order as the points): the
+        groups' predictions `grouped` (`_fit_jit` computes them with the base and the
+        fitted profile) and the max-throughput points, searched here."""
         out = np.full(len(self.points), np.nan)
         if self.groups:
-            if grouped is None:
-                grouped = _predict_groups(_anonymous_profile(profile), self.groups)
             out[self.index] = np.asarray(grouped)
         for i, p in enumerate(self.points):
             if p.metric == "max_output_tokens_per_s":
@@ -299,11 +298,6 @@ def _group_predictions(profile, groups):
         pred = jax.vmap(one)(*designs)
         out.append(jnp.take_along_axis(pred, metric[:, None], axis=1)[:, 0])
     return jnp.concatenate(out)
-
-
-@filter_jit
-def _predict_groups(profile, groups):
-    return _group_predictions(profile, groups)
 
 
 def _anonymous_profile(profile):
