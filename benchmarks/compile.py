@@ -47,9 +47,10 @@ ENTRY_POINTS = {
     "size": "from diffhw._cli._size import DEFAULT_VARIABLES\n"
             "vs = [diffhw.variable(n, lo, hi, paths=p) for n, lo, hi, p in DEFAULT_VARIABLES]\n"
             "diffhw.size(d, vs, constraints=['tpot_s<=0.05', 'chip_area_mm2<=858', 'peak_power_w<=1000'])",
-    "cli-evaluate": "from diffhw._cli import main\nmain(['evaluate'])",  # defaults, as a user runs it
-    "cli-size": "from diffhw._cli import main\nmain(['size'])",  # the main job (sized for serving)
-    "cli-size-static": "from diffhw._cli import main\nmain(['size', '--serving', 'off'])",  # the static-batch job
+    # the console script itself (its exit included), on its defaults, as a user runs it
+    "cli-evaluate": "_console('evaluate')",
+    "cli-size": "_console('size')",  # the main job (sized for serving)
+    "cli-size-static": "_console('size', '--serving', 'off')",  # the static-batch job
 }
 
 _PRELUDE = """
@@ -65,6 +66,13 @@ from diffhw._cli._cache import enable_compilation_cache
 enable_compilation_cache()
 from diffhw._cli._size import MAIN_JOB, SIZE_BATCH
 d = diffhw.from_presets(**MAIN_JOB, batch=SIZE_BATCH)
+print('IMPORT_S', import_s, flush=True)  # before `_console`, which leaves without returning
+
+
+def _console(*argv):
+    sys.argv = ['diffhw', *argv]
+    from diffhw._cli import console
+    console()
 """
 
 _TRACE = re.compile(r"LOG Finished tracing (?:\+ transforming )?(\S+) for \w+ in ([0-9.e-]+) sec")
@@ -73,7 +81,7 @@ _COMPILE = re.compile(r"LOG Finished XLA compilation of \w+\((\S+)\) in ([0-9.e-
 
 
 def _script(entry):
-    return _PRELUDE + ENTRY_POINTS[entry] + "\nprint('IMPORT_S', import_s)\n"
+    return _PRELUDE + ENTRY_POINTS[entry] + "\n"
 
 
 def _hlo_ops(entry):

@@ -4,6 +4,8 @@ registers the command (``common`` adds the shared design flags) and ``run(args)`
 it. Names, options and JSON keys are a public contract."""
 
 import argparse
+import logging
+import os
 import sys
 
 from .._errors import InputError
@@ -50,4 +52,20 @@ def console():
     """The ``diffhw`` console script: `main` with the persistent compilation cache on
     (`diffhw._cli._cache`)."""
     enable_compilation_cache()
-    sys.exit(main())
+    _leave(main())
+
+
+def _leave(code):
+    """Exit with `code` once the output is flushed, skipping the interpreter's teardown:
+    freeing JAX's compiled programs and XLA's CPU client took 0.3-0.5 s after every
+    command had printed its answer (2-core CPU; `diffhw size` warm 2.8-3.4 s -> 2.5-3.0).
+    Only after a normal return: an error's traceback still exits the usual way. Nothing
+    is left unwritten: files are closed where written, and JAX's and diffhw's caches are
+    written when each program is compiled."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a closed pipe (`diffhw ... | head`)
+            code = code or 1
+    os._exit(code)
