@@ -72,8 +72,11 @@ class _Uncacheable(Exception):
 #: Background threads that compile the programs `prepare` announces, in the order
 #: announced. Tracing holds Python's lock, XLA's compilation does not: on two cores one
 #: program compiles while others are traced. Two threads finished the main job 0.5-4 s
-#: sooner than one (2-core CPU; the caller's thread traces too).
-THREADS = 2
+#: sooner than one (2-core CPU; the caller's thread traces too), and three 1.0-1.3 s
+#: sooner than two (`diffhw size` cold 10.1-10.2 -> 8.9-9.3 s): with two, both threads
+#: were busy in XLA compiling the search and the sensitivities, so the last program
+#: (`serve`'s check) waited 1.6 s to start tracing although its turn had come.
+THREADS = 3
 _pool: list = []
 
 
