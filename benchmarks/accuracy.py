@@ -385,15 +385,25 @@ def _row_points(r):
                      batch=1.0, input_tokens=isl, output_tokens=1.0)], None
     if scen.startswith("max-throughput"):
         # trtllm-bench / TensorRT-LLM blog maximum throughput at fixed ISL/OSL: the best
-        # batch diffhw finds. MoE rows ran attention data parallel (enable_attention_dp)
-        # with expert parallel over the GPUs: tp 1, a replica per GPU, the experts over all
-        # of them (`diffhw.Parallelism`), where the weights fit that way.
+        # batch diffhw finds.
         total = _f(r["output_tok_s_total"])
         tp = _fit_chips(hw, model, chips, tp, p["weight_precision"])
-        layout = _attention_dp(hw, model, chips, p["weight_precision"]) if "attention DP" in r["software"] else None
-        tp, dp, ep = layout or (tp, max(chips // tp, 1), 1)
+        tp, dp, ep = tp, max(chips // tp, 1), 1
+        bench_run = "trtllm-bench" in r["software"] + r["notes"]
+        if bench_run and _CACHE.setdefault(model, diffhw.presets.model(model)).n_experts:
+            # MoE rows of the perf-overview table (Qwen3-235B M074-M076, Llama-4-Maverick
+            # M077; TensorRT-LLM docs at 00f37686): attention over the table's TP (its
+            # headers say "TP8"), the experts over every GPU (the doc's MoE command passes
+            # --ep). Both rows alike, and NOT attention data parallel, although M074-M076's
+            # software field says so after the doc's MoE YAML: that YAML nests
+            # enable_attention_dp under cuda_graph_config, whose model (CudaGraphConfig,
+            # a pydantic StrictBaseModel: extra="forbid") rejects the key, and LlmArgs
+            # leaves attention DP off by default, so the printed options are not what
+            # ran. Both readings computed (2026-12-08): TP8 + EP8 puts the four rows at
+            # 0.88-1.05x the measured tokens/s, attention DP at 1.37-1.70x.
+            ep = tp * dp
         bench = {}
-        if "trtllm-bench" in r["software"] + r["notes"]:
+        if bench_run:
             requests = TRTLLM_BENCH_REQUESTS.get((int(isl), int(osl)), math.inf)
             bench = {"max_batch_size": min(TRTLLM_BENCH_MAX_BATCH, requests / dp)}
         return [dict(p, tp=tp, dp=dp, ep=ep, group="max-throughput (TensorRT-LLM)",

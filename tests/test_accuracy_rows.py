@@ -41,6 +41,10 @@ def test_accuracy_reads_every_expressible_row(accuracy):
     assert by["M115"]["format"].startswith("AWQ") and by["M115"]["weight_precision"] in ("awq", "int4")
     # Llama-3.1-405B FP8 on 8 H200s without a stated layout: the smallest TP that holds it
     assert (by["M089"]["tp"], by["M089"]["dp"]) == (4, 2)
+    # the perf-overview's MoE rows, alike: the table's TP 8 for attention, the experts over
+    # all 8 GPUs (not the attention DP of M074-M076's software field: see accuracy.py)
+    for i in ("M074", "M075", "M076", "M077"):
+        assert (by[i]["tp"], by[i]["dp"], by[i]["ep"]) == (8, 1, 8), i
     for p in points:
         assert p["measured"] > 0 and math.isfinite(p["measured"]), p["id"]
         diffhw.parallelism(tp=p["tp"], dp=p["dp"], ep=p.get("ep", 1))
