@@ -223,3 +223,29 @@ def test_no_nan_or_inf_in_any_metric_or_gradient_around_presets(design, which, x
         base = design if which == "dense" else _kitchen_sink()
         for d in _random_designs(base, 10, seed=0):
             _healthy(d)
+
+
+def test_kernels_leave_the_value_checks_to_the_host(design):
+    """The tool's compiled kernels carry no host callback (the value checks' `error_if`),
+    so the command line keeps them in its program cache: with one, `diffhw sensitivity`
+    compiled three programs afresh on every run (warm 4.7 s -> 2.5 s). Their callers
+    check on the host instead, naming the field (here crossovers pushing an efficiency
+    past 1 at the grid's end)."""
+    from diffhw._evaluation._design import anonymous
+    from diffhw._tools._sensitivity import _bounds_at, _hvp, _swing
+
+    d = anonymous(design)
+    params = ("hardware.memory_bandwidth_bytes_per_s", "hardware.flop_per_s_bf16")
+    kernels = [
+        (_swing, lambda d, f: _swing.__wrapped__(d, params, "tpot_s", None, f), jnp.zeros(2)),
+        (_bounds_at, lambda d, f: _bounds_at.__wrapped__(d, params, None, jnp.ones(2), f), jnp.zeros(3)),
+        (_hvp, lambda d, v: _hvp.__wrapped__(d, params, "tpot_s", None, v), jnp.ones(2)),
+    ]
+    for kernel, fn, x in kernels:
+        text = jax.jit(fn).lower(d, x).as_text()
+        assert "callback" not in text, kernel.__name__
+    with pytest.raises(diffhw.InputError, match="bandwidth_efficiency"):
+        crossovers(design, params={"eff": "hardware.profile.bandwidth_efficiency"})
+    # inside a user's transformation the product keeps its in-program checks
+    g = jax.jit(lambda d: hessian_vector_product(d, "tpot_s", params, jnp.ones(2)))
+    assert np.isfinite(np.asarray(g(design))).all()

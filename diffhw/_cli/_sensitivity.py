@@ -3,9 +3,17 @@ parameter, a tornado chart, crossovers and curvature."""
 
 
 from .._errors import InputError, check_positive, did_you_mean
-from .._evaluation._design import design_values, metric_names
-from .._tools._sensitivity import crossovers, curvature, plot_tornado, sensitivity, tornado
-from ._common import add_serving_flags, DEFAULT_BATCH, design_of_args, dumps_json, fmt_number
+from .._evaluation._design import check_design, design_values, metric_names
+from .._tools._sensitivity import (
+    crossovers,
+    curvature,
+    plot_tornado,
+    prepare_crossovers,
+    prepare_sensitivity,
+    sensitivity,
+    tornado,
+)
+from ._common import DEFAULT_BATCH, add_serving_flags, design_of_args, dumps_json, fmt_number
 
 
 def _add_sensitivity(sub, common):
@@ -32,7 +40,13 @@ def _run_sensitivity(args):
     if args.metric not in names:
         raise InputError("--metric", args.metric, "one of " + ", ".join(names), did_you_mean(args.metric, names))
     notes = []
-    values = design_values(design) if args.batch is None else None
+    # checked on the host, then a program without the checks' callback (cacheable)
+    check_design(design)
+    # The sensitivities' and crossovers' programs compile in the background meanwhile
+    # (the batch below is a value: lowering it keeps the design's structure).
+    prepare_sensitivity(design)
+    prepare_crossovers(design)
+    values = design_values(design, checked=False) if args.batch is None else None
     if values is not None and float(values["memory_margin"]) < 0:
         fit = float(values["max_batch"])
         if fit < 1:

@@ -27,6 +27,7 @@ from .._evaluation._design import (
     metric_values,
     set_values,
 )
+from .._evaluation._evaluate import _is_traced
 from .._io._plot import figure
 from .._jit import filter_jit
 from .._timing._latency import COMPONENTS
@@ -159,20 +160,10 @@ def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> d
     "above": ...}}``.
     """
 
-    design = anonymous(design)
-    if params is None:
-        params = {"compute": ALIASES["compute"][0],
-                  "memory_bandwidth": ALIASES["memory_bandwidth"][0],
-                  "link_bandwidth": ALIASES["link_bandwidth"][0],
-                  "batch": ("workload.batch",)}
-    params = {k: ((v,) if isinstance(v, str) else tuple(v)) for k, v in params.items()}
-    for paths in params.values():
-        for p in paths:
-            check_path(design, p)
-
-    names = list(params)
-    union = sorted({p for paths in params.values() for p in paths})
-    masks = jnp.asarray([[1.0 if p in params[n] else 0.0 for p in union] for n in names])
+    design, names, union, masks = _crossover_setup(design, params)
+    # The kernel leaves the value checks out: each parameter at both ends of the grid
+    # here (each checked field scales monotonically, so the points between pass too).
+    _check_scaled(design, union, [m * e for m in masks for e in (-np.log(span), np.log(span))])
 
     out = {}
     grid = np.linspace(-np.log(span), np.log(span), points)
@@ -193,6 +184,32 @@ def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> d
                 prev = grid[i]
         out[name] = entry
     return out
+
+
+def _crossover_setup(design, params):
+    """`crossovers`' design (anonymous), parameter names, the union of their paths and
+    one mask row per name over that union."""
+    design = anonymous(design)
+    if params is None:
+        params = {"compute": ALIASES["compute"][0],
+                  "memory_bandwidth": ALIASES["memory_bandwidth"][0],
+                  "link_bandwidth": ALIASES["link_bandwidth"][0],
+                  "batch": ("workload.batch",)}
+    params = {k: ((v,) if isinstance(v, str) else tuple(v)) for k, v in params.items()}
+    for paths in params.values():
+        for p in paths:
+            check_path(design, p)
+    names = list(params)
+    union = sorted({p for paths in params.values() for p in paths})
+    masks = jnp.asarray([[1.0 if p in params[n] else 0.0 for p in union] for n in names])
+    return design, names, union, masks
+
+
+def prepare_crossovers(design: Design, params=None, points=97, tau=None) -> None:
+    """Start compiling `crossovers`' program for designs of this structure in the
+    background (while the program cache is on: the command line)."""
+    design, _, union, masks = _crossover_setup(design, params)
+    _bounds_at.prepare(design, tuple(union), tau, masks[0], jnp.zeros(points))
 
 
 def tornado(design: Design, metric, params=None, step=0.2, top=12, tau=None, sens=None) -> list:
@@ -216,7 +233,10 @@ def tornado(design: Design, metric, params=None, step=0.2, top=12, tau=None, sen
     # Fractions (efficiencies, utilisation) may not pass 1: their high side stops there.
     up = jnp.asarray([np.log1p(step) if p.rsplit(".", 1)[-1] not in FRACTIONS
                       else min(np.log1p(step), -np.log(float(get_value(d, p)))) for p in chosen])
-    lo = np.asarray(_swing(d, tuple(chosen), metric, tau, jnp.full(len(chosen), np.log1p(-step))))
+    low = jnp.full(len(chosen), np.log1p(-step))
+    eye = jnp.eye(len(chosen))
+    _check_scaled(d, chosen, [eye[i] * f[i] for f in (low, up) for i in range(len(chosen))])
+    lo = np.asarray(_swing(d, tuple(chosen), metric, tau, low))
     hi = np.asarray(_swing(d, tuple(chosen), metric, tau, up))
     rows = [(p, float(get_value(d, p)), float(lo[i] / base - 1), float(hi[i] / base - 1)) for i, p in enumerate(chosen)]
     return sorted(rows, key=lambda r: -max(abs(r[2]), abs(r[3])))
@@ -256,7 +276,9 @@ def hessian_vector_product(design: Design, metric, params, vector, tau=None):
     v = jnp.asarray(vector, dtype=float)
     if v.shape != (len(params),):
         raise InputError("vector", v.shape, f"shape ({len(params)},), one entry per parameter")
-
+    if _is_traced(design):  # inside a user's transformation: the checks in the program
+        return _hvp_impl(design, params, metric, tau, v, checked=True)
+    check_design(design)  # once here: the compiled product leaves the value checks out
     return _hvp(design, params, metric, tau, v)
 
 
@@ -264,17 +286,28 @@ def curvature(design: Design, metric, params, tau=None) -> dict:
     """Diagonal second-order elasticities ``d2 log m / d(log p)2`` for `params` (second
     directional derivatives, forward over forward, under `vmap`)."""
     design = anonymous(design)
+    check_design(design)  # once here: the compiled derivatives leave the value checks out
     params = tuple(params)
 
     diag = _second_directional(design, params, metric, tau, jnp.eye(len(params)))
     return {p: float(diag[i]) for i, p in enumerate(params)}
 
 
-# Compiled kernels, one per structure (design pytree, metric and parameter names, tau).
+def _check_scaled(design, paths, log_factors):
+    """`check_design` on `design` with the leaves at `paths` scaled by ``exp(u)``, for
+    each `u` in `log_factors` (the value checks the kernels below leave out: a check's
+    host callback would make their programs uncacheable, so the command line compiled
+    them afresh on every run)."""
+    for u in log_factors:
+        check_design(_scaled(design, paths, jnp.asarray(u)))
 
 
-def _log_metric(design, params, metric, tau, u):
-    val = design_values(_scaled(design, params, u), tau)[metric]
+# Compiled kernels, one per structure (design pytree, metric and parameter names, tau),
+# without the value checks (``checked=False``): their callers check on the host first.
+
+
+def _log_metric(design, params, metric, tau, u, checked=False):
+    val = design_values(_scaled(design, params, u), tau, checked=checked)[metric]
     return val if metric in SIGNED else jnp.log(val)
 
 
@@ -303,7 +336,7 @@ def _bounds_at(design, union, tau, mask, log_f):
     `union` scaled by ``exp(mask * f)`` for every `f` in `log_f`."""
 
     def one(lf):
-        s = evaluate_design(_scaled(design, union, mask * lf), tau).decode
+        s = evaluate_design(_scaled(design, union, mask * lf), tau, checked=False).decode
         return jnp.argmax(jnp.stack([s.compute_s, s.memory_s, s.communication_s, s.overhead_s]))
 
     return jax.vmap(one)(log_f)
@@ -315,14 +348,14 @@ def _swing(design, params, metric, tau, log_f):
 
     def one(i, lf):
         u = jnp.zeros(len(params)).at[i].set(lf)
-        return design_values(_scaled(design, params, u), tau)[metric]
+        return design_values(_scaled(design, params, u), tau, checked=False)[metric]
 
     return jax.vmap(one)(jnp.arange(len(params)), log_f)
 
 
-def _hvp_impl(design, params, metric, tau, v):
+def _hvp_impl(design, params, metric, tau, v, checked=False):
     u0 = jnp.zeros(len(params))
-    return jax.jvp(jax.grad(lambda u: _log_metric(design, params, metric, tau, u)), (u0,), (v,))[1]
+    return jax.jvp(jax.grad(lambda u: _log_metric(design, params, metric, tau, u, checked)), (u0,), (v,))[1]
 
 
 _hvp = filter_jit(_hvp_impl)  # forward over reverse: one product, any vector
