@@ -34,7 +34,7 @@ import optax
 
 from .. import _smooth
 from .._errors import InputError
-from .._evaluation._evaluate import _anonymous, _with_static, check_values, evaluate, max_throughput
+from .._evaluation._evaluate import _anonymous, _metrics, _with_static, check_values, max_throughput
 from .._hardware._memory import capacities
 from .._hardware._profile import Profile
 from .._io._hardware import load_hardware
@@ -213,9 +213,11 @@ def _predict_max_throughput(p: Measurement, hw, model, profile):
 
 def _check_base_profile(profile, prob):
     """The value checks of `evaluate` on the profile the fit starts from (a `Profile`
-    passed in is not checked by a loader), with each group's first design."""
+    passed in is not checked by a loader) with every design of every group (the checks
+    read stacked leaves as they come): the fit's program leaves the checks out (the
+    fitted terms stay in their ranges through their bounding transforms)."""
     for kind, designs, _, _ in prob.groups:
-        hw, _, wl, par = jax.tree_util.tree_map(lambda x: x[0], designs[:4])
+        hw, _, wl, par = designs[:4]
         if kind != "evaluate":
             wl = wl.workload()  # a serving point's Traffic
         check_values(hw.replace(profile=profile), wl, par)
@@ -292,7 +294,10 @@ def _group_predictions(profile, groups):
             continue
 
         def one(hw, model, wl, par):
-            m = evaluate(hw.replace(profile=profile), model, wl, par)
+            # checked on the host (`_check_base_profile`): no host callback in the
+            # program, so the command line keeps it (with one, every `diffhw calibrate`
+            # compiled its fit afresh)
+            m = _metrics(hw.replace(profile=profile), model, wl, par, _smooth.DEFAULT_TAU, checked=False)
             return jnp.stack([getattr(m, k) for k in _FITTED_METRICS])
 
         pred = jax.vmap(one)(*designs)
