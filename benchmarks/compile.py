@@ -51,12 +51,17 @@ ENTRY_POINTS = {
     "cli-evaluate": "_console('evaluate')",
     "cli-size": "_console('size')",  # the main job (sized for serving)
     "cli-size-static": "_console('size', '--serving', 'off')",  # the static-batch job
+    "cli-sensitivity": "_console('sensitivity')",
+    "cli-sweep": "_console('sweep', '--vary', 'workload.batch=1:256', '--samples', '4096')",
+    # the llama.cpp stack's shipped rows (20 points), as `diffhw calibrate` fits them
+    "cli-calibrate": "_console('calibrate', os.path.join(os.path.dirname(diffhw.__file__), 'data', 'calibration',"
+                     " 'llamacpp-2025.csv'), '--profile', 'fitted')",
 }
 
 _PRELUDE = """
 import time
 t0 = time.perf_counter()
-import logging, sys
+import logging, os, sys
 import jax, jax.numpy as jnp
 import diffhw
 import_s = time.perf_counter() - t0
@@ -143,12 +148,13 @@ def measure(entries):
 
 def _table(results):
     cols = ("wall_s", "import_s", "trace_s", "lower_s", "compile_s", "other_s")
-    lines = [f"{'entry point':<14} {'':<5} " + " ".join(f"{c:>10}" for c in cols) + f" {'hlo_ops':>8}"]
+    w = max([len("entry point"), *map(len, results)])
+    lines = [f"{'entry point':<{w}} {'':<5} " + " ".join(f"{c:>10}" for c in cols) + f" {'hlo_ops':>8}"]
     for entry, r in results.items():
         for phase in ("cold", "warm"):
             row = r[phase]
             ops = "" if phase == "warm" or r["hlo_ops"] is None else f"{r['hlo_ops']:>8}"
-            lines.append(f"{entry:<14} {phase:<5} " + " ".join(f"{row[c]:>10.2f}" for c in cols) + f" {ops}")
+            lines.append(f"{entry:<{w}} {phase:<5} " + " ".join(f"{row[c]:>10.2f}" for c in cols) + f" {ops}")
     return "\n".join(lines)
 
 
