@@ -58,7 +58,7 @@ def console():
 def _leave(code):
     """Exit with `code` once the output is flushed, skipping the interpreter's teardown:
     freeing JAX's compiled programs and XLA's CPU client took 0.3-0.5 s after every
-    command had printed its answer (2-core CPU; `diffhw size` warm 2.8-3.4 s -> 2.5-3.0).
+    command had printed its answer (2-core CPU; `diffhw size` warm 2.8-3.4 s -> 2.5-2.6).
     Only after a normal return: an error's traceback still exits the usual way. Nothing
     is left unwritten: files are closed where written, and JAX's and diffhw's caches are
     written when each program is compiled."""
