@@ -77,3 +77,19 @@ def test_goal_line_counts_each_serving_row_once(accuracy):
     assert {p["id"] for p in static} <= {p["id"].split("/")[0] for p in served}
     offline = next(p for p in points if p["group"] == "MLPerf offline")
     assert accuracy._goal_point(offline, serving=True) and accuracy._goal_point(offline, serving=False)
+
+
+def test_heldout_points_are_not_in_the_data(accuracy):
+    """benchmarks/heldout.py judges on published points outside ../shared/data: none of
+    them is a data row (same chip, model, precision and ISL/OSL), and each is built on a
+    data row of its table."""
+    spec = importlib.util.spec_from_file_location("heldout_bench", ROOT / "benchmarks" / "heldout.py")
+    heldout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(heldout)
+    pts = heldout.points()
+    assert len(pts) == 105
+    data = {(p["hardware"], p["model"], p["weight_precision"], p["input_tokens"], p["output_tokens"])
+            for p in accuracy.published_points()[0] if p["metric"] == "max_throughput"}
+    for _, chip, (isl, osl), measured, p in pts:
+        assert measured > 0 and p["hardware"] == chip
+        assert (chip, p["model"], p["weight_precision"], float(isl), float(osl)) not in data, p["id"]
