@@ -36,7 +36,6 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import importlib.metadata
 import itertools
 import os
 import pickle
@@ -50,6 +49,7 @@ import equinox
 import jax
 import jaxlib
 import numpy as np
+import optax
 from jax._src import compilation_cache as _jax_cache
 from jax.experimental import serialize_executable
 
@@ -204,21 +204,12 @@ def _environment() -> str:
                 h.update(os.path.relpath(full, root).encode())
                 with open(full, "rb") as f:
                     h.update(hashlib.sha256(f.read()).digest())
-    # optax's version from its metadata: importing it costs ~0.1 s, and only sizing and
-    # calibrate need it
-    versions = (sys.version, jax.__version__, jaxlib.__version__, equinox.__version__, _version("optax"),
+    versions = (sys.version, jax.__version__, jaxlib.__version__, equinox.__version__, optax.__version__,
                 np.__version__)
     devices = tuple((d.platform, d.device_kind) for d in jax.devices())
     platform_version = getattr(jax.devices()[0].client, "platform_version", "")
     h.update(repr((FORMAT, versions, devices, platform_version, _cpu())).encode())
     return h.hexdigest()
-
-
-def _version(package) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
 
 
 def _cpu() -> str:

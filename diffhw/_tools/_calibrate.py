@@ -30,6 +30,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from .. import _smooth
 from .._errors import InputError
@@ -323,8 +324,6 @@ def _fit_jit(theta0, base, groups, weights, learning_rate, steps: int, huber_del
     Returns the fitted `theta`, the loss history, the final loss, and the groups'
     predictions with `base` and with the fitted profile (in this program, not a second
     one: calibrate's ``initial`` and ``predicted``)."""
-    import optax  # here, not on import: ~0.1 s that commands without a fit do not need
-
     opt = optax.adam(learning_rate)
 
     def loss_of(pred):

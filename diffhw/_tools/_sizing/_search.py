@@ -9,6 +9,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from ... import _smooth
 from ..._evaluation._design import design_values, set_values
@@ -185,8 +186,6 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
     stays put). Returns the smooth objective (relative to the baseline, in log), the
     largest violation, the variables and the evaluations counted at every step, per
     start."""
-    import optax  # here, not on import: ~0.1 s that commands without a fit do not need
-
     log_ratio = jnp.log(hi / lo)
     n_g = len(spec.bounds) * sum(len(g.members) for g in spec.groups)  # every design's margins
     # The step size decays by 0.7 per multiplier update: as the penalty stiffens, smaller
