@@ -394,7 +394,7 @@ def _search_relaxed(problem: _Problem, spec: _Spec, f0, z_starts, prepare=False)
             _search.prepare(*args)
             return None
         f, viol, x, n = _search(*args)
-    return _History(np.asarray(f), np.asarray(viol), np.asarray(x), int(round(float(np.sum(n)))))
+    return _History(np.asarray(f), np.asarray(viol), np.asarray(x), int(round(float(np.sum(np.asarray(n))))))
 
 
 def _best_relaxed(history: _History, tol=1e-4):
