@@ -169,7 +169,8 @@ def set_values(design: Design, values: dict) -> Design:
                 new = np.broadcast_to(np.asarray(v, dtype=new.dtype), new.shape).copy()
             else:
                 new[index] = v
-            design = eqx.tree_at(_getter(steps if index is None else steps[:-1]), design, jnp.asarray(new))
+            # `jax.device_put`, not `jnp.asarray`: that compiles a "stage" program per shape
+            design = eqx.tree_at(_getter(steps if index is None else steps[:-1]), design, jax.device_put(new))
         elif index is None:
             new = jnp.asarray(v, dtype=jnp.asarray(node).dtype) + jnp.zeros_like(node)
             design = eqx.tree_at(_getter(steps), design, new)
