@@ -163,7 +163,7 @@ def crossovers(design: Design, params=None, span=64.0, points=97, tau=None) -> d
     design, names, union, masks = _crossover_setup(design, params)
     # The kernel leaves the value checks out: each parameter at both ends of the grid
     # here (each checked field scales monotonically, so the points between pass too).
-    _check_scaled(design, union, [m * e for m in masks for e in (-np.log(span), np.log(span))])
+    _check_scaled(design, union, [m * e for m in np.asarray(masks) for e in (-np.log(span), np.log(span))])
 
     out = {}
     grid = np.linspace(-np.log(span), np.log(span), points)
@@ -234,8 +234,7 @@ def tornado(design: Design, metric, params=None, step=0.2, top=12, tau=None, sen
     up = jnp.asarray([np.log1p(step) if p.rsplit(".", 1)[-1] not in FRACTIONS
                       else min(np.log1p(step), -np.log(float(get_value(d, p)))) for p in chosen])
     low = jnp.full(len(chosen), np.log1p(-step))
-    eye = jnp.eye(len(chosen))
-    _check_scaled(d, chosen, [eye[i] * f[i] for f in (low, up) for i in range(len(chosen))])
+    _check_scaled(d, chosen, np.concatenate([np.diag(np.asarray(low)), np.diag(np.asarray(up))]))
     lo = np.asarray(_swing(d, tuple(chosen), metric, tau, low))
     hi = np.asarray(_swing(d, tuple(chosen), metric, tau, up))
     rows = [(p, float(get_value(d, p)), float(lo[i] / base - 1), float(hi[i] / base - 1)) for i, p in enumerate(chosen)]
@@ -295,11 +294,13 @@ def curvature(design: Design, metric, params, tau=None) -> dict:
 
 def _check_scaled(design, paths, log_factors):
     """`check_design` on `design` with the leaves at `paths` scaled by ``exp(u)``, for
-    each `u` in `log_factors` (the value checks the kernels below leave out: a check's
-    host callback would make their programs uncacheable, so the command line compiled
-    them afresh on every run)."""
-    for u in log_factors:
-        check_design(_scaled(design, paths, jnp.asarray(u)))
+    each row `u` of `log_factors` (the value checks the kernels below leave out: a
+    check's host callback would make their programs uncacheable, so the command line
+    compiled them afresh on every run). In NumPy: JAX op by op compiled ~16 small
+    programs here (0.5 s cold)."""
+    base = {p: np.asarray(get_value(design, p)) for p in paths}
+    for u in np.asarray(log_factors, dtype=float):
+        check_design(set_values(design, {p: base[p] * np.exp(u[i]) for i, p in enumerate(paths)}))
 
 
 # Compiled kernels, one per structure (design pytree, metric and parameter names, tau),
