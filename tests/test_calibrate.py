@@ -40,7 +40,8 @@ DESIGNS = [
     ("h200-sxm", "ttft_s", 1, 8192, 1),
     ("h200-sxm", "ttft_s", 16, 1024, 2),
 ]
-TRUTH = dict(bandwidth_efficiency=0.7, compute_efficiency=0.45, step_overhead_s=2e-3, collective_latency_s=15e-6)
+# the truth sits 15-20% from the default profile's terms (compute 0.64, bandwidth 0.85), so the fit has work
+TRUTH = dict(bandwidth_efficiency=0.7, compute_efficiency=0.52, step_overhead_s=2e-3, collective_latency_s=15e-6)
 
 
 def _truth_profile():
