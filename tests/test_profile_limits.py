@@ -35,12 +35,12 @@ def test_matmul_peak_per_format(b200):
     for name, ratio, col in (("bf16", 1.0, "bf16"), ("fp16", 1.0, "bf16"), ("fp8", 0.9, "fp8"),
                              ("fp4", 0.5, "fp4"), ("int8", 0.8, "int8")):
         p = diffhw.precision(name)
-        got = float(hw.matmul_flop_per_s(p))
+        got = float(hw.matmul_flop_per_s(p, tau=0))
         assert got == pytest.approx(ratio * float(getattr(hw, f"flop_per_s_{col}"))), name
         assert float(hw.peak_flop_per_s(p)) == float(getattr(hw, f"flop_per_s_{col}"))  # the peak is unchanged
     # a custom width interpolates peak x ratio in log2(bits): 6 bits lies halfway (in log2) between
     # fp4 and fp8 only at log2(6) - 2 = 0.585 of the way
-    six = float(hw.matmul_flop_per_s(diffhw.precision(6.0)))
+    six = float(hw.matmul_flop_per_s(diffhw.precision(6.0), tau=0))
     lo, hi = 0.5 * float(hw.flop_per_s_fp4), 0.9 * float(hw.flop_per_s_fp8)
     t = float(jnp.log2(6.0)) - 2.0
     assert six == pytest.approx(float(jnp.exp((1 - t) * jnp.log(lo) + t * jnp.log(hi))), rel=1e-6)
@@ -48,6 +48,29 @@ def test_matmul_peak_per_format(b200):
     one = _ideal(b200)
     assert float(one.matmul_flop_per_s(diffhw.precision(6.0))) == pytest.approx(
         float(one.peak_flop_per_s(diffhw.precision(6.0))), rel=1e-9)
+
+
+def test_a_format_never_runs_slower_than_the_wider_one(b200):
+    """A format's share applies to its own tensor cores: on a chip without them (its column
+    holds the wider format's peak, as the loaders set it) it runs at the wider format's rate,
+    and a share so low that the native path loses falls back too (`matmul_flop_per_s`)."""
+    shares = dict(fp8_compute_ratio=0.88, fp4_compute_ratio=0.61, int8_compute_ratio=0.88)
+    a100 = _ideal(diffhw.presets.hardware("a100-sxm-80gb"), **shares)  # no FP8, no FP4
+    h100 = _ideal(diffhw.presets.hardware("h100-sxm"), **shares)  # FP8, no FP4
+    rate = lambda hw, name, tau=0: float(hw.matmul_flop_per_s(diffhw.precision(name), tau=tau))
+    assert rate(a100, "fp8") == pytest.approx(rate(a100, "bf16"), rel=1e-12)
+    assert rate(a100, "fp4") == pytest.approx(rate(a100, "bf16"), rel=1e-12)
+    assert rate(h100, "fp8") == pytest.approx(0.88 * float(h100.flop_per_s_fp8))
+    assert rate(h100, "fp4") == pytest.approx(rate(h100, "fp8"), rel=1e-12)
+    assert rate(h100, "int8") == pytest.approx(0.88 * float(h100.flop_per_s_int8))
+    # on B200 FP4 at a share of 0.3 would be slower than FP8 at 0.88: FP8's rate
+    slow = _ideal(b200, fp8_compute_ratio=0.88, fp4_compute_ratio=0.3)
+    assert rate(slow, "fp4") == pytest.approx(0.88 * float(b200.flop_per_s_fp8))
+    # smooth under grad, within 2**tau of the hard chain (tau = 0.02: 1.4% at a tie)
+    for hw in (a100, h100, slow):
+        for name in ("fp8", "fp4", "int8", 6.0):
+            hard, soft = rate(hw, name), rate(hw, name, tau=0.02)
+            assert hard <= soft <= hard * 2 ** 0.02 * (1 + 1e-6), (hw.name, name)
 
 
 def test_fp4_ratio_scales_compute_bound_prefill(b200):

@@ -5,6 +5,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._smooth import DEFAULT_TAU, smooth_max
 from .._workload._precision import FLOAT_COLUMNS, Precision
 from ._collectives import NetworkOptions, ScaleOut
 from ._memory import Placement
@@ -91,21 +92,34 @@ class Hardware(eqx.Module):
         ys = jnp.stack([jnp.log(getattr(self, f"flop_per_s_{c}")) for c, _ in FLOAT_COLUMNS])
         return jnp.exp(jnp.interp(jnp.log2(p.bits), xs, ys))
 
-    def matmul_flop_per_s(self, p: Precision):
-        """Peak FLOP/s per chip for matrix work in format `p`, scaled by the profile's
-        share for that format relative to bf16 (`Profile.precision_ratio`): the peak
-        the roofline divides by, before ``compute_efficiency`` and the rows' factor.
+    def matmul_flop_per_s(self, p: Precision, tau=DEFAULT_TAU):
+        """FLOP/s per chip for matrix work in format `p`: the format's peak scaled by the
+        profile's share for it relative to bf16 (`Profile.precision_ratio`), never below
+        the next wider format's rate (a kernel library runs the faster path: on a chip
+        without FP8 tensor cores, whose FP8 column holds the bf16 peak, FP8 runs at bf16's
+        rate, not at FP8's share of it; FP4 on a chip without FP4 at FP8's). The chain is
+        bf16 <- fp8 <- fp4 and bf16 <- int8, a `smooth_max` at temperature `tau` (0: the
+        hard maximum). The peak the roofline divides by, before ``compute_efficiency`` and
+        the rows' factor.
 
-        A custom bit width interpolates ``peak * ratio`` of the float columns linearly
-        in ``log2(bits)``, as `peak_flop_per_s` does the peaks.
+        A custom bit width interpolates these rates of the float columns linearly in
+        ``log2(bits)``, as `peak_flop_per_s` does the peaks.
         """
-        prof = self.profile
+        rates = self._format_rates(tau)
         if p.column != "interp":
-            return self.peak_flop_per_s(p) * prof.precision_ratio(p.column)
+            return rates[p.column]
         xs = jnp.log2(jnp.asarray([b for _, b in FLOAT_COLUMNS]))
-        ys = jnp.stack([jnp.log(getattr(self, f"flop_per_s_{c}") * prof.precision_ratio(c))
-                        for c, _ in FLOAT_COLUMNS])
+        ys = jnp.stack([jnp.log(rates[c]) for c, _ in FLOAT_COLUMNS])
         return jnp.exp(jnp.interp(jnp.log2(p.bits), xs, ys))
+
+    def _format_rates(self, tau):
+        """Matrix FLOP/s per float column and int8 (`matmul_flop_per_s`)."""
+        prof = self.profile
+        bf16 = self.flop_per_s_bf16
+        fp8 = smooth_max(bf16, self.flop_per_s_fp8 * prof.precision_ratio("fp8"), tau=tau)
+        fp4 = smooth_max(fp8, self.flop_per_s_fp4 * prof.precision_ratio("fp4"), tau=tau)
+        int8 = smooth_max(bf16, self.flop_per_s_int8 * prof.precision_ratio("int8"), tau=tau)
+        return {"fp32": self.flop_per_s_fp32, "bf16": bf16, "fp8": fp8, "fp4": fp4, "int8": int8}
 
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""

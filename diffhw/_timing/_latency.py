@@ -316,7 +316,7 @@ def ops_chain(hw, model, wl, par, ops, tokens, sequences, offload, tau=_smooth.D
             slow * jnp.stack([ops[i][2].expert_weight_bytes for i in moe]))
     weight_bytes = weight_bytes / jnp.where(quantised, wl.weight_precision.read_efficiency, 1.0)
     timed = eqx.tree_at(lambda o: (o.flops, o.weight_bytes), stacked, (flops, weight_bytes))
-    c, mem = roofline(hw, (timed, counts), hw.matmul_flop_per_s(wl.activation_precision), access, tau,
+    c, mem = roofline(hw, (timed, counts), hw.matmul_flop_per_s(wl.activation_precision, tau), access, tau,
                       offload=offload)
     # the MoE blocks' rank imbalance (`_ffn_op`, the same tokens) sets the all-to-all's too
     loads = [op.expert_load for _, _, op in ops if op.expert_load is not None]
@@ -435,7 +435,7 @@ def _encoder(hw, model, wl, par, tokens, tau):
     tensor-parallel rank (only traced for a workload that has one: `ttft`)."""
     wb, ab, kvb = wl.weight_precision.bytes, wl.activation_precision.bytes, wl.kv_precision.bytes
     op = encoder_op(model, shards_for(model, par.tp, par.ep), wl.encoder_params, tokens, wb, ab)
-    c, mem = roofline(hw, [("encoder", 1, op)], hw.matmul_flop_per_s(wl.activation_precision),
+    c, mem = roofline(hw, [("encoder", 1, op)], hw.matmul_flop_per_s(wl.activation_precision, tau),
                       access_bytes(model, wb, ab, kvb), tau, offload=False)
     reads, writes = op.reads_writes()
     zero = jnp.zeros(())
