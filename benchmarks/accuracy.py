@@ -781,7 +781,7 @@ STACK_FIT = {
 # MLPerf Offline rows (the Server rows' static-batch search under latency limits is the
 # model's "before" prediction, not a stack property; they are predicted, not fitted),
 # minimising the mean |error|.
-ROCM_SCAN = ("compute_efficiency", tuple(round(0.30 + 0.02 * i, 2) for i in range(14)))
+ROCM_SCAN = ("compute_efficiency", tuple(round(0.40 + 0.02 * i, 2) for i in range(24)))
 
 
 def _rocm_fitted(p):

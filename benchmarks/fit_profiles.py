@@ -117,7 +117,7 @@ def rocm(out=None):
     best, errs = accuracy.scan_fit(pts, leaf, grid)
     err = lambda v, ps: [abs(accuracy.predict(p, hw=accuracy._with(leaf, v, p["hardware"])) / p["measured"] - 1)
                          for p in ps]
-    d0, d1 = err(0.56, allp), err(best, allp)
+    d0, d1 = err(diffhw_profile()[leaf], allp), err(best, allp)
     stat = lambda e: f"median {statistics.median(e):.1%}, mean {sum(e) / len(e):.1%}"
     print("scan (mean |error| on the Offline rows): " + ", ".join(f"{v}: {e:.1%}" for v, e in errs.items()),
           file=sys.stderr)

@@ -144,3 +144,29 @@ def test_max_throughput_stays_within_engine_limit(b200):
                                 diffhw.parallelism(dp=2))
     assert 64 < float(two.batch) <= 128
     assert float(capped.metrics.output_tokens_per_s) < float(free.metrics.output_tokens_per_s)
+
+
+def test_matmul_efficiency_scales_the_chip_matrix_rate(b200):
+    """A chip's measured matmul share (Hardware.matmul_efficiency) scales its matrix rate by
+    its ratio to the reference part's; the reference value (and a chip without a
+    measurement) changes nothing; memory-bound decode is untouched."""
+    from diffhw._hardware._hardware import REFERENCE_MATMUL_EFFICIENCY
+
+    h100, a100 = diffhw.presets.hardware("h100-sxm"), diffhw.presets.hardware("a100-sxm-80gb")
+    assert float(b200.matmul_efficiency) == pytest.approx(REFERENCE_MATMUL_EFFICIENCY)  # not measured
+    assert float(h100.matmul_efficiency) == pytest.approx(REFERENCE_MATMUL_EFFICIENCY)  # the reference
+    bf16 = diffhw.precision("bf16")
+    assert float(a100.matmul_flop_per_s(bf16)) == pytest.approx(
+        float(a100.flop_per_s_bf16) * 0.869 / REFERENCE_MATMUL_EFFICIENCY, rel=1e-6)
+    m, par = tiny_model(), diffhw.parallelism()
+    hw = _ideal(b200)
+    slow = hw.replace(matmul_efficiency=REFERENCE_MATMUL_EFFICIENCY / 2)
+    prefill, decode = diffhw.workload(1, 4096, 1, "bf16"), diffhw.workload(1, 128, 64, "bf16")
+    t = lambda h, wl, part: float(getattr(diffhw.evaluate(h, m, wl, par, tau=1e-4), part).compute_s)
+    assert t(slow, prefill, "prefill") == pytest.approx(2.0 * t(hw, prefill, "prefill"), rel=1e-3)
+    mem = lambda h: float(diffhw.evaluate(h, m, decode, par, tau=1e-4).decode.memory_s)
+    assert mem(slow) == mem(hw)
+    g = jax.grad(lambda e: diffhw.evaluate(hw.replace(matmul_efficiency=e), m, prefill, par).ttft_s)(0.6)
+    assert bool(jnp.isfinite(g)) and float(g) < 0.0
+    with pytest.raises(InputError, match="matmul_efficiency"):
+        diffhw.evaluate(hw.replace(matmul_efficiency=1.5), m, prefill, par)

@@ -100,7 +100,7 @@ _POSITIVE = ("hardware.flop_per_s_fp32", "hardware.flop_per_s_bf16", "hardware.f
              "technology.server_capex_multiplier", "technology.server_power_ratio",
              "technology.chip_price_multiplier", "technology.compute_mm2_per_flop_per_s",
              "technology.sram_mm2_per_byte", "technology.wafer_usd")
-_FRACTIONS = ("workload.weight_precision.read_efficiency",
+_FRACTIONS = ("workload.weight_precision.read_efficiency", "hardware.matmul_efficiency",
               "hardware.profile.bandwidth_efficiency", "hardware.profile.compute_efficiency",
               "hardware.profile.network_efficiency", "hardware.profile.memory_utilization",
               "hardware.profile.moe_efficiency", "technology.bond_yield")

@@ -19,6 +19,14 @@ def _f(x):
 
 Scalar = Float[Array, ""]
 
+#: Maximum Achievable Matmul FLOPS of the part the calibration profiles' compute
+#: efficiencies are stated for: H100 SXM reaches 794.5 of its 989 dense bf16 TFLOPS in
+#: torch matmuls (80.3%; github.com/stas00/ml-engineering compute/accelerator/README.md,
+#: "Maximum Achievable Matmul FLOPS comparison table", torch 2.7.0 + CUDA 12.6). A chip's
+#: `Hardware.matmul_efficiency` scales its matrix rate by its own over this one; a chip
+#: without a published measurement carries this value (no change).
+REFERENCE_MATMUL_EFFICIENCY = 0.803
+
 #: Topologies the collectives know ("none": a single device with no fabric).
 TOPOLOGIES = ("switch", "ring", "torus2d", "torus3d", "torus_hd", "mesh", "fat_tree", "dragonfly", "none")
 
@@ -54,6 +62,13 @@ class Hardware(eqx.Module):
       ``"serial"`` (sum), static.
     - `topology`: one of `TOPOLOGIES` (static).
     - `default_chips`: chips in the natural scale-up unit (static, used by the CLI).
+    - `matmul_efficiency`: the share of its dense bf16 peak the chip's own BLAS reaches
+      on the best large matrix multiply (Maximum Achievable Matmul FLOPS over the
+      datasheet peak), in (0, 1]: A100 SXM 0.869, H100 SXM 0.803, MI325X 0.604, MI300X
+      0.514 in one published microbenchmark. Matrix work runs at ``matmul_efficiency /
+      REFERENCE_MATMUL_EFFICIENCY`` of the rate the profile states for H100-class
+      kernels (`matmul_flop_per_s`); default `REFERENCE_MATMUL_EFFICIENCY` (a chip
+      without a measurement: no change).
     """
 
     flop_per_s_fp32: Scalar = eqx.field(converter=_f)
@@ -74,6 +89,7 @@ class Hardware(eqx.Module):
     near_memory: NearMemory | None = None
     network: NetworkOptions = eqx.field(default_factory=NetworkOptions)
     scale_out: ScaleOut | None = None
+    matmul_efficiency: Scalar = eqx.field(converter=_f, default=REFERENCE_MATMUL_EFFICIENCY)
     tier_access: str = eqx.field(static=True, default="parallel")
     topology: str = eqx.field(static=True, default="switch")
     default_chips: int = eqx.field(static=True, default=1)
@@ -100,7 +116,9 @@ class Hardware(eqx.Module):
         rate, not at FP8's share of it; FP4 on a chip without FP4 at FP8's). The chain is
         bf16 <- fp8 <- fp4 and bf16 <- int8, a `smooth_max` at temperature `tau` (0: the
         hard maximum). The peak the roofline divides by, before ``compute_efficiency`` and
-        the rows' factor.
+        the rows' factor. All of it is scaled by this chip's `matmul_efficiency` over
+        `REFERENCE_MATMUL_EFFICIENCY` (its kernels reach more or less of their peak than
+        the H100-class kernels the profile's shares were fitted on).
 
         A custom bit width interpolates these rates of the float columns linearly in
         ``log2(bits)``, as `peak_flop_per_s` does the peaks.
@@ -115,11 +133,12 @@ class Hardware(eqx.Module):
     def _format_rates(self, tau):
         """Matrix FLOP/s per float column and int8 (`matmul_flop_per_s`)."""
         prof = self.profile
-        bf16 = self.flop_per_s_bf16
-        fp8 = smooth_max(bf16, self.flop_per_s_fp8 * prof.precision_ratio("fp8"), tau=tau)
-        fp4 = smooth_max(fp8, self.flop_per_s_fp4 * prof.precision_ratio("fp4"), tau=tau)
-        int8 = smooth_max(bf16, self.flop_per_s_int8 * prof.precision_ratio("int8"), tau=tau)
-        return {"fp32": self.flop_per_s_fp32, "bf16": bf16, "fp8": fp8, "fp4": fp4, "int8": int8}
+        scale = self.matmul_efficiency / REFERENCE_MATMUL_EFFICIENCY
+        bf16 = self.flop_per_s_bf16 * scale
+        fp8 = smooth_max(bf16, self.flop_per_s_fp8 * scale * prof.precision_ratio("fp8"), tau=tau)
+        fp4 = smooth_max(fp8, self.flop_per_s_fp4 * scale * prof.precision_ratio("fp4"), tau=tau)
+        int8 = smooth_max(bf16, self.flop_per_s_int8 * scale * prof.precision_ratio("int8"), tau=tau)
+        return {"fp32": self.flop_per_s_fp32 * scale, "bf16": bf16, "fp8": fp8, "fp4": fp4, "int8": int8}
 
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""

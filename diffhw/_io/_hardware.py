@@ -12,7 +12,7 @@ from .. import units
 from .._errors import InputError
 from .._hardware._collective_algorithms import ALLREDUCE_ALGORITHMS
 from .._hardware._collectives import NetworkOptions, ScaleOut
-from .._hardware._hardware import TOPOLOGIES, Hardware
+from .._hardware._hardware import REFERENCE_MATMUL_EFFICIENCY, TOPOLOGIES, Hardware
 from .._hardware._memory import DATA_CLASSES, Placement
 from .._hardware._near_memory import NearMemory
 from .._hardware._profile import Profile
@@ -28,7 +28,7 @@ _NEAR_KEYS = {"tier", "flop_tflops", "pj_per_flop", "bandwidth_multiple", "pj_pe
               "offload_fraction", "power_density_w_per_mm2", "footprint_mm2", "name",
               "bandwidth_density_gb_s_per_mm2", "capacity_penalty", "price_multiplier", "logic_die"}
 _TIER_KEYS = {"name", "technology", "devices", "prefetch_buffer_mb", "buffered_append_fraction", "endurance_cycles"}
-_HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops"}
+_HW_COMPUTE = {"fp32_tflops", "bf16_tflops", "fp8_tflops", "int8_tops", "fp4_tflops", "matmul_efficiency"}
 _HW_MEMORY = {"capacity_gb", "bandwidth_tb_s", "type", "sram_mb"}
 _HW_NETWORK = {"link_bandwidth_gb_s", "topology", "link_latency_us", "message_latency_us", "algorithm",
                "in_network_reduction", "switch_radix", "torus_dims", "packet_sram_fraction",
@@ -49,6 +49,8 @@ BOUNDS = {
     "int8_tops": (1e-3, 1e6, "TOP/s"),
     "fp4_tflops": (1e-3, 1e6, "TFLOP/s"),
     "flop_tflops": (1e-3, 1e6, "TFLOP/s"),
+    # measured 0.514 (MI300X) .. 0.869 (A100 SXM); a share of the peak, from 1%
+    "matmul_efficiency": (0.01, 1.0, "of the bf16 peak"),
     # [memory]: shipped 0.23 GB (Groq LPU SRAM) .. 384 GB per chip; 1 MB .. 1 PB
     "capacity_gb": (1e-3, 1e6, "GB"),
     # shipped 0.077 (phone) .. 21,000 TB/s (WSE-3 on-wafer SRAM); 1 MB/s .. 1 EB/s
@@ -145,7 +147,9 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
 
     The TOML schema is that of the shipped presets (see ``diffhw/data/hardware/``):
     ``[compute]`` dense peaks in TFLOP/s (``fp32_tflops``, ``bf16_tflops`` required,
-    ``fp8_tflops``, ``int8_tops``, ``fp4_tflops``), ``[memory]`` ``capacity_gb``,
+    ``fp8_tflops``, ``int8_tops``, ``fp4_tflops``; ``matmul_efficiency``, the measured
+    share of the bf16 peak the chip's large matrix multiplies reach, default
+    `REFERENCE_MATMUL_EFFICIENCY`), ``[memory]`` ``capacity_gb``,
     ``bandwidth_tb_s``, ``sram_mb``; ``[network]`` ``link_bandwidth_gb_s`` (one
     direction), ``topology``, ``link_latency_us``, ``message_latency_us``; ``[power]``
     ``tdp_w``; optionally ``[scale_out]`` (a multi-node system's network between
@@ -228,6 +232,7 @@ def load_hardware(name_or_path, profile=None) -> Hardware:
         near_memory=near,
         network=network,
         scale_out=scale_out,
+        matmul_efficiency=_num(wc, c, "matmul_efficiency", REFERENCE_MATMUL_EFFICIENCY),
         tier_access=access,
         topology=topology,
         default_chips=chips,
