@@ -100,7 +100,7 @@ class Sensitivity:
 FRACTIONS = frozenset({
     "bandwidth_efficiency", "compute_efficiency", "network_efficiency", "memory_utilization",
     "offload_fraction", "capacity_penalty", "packet_sram_fraction", "static_fraction", "on_interposer",
-    "memory_on_die",
+    "memory_on_die", "matmul_efficiency",
 })
 
 
