@@ -111,7 +111,33 @@ def test_returned_design_meets_every_budget_exactly(sized):
     h = sized.history
     assert h["objective"].shape[0] == 4 and np.all(np.isfinite(h["objective"]))
     assert h["values"].shape[-1] == 2
-    assert sized.evaluations == 4 * (6 * 80 + 40)
+    # a start stops once settled (feasible, its best flat over a block of steps) or losing
+    # (2% behind the starts before it): the steps it skips are not counted, and its
+    # history repeats its last step (flat, finite) to the end
+    full = 4 * (6 * 80 + 40)
+    assert 2 * 80 <= sized.evaluations < full
+    stopped = [s for s in range(4) if h["objective"][s, -1] == h["objective"][s, -2] == h["objective"][s, -100]]
+    assert stopped
+
+
+def test_stopping_keeps_the_best_start(small):
+    """The stopping rule (`_search._FLAT`, `_PRUNE`): with it, a search whose starts all
+    run to the end finds the same design (the best start is never the one cut short)."""
+    from diffhw._tools._sizing import _search
+
+    stopped = size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, starts=3, outer_steps=4, inner_steps=40)
+    old = (_search._FLAT, _search._PRUNE)
+    try:
+        _search._FLAT, _search._PRUNE = -1.0, float("inf")  # never stop
+        jax.clear_caches()
+        full = size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, starts=3, outer_steps=4, inner_steps=40,
+                    seed=0)
+    finally:
+        _search._FLAT, _search._PRUNE = old
+        jax.clear_caches()
+    assert full.evaluations == 3 * (4 * 40 + 20)  # outer x inner + restoration (inner / 2)
+    assert stopped.evaluations < full.evaluations
+    assert stopped.objective == pytest.approx(full.objective, rel=1e-3)
 
 
 def test_integer_variables_round_to_valid_values(small):
