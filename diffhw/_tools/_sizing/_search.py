@@ -279,7 +279,7 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
 
         def live(_):
             new_inner, (f, viol, x, n_eval) = step(inner, sched)
-            new_best = jnp.where(viol <= 0.0, jnp.minimum(best, f), best)
+            new_best = jnp.where(viol <= 0.0, _smooth.exact_min(best, f), best)
             at_update = sched["update"]
             n_blocks = blocks + at_update.astype(blocks.dtype)
             # marks: the best at the last two updates (inf before there were two)
@@ -301,7 +301,7 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
         first = (jnp.asarray(jnp.inf), jnp.asarray(jnp.inf), jnp.zeros_like(z0))
         track = (jnp.asarray(False), jnp.asarray(jnp.inf), jnp.full((2,), jnp.inf), jnp.asarray(0), first)
         (_, (_, best, _, _, _), _), hist = jax.lax.scan(tracked, (inner, track, incumbent), schedule)
-        return jnp.minimum(incumbent, best), hist
+        return _smooth.exact_min(incumbent, best), hist
 
     # starts one after another (a scan, as `lax.map` is), each told the best before it
     return jax.lax.scan(run_one, jnp.asarray(jnp.inf), z_starts)[1]
