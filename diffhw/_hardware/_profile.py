@@ -51,7 +51,9 @@ class Profile(eqx.Module):
     - `fp8_compute_ratio`, `fp4_compute_ratio`, `int8_compute_ratio`: the share of its
       peak a format's matrix work reaches, relative to bf16/fp16's: matrix work in that
       format runs at ``peak_format * compute_efficiency * ratio`` (and the same
-      ``M / (M + compute_half_rows)`` in the rows). > 0, default 1 (every format reaches
+      ``M / (M + compute_half_rows)`` in the rows), never below the next wider format's
+      rate (`Hardware.matmul_flop_per_s`: a chip without the format's units runs the
+      wider path). > 0, default 1 (every format reaches
       the same share). Low-precision GEMMs reach a smaller share of their (doubled) peak:
       block-scale handling, operand conversion and the unchanged epilogue and memory
       system take a larger part of each tile (`precision_ratio`).
