@@ -121,20 +121,24 @@ def test_returned_design_meets_every_budget_exactly(sized):
 
 
 def test_stopping_keeps_the_best_start(small):
-    """The stopping rule (`_search._FLAT`, `_PRUNE`): with it, a search whose starts all
-    run to the end finds the same design (the best start is never the one cut short)."""
-    from diffhw._tools._sizing import _search
+    """The stopping rule (`_search._FLAT`, `_PRUNE`, `_MIN_BLOCKS`): with it, a search
+    whose starts all run to the end finds the same design (the best start is never the
+    one cut short). The rule is a static field of the search's spec, so the never-stop
+    search is its own program."""
+    from diffhw._tools._sizing import _size
 
-    stopped = size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, starts=3, outer_steps=4, inner_steps=40)
-    old = (_search._FLAT, _search._PRUNE)
+    kw = dict(starts=3, outer_steps=4, inner_steps=40)
+    stopped = size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, **kw)
+    real = _size._Spec
+
+    def never_stop(*a, **k):
+        return real(*a, **k, stop=(-1.0, float("inf"), 0))
+
+    _size._Spec = never_stop
     try:
-        _search._FLAT, _search._PRUNE = -1.0, float("inf")  # never stop
-        jax.clear_caches()
-        full = size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, starts=3, outer_steps=4, inner_steps=40,
-                    seed=0)
+        full = size(small, VARIABLES, "usd_per_million_tokens", BUDGETS, **kw)
     finally:
-        _search._FLAT, _search._PRUNE = old
-        jax.clear_caches()
+        _size._Spec = real
     assert full.evaluations == 3 * (4 * 40 + 20)  # outer x inner + restoration (inner / 2)
     assert stopped.evaluations < full.evaluations
     assert stopped.objective == pytest.approx(full.objective, rel=1e-3)

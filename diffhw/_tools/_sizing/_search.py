@@ -64,6 +64,7 @@ class _Spec:
     tau: float
     method: str = "adam"
     groups: tuple = ()  # `_Group`s of the designs
+    stop: tuple = ()  # the stopping rule's (flat, prune, min_blocks); () = the module's defaults
 
     @property
     def needed(self) -> tuple:
@@ -273,9 +274,11 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
         return (z_next, new_state, lam, mu, stay), (f, viol, x_of(z), n_eval)
 
     def tracked(carry, sched):
-        """`step`, and the stopping rule (`_FLAT`, `_PRUNE`): once a start has stopped,
+        """`step`, and the stopping rule (`_FLAT`, `_PRUNE`, `_MIN_BLOCKS`, or the spec's
+        `stop`, static: a program per rule): once a start has stopped,
         each remaining step repeats its last record and evaluates nothing."""
         inner, (done, best, marks, blocks, last), incumbent = carry
+        flat, prune, min_blocks = spec.stop or (_FLAT, _PRUNE, _MIN_BLOCKS)
 
         def live(_):
             new_inner, (f, viol, x, n_eval) = step(inner, sched)
@@ -283,8 +286,8 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
             at_update = sched["update"]
             n_blocks = blocks + at_update.astype(blocks.dtype)
             # marks: the best at the last two updates (inf before there were two)
-            settled = (viol <= 0.0) & (marks[1] - new_best < _FLAT)
-            losing = (n_blocks >= _MIN_BLOCKS) & (new_best > incumbent + _PRUNE)
+            settled = (viol <= 0.0) & (marks[1] - new_best < flat)
+            losing = (n_blocks >= min_blocks) & (new_best > incumbent + prune)
             stop = at_update & (settled | losing)
             new_marks = jnp.where(at_update, jnp.stack([new_best, marks[0]]), marks)
             return (new_inner, (stop, new_best, new_marks, n_blocks, (f, viol, x))), (f, viol, x, n_eval)
