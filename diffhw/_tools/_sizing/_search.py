@@ -64,7 +64,7 @@ class _Spec:
     tau: float
     method: str = "adam"
     groups: tuple = ()  # `_Group`s of the designs
-    stop: tuple = ()  # the stopping rule's (flat, prune, min_blocks); () = the module's defaults
+    stop: tuple = (_FLAT, _PRUNE, _MIN_BLOCKS)  # the stopping rule (flat, prune, min_blocks)
 
     @property
     def needed(self) -> tuple:
@@ -274,11 +274,11 @@ def _search(bases, spec: _Spec, base_leaves, lo, hi, limits, f0, log_shares, z_s
         return (z_next, new_state, lam, mu, stay), (f, viol, x_of(z), n_eval)
 
     def tracked(carry, sched):
-        """`step`, and the stopping rule (`_FLAT`, `_PRUNE`, `_MIN_BLOCKS`, or the spec's
-        `stop`, static: a program per rule): once a start has stopped,
+        """`step`, and the stopping rule (the spec's `stop`, static: a program per rule;
+        default `_FLAT`, `_PRUNE`, `_MIN_BLOCKS`): once a start has stopped,
         each remaining step repeats its last record and evaluates nothing."""
         inner, (done, best, marks, blocks, last), incumbent = carry
-        flat, prune, min_blocks = spec.stop or (_FLAT, _PRUNE, _MIN_BLOCKS)
+        flat, prune, min_blocks = spec.stop
 
         def live(_):
             new_inner, (f, viol, x, n_eval) = step(inner, sched)

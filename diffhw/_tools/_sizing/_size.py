@@ -136,11 +136,11 @@ def size(
       with more than ten variables, whose longer runs per start matter more than more
       starts (benchmarks/sizing.py, problems e and f: the same design from 2 as from 4).
     - `outer_steps`, `inner_steps`, `learning_rate`: multiplier updates, Adam steps per
-      update, Adam's step size (in the unbounded ``z`` space). These are budgets: from
-      the second update on, a start stops when it is settled (feasible, its best
-      objective improved by under 0.01% over the last `inner_steps`) or losing (its best
-      more than 2% above the best of the starts before it); its skipped steps cost no
-      evaluation (`diffhw._tools._sizing._search`). `inner_steps=None`
+      update, Adam's step size (in the unbounded ``z`` space). These are budgets: at a
+      multiplier update a start stops when it is settled (feasible, its best objective
+      improved by under 0.01% over the last two blocks of `inner_steps`) or, from the
+      third update on, losing (its best more than 5% above the best of the starts before
+      it); its skipped steps cost no evaluation (`diffhw._tools._sizing._search`). `inner_steps=None`
       (default) takes 80, or 8 per variable when there are more than ten: a fleet of 89
       variables needs ~700 steps per update to settle (benchmarks/sizing.py, problem f).
     - `penalty`, `penalty_growth`: the augmented Lagrangian's initial ``mu`` and its
