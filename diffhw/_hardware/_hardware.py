@@ -133,14 +133,12 @@ class Hardware(eqx.Module):
     def _format_rates(self, tau):
         """Matrix FLOP/s per float column and int8 (`matmul_flop_per_s`)."""
         prof = self.profile
-        bf16 = self.flop_per_s_bf16
-        fp8 = smooth_max(bf16, self.flop_per_s_fp8 * prof.precision_ratio("fp8"), tau=tau)
-        fp4 = smooth_max(fp8, self.flop_per_s_fp4 * prof.precision_ratio("fp4"), tau=tau)
-        int8 = smooth_max(bf16, self.flop_per_s_int8 * prof.precision_ratio("int8"), tau=tau)
-        # the chip's share scales every path alike (the log-space smooth max keeps it)
         scale = self.matmul_efficiency / REFERENCE_MATMUL_EFFICIENCY
-        rates = {"fp32": self.flop_per_s_fp32, "bf16": bf16, "fp8": fp8, "fp4": fp4, "int8": int8}
-        return {c: r * scale for c, r in rates.items()}
+        bf16 = self.flop_per_s_bf16 * scale
+        fp8 = smooth_max(bf16, self.flop_per_s_fp8 * scale * prof.precision_ratio("fp8"), tau=tau)
+        fp4 = smooth_max(fp8, self.flop_per_s_fp4 * scale * prof.precision_ratio("fp4"), tau=tau)
+        int8 = smooth_max(bf16, self.flop_per_s_int8 * scale * prof.precision_ratio("int8"), tau=tau)
+        return {"fp32": self.flop_per_s_fp32 * scale, "bf16": bf16, "fp8": fp8, "fp4": fp4, "int8": int8}
 
     def replace(self, **changes):
         """A copy with some fields changed (float fields by value, or the profile)."""
